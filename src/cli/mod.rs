@@ -1,0 +1,42 @@
+//! The `ksg` command line: one module per subcommand, each `run(args) -> exit status`.
+
+pub mod args;
+pub mod codec;
+
+const USAGE: &str = "\
+ksg — KMIP Server Gateway
+
+Usage: ksg <command> [options]
+
+Commands:
+  codec     convert KMIP messages between TTLV, hex, XML, JSON and an annotated tree dump
+  help      show this help, or `ksg help <command>` for one command
+
+Run `ksg <command> --help` for the options of a command.
+";
+
+/// Runs the command line `args` (without the program name) and returns the exit status.
+pub fn run(args: &[String]) -> i32 {
+    let Some((command, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return 2;
+    };
+    match command.as_str() {
+        "codec" => codec::run(rest),
+        "help" | "--help" | "-h" => match rest.first().map(String::as_str) {
+            Some("codec") => codec::run(&["--help".to_string()]),
+            _ => {
+                print!("{USAGE}");
+                0
+            }
+        },
+        "--version" | "-V" => {
+            println!("ksg {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        other => {
+            eprintln!("ksg: unknown command {other:?}\n\n{USAGE}");
+            2
+        }
+    }
+}

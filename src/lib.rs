@@ -1,0 +1,9 @@
+//! ksg, the KMIP Server Gateway.
+//!
+//! Layers point one way: `ttlv` (item tree and codecs, no I/O) ← the KMIP model ← operations →
+//! (token, keystore) ← server. See `docs/ARCHITECTURE.md`.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod ttlv;
