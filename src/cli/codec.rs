@@ -186,6 +186,7 @@ pub fn convert(
         }
         Format::Tree => {
             let mut offset = 0;
+            out.extend_from_slice(tree::HEADING.as_bytes());
             for m in &doc.messages {
                 out.extend_from_slice(tree::dump(m, offset).as_bytes());
                 offset += tree::encoded_len(m).unwrap_or(0);

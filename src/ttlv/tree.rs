@@ -7,10 +7,12 @@ use std::fmt::Write as _;
 use super::names::{self, attribute_name_of, value_kind};
 use super::{Item, Value};
 
+/// The column heading that goes above one or more dumps.
+pub const HEADING: &str = "offset    tag    ty length    item\n";
+
 /// Dumps `item` as if it were encoded at `offset` in a TTLV stream.
 pub fn dump(item: &Item, offset: usize) -> String {
     let mut out = String::new();
-    out.push_str("offset    tag    ty length    item\n");
     write_item(item, 0, offset, None, &mut out);
     out
 }
