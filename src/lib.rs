@@ -6,4 +6,10 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod config;
+pub mod kmip;
+pub mod log;
+pub mod ops;
+pub mod server;
+pub mod service;
 pub mod ttlv;

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod codec;
+pub mod serve;
 
 const USAGE: &str = "\
 ksg — KMIP Server Gateway
@@ -9,6 +10,7 @@ ksg — KMIP Server Gateway
 Usage: ksg <command> [options]
 
 Commands:
+  serve     run the gateway (--confs DIR, --data DIR)
   codec     convert KMIP messages between TTLV, hex, XML, JSON and an annotated tree dump
   help      show this help, or `ksg help <command>` for one command
 
@@ -23,8 +25,10 @@ pub fn run(args: &[String]) -> i32 {
     };
     match command.as_str() {
         "codec" => codec::run(rest),
+        "serve" => serve::run(rest),
         "help" | "--help" | "-h" => match rest.first().map(String::as_str) {
             Some("codec") => codec::run(&["--help".to_string()]),
+            Some("serve") => serve::run(&["--help".to_string()]),
             _ => {
                 print!("{USAGE}");
                 0

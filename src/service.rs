@@ -1,0 +1,164 @@
+//! The request path: one function from (request bytes, encoding, client identity, time) to
+//! response bytes. No sockets here; the server calls it, and so can tests and fuzzers.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::kmip::{self, Error, RequestMessage, ResponseBatchItem, ResponseMessage};
+use crate::ops::{self, Context};
+use crate::ttlv::tables::enums::BatchErrorContinuationOption;
+use crate::ttlv::{DecodeError, DecodeErrorKind, Item, Limits, Version, binary, json, xml};
+
+/// The three message encodings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// Binary TTLV.
+    Ttlv,
+    /// KMIP XML.
+    Xml,
+    /// KMIP JSON.
+    Json,
+}
+
+impl Encoding {
+    /// The HTTP Content-Type of this encoding.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Ttlv => "application/octet-stream",
+            Encoding::Xml => "text/xml",
+            Encoding::Json => "application/json",
+        }
+    }
+
+    /// The trace-file extension for this encoding.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Encoding::Ttlv => "ttlv",
+            Encoding::Xml => "xml",
+            Encoding::Json => "json",
+        }
+    }
+}
+
+/// One request handled: the trees (for tracing) and the response bytes.
+#[derive(Debug)]
+pub struct Exchange {
+    /// The decoded request, when it could be decoded.
+    pub request: Option<Item>,
+    /// The response tree.
+    pub response: Item,
+    /// The encoded response.
+    pub bytes: Vec<u8>,
+    /// Why the request could not be decoded, for the error stream.
+    pub decode_error: Option<String>,
+}
+
+/// Everything requests share.
+#[derive(Debug)]
+pub struct Gateway {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Limits for decoding requests.
+    pub limits: Limits,
+}
+
+impl Gateway {
+    /// A gateway for `config`.
+    pub fn new(config: Arc<Config>) -> Self {
+        let limits = Limits { max_size: config.server.max_buf_size, ..Limits::default() };
+        Gateway { config, limits }
+    }
+
+    /// Handles one request message. With `keep_request` the decoded request tree is returned
+    /// too (for tracing); otherwise it is consumed without a copy.
+    pub fn handle(
+        &self,
+        bytes: &[u8],
+        encoding: Encoding,
+        identity: Option<&str>,
+        now: i64,
+        keep_request: bool,
+    ) -> Exchange {
+        let decoded = decode(bytes, encoding, &self.limits, now);
+        let (request, response, decode_error) = match decoded {
+            Ok(tree) => {
+                let kept = keep_request.then(|| tree.clone());
+                (kept, self.handle_tree(tree, identity, now), None)
+            }
+            Err(e) => {
+                let detail = e.to_string();
+                let msg = match e.kind {
+                    DecodeErrorKind::TooLarge => "message exceeds the size limit".to_string(),
+                    DecodeErrorKind::TooDeep | DecodeErrorKind::TooManyItems => {
+                        "message exceeds the structure limits".to_string()
+                    }
+                    DecodeErrorKind::Malformed | DecodeErrorKind::UnknownName => detail.clone(),
+                };
+                (None, error_response(kmip::FALLBACK_VERSION, now, &Error::InvalidMessage(msg)), Some(detail))
+            }
+        };
+        let response_tree = response.into_item();
+        let bytes = encode(&response_tree, encoding);
+        Exchange { request, response: response_tree, bytes, decode_error }
+    }
+
+    fn handle_tree(&self, tree: Item, identity: Option<&str>, now: i64) -> ResponseMessage {
+        let peeked = kmip::message::peek_version(&tree);
+        let message = match RequestMessage::from_item(tree) {
+            Ok(m) => m,
+            Err(e) => return error_response(peeked.unwrap_or(kmip::FALLBACK_VERSION), now, &e),
+        };
+        let requested = message.header.version;
+        let Some(version) = kmip::negotiate(requested) else {
+            return error_response(requested, now, &Error::UnsupportedVersion(requested));
+        };
+        let ctx = Context { version, identity, now, aux: &self.config.aux };
+        let continue_on_error = message.header.batch_error_continuation == BatchErrorContinuationOption::Continue;
+        let mut items = Vec::with_capacity(message.items.len());
+        for item in message.items {
+            let op = item.operation;
+            let result = if ops::offered(op, &self.config.aux) {
+                ops::dispatch(op, &ctx, item.payload)
+            } else {
+                Err(Error::OperationNotSupported(format!("{} is switched off", ops::operation_name(op))))
+            };
+            match result {
+                Ok(payload) => items.push(ResponseBatchItem::success(op, item.unique_batch_item_id, payload)),
+                Err(e) => {
+                    items.push(ResponseBatchItem::failure(Some(op), item.unique_batch_item_id, &e));
+                    if !continue_on_error {
+                        break;
+                    }
+                }
+            }
+        }
+        ResponseMessage { version, time_stamp: now, items }
+    }
+}
+
+/// A response with one failed batch item and no operation (the request could not be read).
+pub fn error_response(version: Version, now: i64, error: &Error) -> ResponseMessage {
+    ResponseMessage { version, time_stamp: now, items: vec![ResponseBatchItem::failure(None, None, error)] }
+}
+
+/// Decodes one request in `encoding`.
+pub fn decode(bytes: &[u8], encoding: Encoding, limits: &Limits, now: i64) -> Result<Item, DecodeError> {
+    let text = || {
+        std::str::from_utf8(bytes)
+            .map_err(|_| DecodeError { kind: DecodeErrorKind::Malformed, at: "body".into(), detail: "not UTF-8".into() })
+    };
+    match encoding {
+        Encoding::Ttlv => binary::decode(bytes, limits),
+        Encoding::Xml => xml::decode(text()?, now, limits),
+        Encoding::Json => json::decode(text()?, now, limits),
+    }
+}
+
+/// Encodes a response tree (which never holds placeholders) in `encoding`.
+pub fn encode(item: &Item, encoding: Encoding) -> Vec<u8> {
+    match encoding {
+        Encoding::Ttlv => binary::to_vec(item).unwrap_or_default(),
+        Encoding::Xml => xml::encode(item).into_bytes(),
+        Encoding::Json => json::encode(item).into_bytes(),
+    }
+}
