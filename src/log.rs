@@ -43,7 +43,10 @@ pub fn write(level: Level, message: &str) {
         Level::Info => "INFO",
         Level::Debug => "DEBUG",
     };
-    let line = format!("{} {tag} {message}\n", crate::ttlv::format_iso8601(now, None));
+    let line = format!(
+        "{} {tag} {message}\n",
+        crate::ttlv::format_iso8601(now, None)
+    );
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 

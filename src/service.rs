@@ -65,7 +65,10 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway for `config`.
     pub fn new(config: Arc<Config>) -> Self {
-        let limits = Limits { max_size: config.server.max_buf_size, ..Limits::default() };
+        let limits = Limits {
+            max_size: config.server.max_buf_size,
+            ..Limits::default()
+        };
         Gateway { config, limits }
     }
 
@@ -94,12 +97,21 @@ impl Gateway {
                     }
                     DecodeErrorKind::Malformed | DecodeErrorKind::UnknownName => detail.clone(),
                 };
-                (None, error_response(kmip::FALLBACK_VERSION, now, &Error::InvalidMessage(msg)), Some(detail))
+                (
+                    None,
+                    error_response(kmip::FALLBACK_VERSION, now, &Error::InvalidMessage(msg)),
+                    Some(detail),
+                )
             }
         };
         let response_tree = response.into_item();
         let bytes = encode(&response_tree, encoding);
-        Exchange { request, response: response_tree, bytes, decode_error }
+        Exchange {
+            request,
+            response: response_tree,
+            bytes,
+            decode_error,
+        }
     }
 
     fn handle_tree(&self, tree: Item, identity: Option<&str>, now: i64) -> ResponseMessage {
@@ -112,40 +124,73 @@ impl Gateway {
         let Some(version) = kmip::negotiate(requested) else {
             return error_response(requested, now, &Error::UnsupportedVersion(requested));
         };
-        let ctx = Context { version, identity, now, aux: &self.config.aux };
-        let continue_on_error = message.header.batch_error_continuation == BatchErrorContinuationOption::Continue;
+        let ctx = Context {
+            version,
+            identity,
+            now,
+            aux: &self.config.aux,
+        };
+        let continue_on_error =
+            message.header.batch_error_continuation == BatchErrorContinuationOption::Continue;
         let mut items = Vec::with_capacity(message.items.len());
         for item in message.items {
             let op = item.operation;
             let result = if ops::offered(op, &self.config.aux) {
                 ops::dispatch(op, &ctx, item.payload)
             } else {
-                Err(Error::OperationNotSupported(format!("{} is switched off", ops::operation_name(op))))
+                Err(Error::OperationNotSupported(format!(
+                    "{} is switched off",
+                    ops::operation_name(op)
+                )))
             };
             match result {
-                Ok(payload) => items.push(ResponseBatchItem::success(op, item.unique_batch_item_id, payload)),
+                Ok(payload) => items.push(ResponseBatchItem::success(
+                    op,
+                    item.unique_batch_item_id,
+                    payload,
+                )),
                 Err(e) => {
-                    items.push(ResponseBatchItem::failure(Some(op), item.unique_batch_item_id, &e));
+                    items.push(ResponseBatchItem::failure(
+                        Some(op),
+                        item.unique_batch_item_id,
+                        &e,
+                    ));
                     if !continue_on_error {
                         break;
                     }
                 }
             }
         }
-        ResponseMessage { version, time_stamp: now, items }
+        ResponseMessage {
+            version,
+            time_stamp: now,
+            items,
+        }
     }
 }
 
 /// A response with one failed batch item and no operation (the request could not be read).
 pub fn error_response(version: Version, now: i64, error: &Error) -> ResponseMessage {
-    ResponseMessage { version, time_stamp: now, items: vec![ResponseBatchItem::failure(None, None, error)] }
+    ResponseMessage {
+        version,
+        time_stamp: now,
+        items: vec![ResponseBatchItem::failure(None, None, error)],
+    }
 }
 
 /// Decodes one request in `encoding`.
-pub fn decode(bytes: &[u8], encoding: Encoding, limits: &Limits, now: i64) -> Result<Item, DecodeError> {
+pub fn decode(
+    bytes: &[u8],
+    encoding: Encoding,
+    limits: &Limits,
+    now: i64,
+) -> Result<Item, DecodeError> {
     let text = || {
-        std::str::from_utf8(bytes)
-            .map_err(|_| DecodeError { kind: DecodeErrorKind::Malformed, at: "body".into(), detail: "not UTF-8".into() })
+        std::str::from_utf8(bytes).map_err(|_| DecodeError {
+            kind: DecodeErrorKind::Malformed,
+            at: "body".into(),
+            detail: "not UTF-8".into(),
+        })
     };
     match encoding {
         Encoding::Ttlv => binary::decode(bytes, limits),

@@ -81,11 +81,17 @@ pub fn run(args: &[String]) -> i32 {
     let stopper = server.stopper();
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
-            log::info(&format!("signal {sig}: stopping (requests in flight finish first)"));
+            log::info(&format!(
+                "signal {sig}: stopping (requests in flight finish first)"
+            ));
             stopper.stop();
         }
     });
-    eprintln!("ksg listening on {} ({})", server.local_addr(), if server.tls() { "tls" } else { "plain" });
+    eprintln!(
+        "ksg listening on {} ({})",
+        server.local_addr(),
+        if server.tls() { "tls" } else { "plain" }
+    );
     server.run();
     0
 }

@@ -73,7 +73,11 @@ impl Ini {
     /// Parses `text`, naming `path` in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Ini, ConfError> {
         let mut sections: Vec<Section> = Vec::new();
-        let err = |line: usize, message: String| ConfError { path: path.to_path_buf(), line, message };
+        let err = |line: usize, message: String| ConfError {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let l = raw.trim();
@@ -91,7 +95,11 @@ impl Ini {
                 if name.is_empty() {
                     return Err(err(line, "empty section name".into()));
                 }
-                sections.push(Section { name: name.to_string(), line, entries: Vec::new() });
+                sections.push(Section {
+                    name: name.to_string(),
+                    line,
+                    entries: Vec::new(),
+                });
                 continue;
             }
             let Some((key, value)) = l.split_once('=') else {
@@ -105,9 +113,16 @@ impl Ini {
             let Some(section) = sections.last_mut() else {
                 return Err(err(line, format!("`{key}` comes before any [section]")));
             };
-            section.entries.push(Entry { key: key.to_string(), value, line });
+            section.entries.push(Entry {
+                key: key.to_string(),
+                value,
+                line,
+            });
         }
-        Ok(Ini { path: path.to_path_buf(), sections })
+        Ok(Ini {
+            path: path.to_path_buf(),
+            sections,
+        })
     }
 }
 
@@ -160,7 +175,10 @@ mod tests {
         let ini = Ini::parse(text, Path::new("x.conf")).expect("parses");
         assert_eq!(ini.sections.len(), 2);
         let e = &ini.sections[0].entries;
-        assert_eq!((e[0].key.as_str(), e[0].value.as_str(), e[0].line), ("baseKeyPath", "ksgbaseKey.txt", 3));
+        assert_eq!(
+            (e[0].key.as_str(), e[0].value.as_str(), e[0].line),
+            ("baseKeyPath", "ksgbaseKey.txt", 3)
+        );
         assert_eq!(e[1].value, "1036");
         assert_eq!(e[2].value, "123.10.3.45");
         let a = &ini.sections[1].entries;
@@ -179,7 +197,11 @@ mod tests {
         ] {
             let e = Ini::parse(text, Path::new("confs/ksg.conf")).expect_err(text);
             assert_eq!(e.line, line, "{text}");
-            assert!(e.to_string().starts_with(&format!("confs/ksg.conf:{line}: ")), "{e}");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("confs/ksg.conf:{line}: ")),
+                "{e}"
+            );
         }
     }
 }

@@ -245,13 +245,31 @@ impl Config {
         let ksg = Ini::load(&confs_dir.join(KSG_CONF))?;
         let server = Ini::load(&confs_dir.join(SERVER_CONF))?;
         let aux = Ini::load(&confs_dir.join(AUX_CONF))?;
-        let ksg = read_ksg(&Reader::new(&ksg, &[("p6ksg-gen", KSG_KEYS)], &mut warnings), data_dir)?;
-        let server = read_server(
-            &Reader::new(&server, &[("p6kmip-gen", GEN_KEYS), ("p6kmip-server-gen", SERVER_KEYS)], &mut warnings),
+        let ksg = read_ksg(
+            &Reader::new(&ksg, &[("p6ksg-gen", KSG_KEYS)], &mut warnings),
             data_dir,
         )?;
-        let aux = read_aux(&Reader::new(&aux, &[("p6kmip-server-auxiliary", AUX_KEYS)], &mut warnings))?;
-        Ok(Config { confs_dir: confs_dir.to_path_buf(), data_dir: data_dir.to_path_buf(), ksg, server, aux, warnings })
+        let server = read_server(
+            &Reader::new(
+                &server,
+                &[("p6kmip-gen", GEN_KEYS), ("p6kmip-server-gen", SERVER_KEYS)],
+                &mut warnings,
+            ),
+            data_dir,
+        )?;
+        let aux = read_aux(&Reader::new(
+            &aux,
+            &[("p6kmip-server-auxiliary", AUX_KEYS)],
+            &mut warnings,
+        ))?;
+        Ok(Config {
+            confs_dir: confs_dir.to_path_buf(),
+            data_dir: data_dir.to_path_buf(),
+            ksg,
+            server,
+            aux,
+            warnings,
+        })
     }
 }
 
@@ -265,23 +283,45 @@ fn read_ksg(r: &Reader<'_>, data: &Path) -> Result<KsgConf, ConfError> {
     let u32max = u64::from(u32::MAX);
     let hsm_type = r.number(S, &["HSMType", "HSM_type"], 0, u32max)? as u32;
     if hsm_type > 2 {
-        let e = r.entry(S, &["HSMType", "HSM_type"]).expect("value came from an entry");
-        return Err(r.error(e, format!("`{}` must be 0 (generic), 1 (AWS CloudHSM) or 2 (Cavium)", e.key)));
+        let e = r
+            .entry(S, &["HSMType", "HSM_type"])
+            .expect("value came from an entry");
+        return Err(r.error(
+            e,
+            format!(
+                "`{}` must be 0 (generic), 1 (AWS CloudHSM) or 2 (Cavium)",
+                e.key
+            ),
+        ));
     }
     let gate_flags = r.number(S, &["gateFlags"], 0, u32max)? as u32;
-    if let Some(e) = r.entry(S, &["gateFlags"]).filter(|_| gate_flags & !0x7 != 0) {
-        return Err(r.error(e, format!("`gateFlags` = 0x{gate_flags:X} has bits other than 0x1, 0x2, 0x4")));
+    if let Some(e) = r
+        .entry(S, &["gateFlags"])
+        .filter(|_| gate_flags & !0x7 != 0)
+    {
+        return Err(r.error(
+            e,
+            format!("`gateFlags` = 0x{gate_flags:X} has bits other than 0x1, 0x2, 0x4"),
+        ));
     }
     let optional_handle = |key: &str| -> Result<Option<u64>, ConfError> {
-        r.entry(S, &[key]).map(|_| r.number(S, &[key], 0, u64::MAX)).transpose()
+        r.entry(S, &[key])
+            .map(|_| r.number(S, &[key], 0, u64::MAX))
+            .transpose()
     };
     Ok(KsgConf {
-        base_key_path: resolve(data, r.string(S, &["baseKeyPath"]).unwrap_or_else(|| "ksgbaseKey.txt".into())),
+        base_key_path: resolve(
+            data,
+            r.string(S, &["baseKeyPath"])
+                .unwrap_or_else(|| "ksgbaseKey.txt".into()),
+        ),
         customer_key_path: r.string(S, &["customerKeyPath"]).map(|p| resolve(data, p)),
         server_log_flags: log_flags_value(r, S)?,
         hsm_pin: r.string(S, &["HSM_pin"]).map(Secret),
         hsm_slot_id: r.number(S, &["HSM_slotid"], 0, u64::MAX)?,
-        hsm_name: r.string(S, &["HSM_name"]).unwrap_or_else(|| "default".into()),
+        hsm_name: r
+            .string(S, &["HSM_name"])
+            .unwrap_or_else(|| "default".into()),
         hsm_addr: r.string(S, &["HSM_addr"]),
         hsm_type,
         gate_flags,
@@ -294,11 +334,19 @@ fn read_ksg(r: &Reader<'_>, data: &Path) -> Result<KsgConf, ConfError> {
 /// serverLogFlags: a number, or flag names joined by `|`, `+` or `,` (with or without the
 /// `P6KMIPFLG_` prefix), or a mix.
 fn log_flags_value(r: &Reader<'_>, section: &str) -> Result<u32, ConfError> {
-    let Some(e) = r.entry(section, &["serverLogFlags"]) else { return Ok(0) };
+    let Some(e) = r.entry(section, &["serverLogFlags"]) else {
+        return Ok(0);
+    };
     let mut flags = 0u32;
-    for word in e.value.split(['|', '+', ',']).map(str::trim).filter(|w| !w.is_empty()) {
+    for word in e
+        .value
+        .split(['|', '+', ','])
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+    {
         if let Some(v) = values::parse_number(word) {
-            flags |= u32::try_from(v).map_err(|_| r.error(e, format!("serverLogFlags: {word} is too large")))?;
+            flags |= u32::try_from(v)
+                .map_err(|_| r.error(e, format!("serverLogFlags: {word} is too large")))?;
             continue;
         }
         let name = word.strip_prefix("P6KMIPFLG_").unwrap_or(word);
@@ -312,7 +360,12 @@ fn log_flags_value(r: &Reader<'_>, section: &str) -> Result<u32, ConfError> {
 }
 
 fn seconds(r: &Reader<'_>, s: &str, key: &str, default: u64) -> Result<Duration, ConfError> {
-    Ok(Duration::from_secs(r.positive(s, &[key], default, 86_400 * 365)?))
+    Ok(Duration::from_secs(r.positive(
+        s,
+        &[key],
+        default,
+        86_400 * 365,
+    )?))
 }
 
 fn read_server(r: &Reader<'_>, data: &Path) -> Result<ServerConf, ConfError> {
@@ -320,10 +373,12 @@ fn read_server(r: &Reader<'_>, data: &Path) -> Result<ServerConf, ConfError> {
     const S: &str = "p6kmip-server-gen";
     let listen_ip = match r.entry(S, &["listenIPAddr"]) {
         None => IpAddr::from([0, 0, 0, 0]),
-        Some(e) => e
-            .value
-            .parse()
-            .map_err(|_| r.error(e, format!("`listenIPAddr` must be an IP address, not {:?}", e.value)))?,
+        Some(e) => e.value.parse().map_err(|_| {
+            r.error(
+                e,
+                format!("`listenIPAddr` must be an IP address, not {:?}", e.value),
+            )
+        })?,
     };
     let file = |key: &str| r.string(S, &[key]).map(|p| resolve(data, p));
     Ok(ServerConf {
@@ -348,7 +403,9 @@ fn read_server(r: &Reader<'_>, data: &Path) -> Result<ServerConf, ConfError> {
 
 fn read_aux(r: &Reader<'_>) -> Result<AuxConf, ConfError> {
     const S: &str = "p6kmip-server-auxiliary";
-    let small = |keys: &[&str]| -> Result<u32, ConfError> { Ok(r.positive(S, keys, 1, u64::from(u32::MAX))? as u32) };
+    let small = |keys: &[&str]| -> Result<u32, ConfError> {
+        Ok(r.positive(S, keys, 1, u64::from(u32::MAX))? as u32)
+    };
     Ok(AuxConf {
         vendor_id: r.string(S, &["vendorId"]),
         operations: r.number_list(S, &["operations"])?,
@@ -399,21 +456,52 @@ mod tests {
         assert_eq!(c.ksg.server_log_flags, 1036);
         assert_eq!(c.ksg.hsm_pin.as_ref().map(Secret::expose), Some("12345678"));
         assert!(!format!("{:?}", c.ksg).contains("12345678"));
-        assert_eq!((c.ksg.hsm_type, c.ksg.gate_flags, c.ksg.aws_kek_handle), (1, 1, Some(262_155)));
+        assert_eq!(
+            (c.ksg.hsm_type, c.ksg.gate_flags, c.ksg.aws_kek_handle),
+            (1, 1, Some(262_155))
+        );
         assert_eq!(c.ksg.cavium_kek_handle, Some(16));
-        assert_eq!(c.ksg.kek_key_path.as_deref(), Some(Path::new("/data/aes256.key")));
-        assert_eq!(c.server.log_dir.as_deref(), Some(Path::new("/var/log/kmip")));
-        assert_eq!((c.server.listen_port, c.server.max_buf_size, c.server.thread_count), (65524, 20_000, 15));
+        assert_eq!(
+            c.ksg.kek_key_path.as_deref(),
+            Some(Path::new("/data/aes256.key"))
+        );
+        assert_eq!(
+            c.server.log_dir.as_deref(),
+            Some(Path::new("/var/log/kmip"))
+        );
+        assert_eq!(
+            (
+                c.server.listen_port,
+                c.server.max_buf_size,
+                c.server.thread_count
+            ),
+            (65524, 20_000, 15)
+        );
         assert_eq!(c.server.receive_timeout, Duration::from_secs(500));
         assert!(!c.server.tls_enabled && c.server.tls_require_client_cert);
         assert_eq!(c.aux.operations.as_ref().map(Vec::len), Some(21));
         assert_eq!(c.aux.objects, Some(vec![1, 2, 3, 4, 7]));
         assert!(c.aux.profiles.is_empty());
-        assert_eq!((c.aux.unwrap_mode, c.aux.rng_mode, c.aux.streaming_enabled), (2, 1, true));
+        assert_eq!(
+            (c.aux.unwrap_mode, c.aux.rng_mode, c.aux.streaming_enabled),
+            (2, 1, true)
+        );
 
-        write_confs(&d, "[p6ksg-gen]\n", "[p6kmip-server-gen]\n", "[p6kmip-server-auxiliary]\n");
+        write_confs(
+            &d,
+            "[p6ksg-gen]\n",
+            "[p6kmip-server-gen]\n",
+            "[p6kmip-server-auxiliary]\n",
+        );
         let c = Config::load(&d, Path::new("/data")).expect("loads");
-        assert_eq!((c.server.listen_port, c.server.max_buf_size, c.server.thread_count), (65524, 40_000, 10));
+        assert_eq!(
+            (
+                c.server.listen_port,
+                c.server.max_buf_size,
+                c.server.thread_count
+            ),
+            (65524, 40_000, 10)
+        );
         assert_eq!((c.server.initial_buf_count, c.server.grow_buf_by), (10, 10));
         assert_eq!(c.server.accept_timeout, Duration::from_secs(10));
         assert_eq!(c.server.receive_timeout, Duration::from_secs(300));
@@ -432,7 +520,11 @@ mod tests {
         let c = Config::load(&d, Path::new("/data")).expect("loads");
         assert_eq!(c.ksg.server_log_flags, 0x200C);
         assert_eq!(c.warnings.len(), 1);
-        assert!(c.warnings[0].ends_with("ksg.conf:3: unknown key `bogus` in [p6ksg-gen] ignored"), "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].ends_with("ksg.conf:3: unknown key `bogus` in [p6ksg-gen] ignored"),
+            "{:?}",
+            c.warnings
+        );
 
         for (server, line) in [
             ("[p6kmip-server-gen]\nlistenPort = 70000\n", 2),
@@ -443,7 +535,11 @@ mod tests {
         ] {
             write_confs(&d, "[p6ksg-gen]\n", server, "[p6kmip-server-auxiliary]\n");
             let e = Config::load(&d, Path::new("/data")).expect_err(server);
-            assert!(e.to_string().contains(&format!("p6kmipserver.conf:{line}: ")), "{e}");
+            assert!(
+                e.to_string()
+                    .contains(&format!("p6kmipserver.conf:{line}: ")),
+                "{e}"
+            );
         }
     }
 }

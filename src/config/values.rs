@@ -52,19 +52,40 @@ impl<'a> Reader<'a> {
 
     /// An error about `entry`.
     pub fn error(&self, entry: &Entry, message: impl Into<String>) -> ConfError {
-        ConfError { path: self.ini.path.clone(), line: entry.line, message: message.into() }
+        ConfError {
+            path: self.ini.path.clone(),
+            line: entry.line,
+            message: message.into(),
+        }
     }
 
     /// A string value.
     pub fn string(&self, section: &str, keys: &[&str]) -> Option<String> {
-        self.entry(section, keys).map(|e| e.value.clone()).filter(|v| !v.is_empty())
+        self.entry(section, keys)
+            .map(|e| e.value.clone())
+            .filter(|v| !v.is_empty())
     }
 
     /// An unsigned number, decimal or `0x` hex, within `max`.
-    pub fn number(&self, section: &str, keys: &[&str], default: u64, max: u64) -> Result<u64, ConfError> {
-        let Some(e) = self.entry(section, keys) else { return Ok(default) };
-        let v = parse_number(&e.value)
-            .ok_or_else(|| self.error(e, format!("`{}` must be a number (decimal or 0x hex), not {:?}", e.key, e.value)))?;
+    pub fn number(
+        &self,
+        section: &str,
+        keys: &[&str],
+        default: u64,
+        max: u64,
+    ) -> Result<u64, ConfError> {
+        let Some(e) = self.entry(section, keys) else {
+            return Ok(default);
+        };
+        let v = parse_number(&e.value).ok_or_else(|| {
+            self.error(
+                e,
+                format!(
+                    "`{}` must be a number (decimal or 0x hex), not {:?}",
+                    e.key, e.value
+                ),
+            )
+        })?;
         if v > max {
             return Err(self.error(e, format!("`{}` = {v} is larger than {max}", e.key)));
         }
@@ -72,10 +93,18 @@ impl<'a> Reader<'a> {
     }
 
     /// A positive number (at least 1).
-    pub fn positive(&self, section: &str, keys: &[&str], default: u64, max: u64) -> Result<u64, ConfError> {
+    pub fn positive(
+        &self,
+        section: &str,
+        keys: &[&str],
+        default: u64,
+        max: u64,
+    ) -> Result<u64, ConfError> {
         let v = self.number(section, keys, default, max)?;
         if v == 0 {
-            let e = self.entry(section, keys).expect("a zero came from an entry");
+            let e = self
+                .entry(section, keys)
+                .expect("a zero came from an entry");
             return Err(self.error(e, format!("`{}` must be at least 1", e.key)));
         }
         Ok(v)
@@ -83,7 +112,9 @@ impl<'a> Reader<'a> {
 
     /// A boolean: 0/1, true/false, yes/no, on/off.
     pub fn boolean(&self, section: &str, keys: &[&str], default: bool) -> Result<bool, ConfError> {
-        let Some(e) = self.entry(section, keys) else { return Ok(default) };
+        let Some(e) = self.entry(section, keys) else {
+            return Ok(default);
+        };
         match e.value.to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "on" => Ok(true),
             "0" | "false" | "no" | "off" => Ok(false),
@@ -93,7 +124,9 @@ impl<'a> Reader<'a> {
 
     /// A comma-separated list of numbers (empty is an empty list); `None` when the key is absent.
     pub fn number_list(&self, section: &str, keys: &[&str]) -> Result<Option<Vec<u32>>, ConfError> {
-        let Some(e) = self.entry(section, keys) else { return Ok(None) };
+        let Some(e) = self.entry(section, keys) else {
+            return Ok(None);
+        };
         e.value
             .split(',')
             .map(str::trim)

@@ -44,7 +44,10 @@ impl fmt::Display for Error {
         match self {
             Error::InvalidMessage(m) => write!(f, "invalid message: {m}"),
             Error::UnsupportedVersion(v) => {
-                write!(f, "protocol version {v} is not supported (supported: 1.0 to 1.4)")
+                write!(
+                    f,
+                    "protocol version {v} is not supported (supported: 1.0 to 1.4)"
+                )
             }
             Error::OperationNotSupported(m) => write!(f, "operation not supported: {m}"),
             Error::InvalidField(m) => write!(f, "invalid field: {m}"),

@@ -4,7 +4,9 @@
 //! the decoded tree without a copy.
 
 use super::Error;
-use crate::ttlv::tables::enums::{BatchErrorContinuationOption, Operation, ResultReason, ResultStatus};
+use crate::ttlv::tables::enums::{
+    BatchErrorContinuationOption, Operation, ResultReason, ResultStatus,
+};
 use crate::ttlv::{Item, Tag, Value, Version};
 
 /// The Request Header.
@@ -132,10 +134,16 @@ pub fn peek_version(message: &Item) -> Option<Version> {
 }
 
 fn parse_version(item: &Item) -> Result<Version, Error> {
-    let major = item.child(Tag::PROTOCOL_VERSION_MAJOR).ok_or_else(|| missing("Protocol Version Major"))?;
-    let minor = item.child(Tag::PROTOCOL_VERSION_MINOR).ok_or_else(|| missing("Protocol Version Minor"))?;
+    let major = item
+        .child(Tag::PROTOCOL_VERSION_MAJOR)
+        .ok_or_else(|| missing("Protocol Version Major"))?;
+    let minor = item
+        .child(Tag::PROTOCOL_VERSION_MINOR)
+        .ok_or_else(|| missing("Protocol Version Minor"))?;
     let (major, minor) = (int(major)?, int(minor)?);
-    let part = |v: i32| u8::try_from(v).map_err(|_| Error::InvalidMessage("protocol version out of range".into()));
+    let part = |v: i32| {
+        u8::try_from(v).map_err(|_| Error::InvalidMessage("protocol version out of range".into()))
+    };
     Ok(Version::new(part(major)?, part(minor)?))
 }
 
@@ -143,15 +151,26 @@ impl RequestMessage {
     /// Reads a Request Message from its tree, by value.
     pub fn from_item(message: Item) -> Result<RequestMessage, Error> {
         if message.tag != Tag::REQUEST_MESSAGE {
-            return Err(Error::InvalidMessage(format!("expected RequestMessage, found {}", message.tag)));
+            return Err(Error::InvalidMessage(format!(
+                "expected RequestMessage, found {}",
+                message.tag
+            )));
         }
         let mut header = None;
         let mut items = Vec::new();
         for child in children(message)? {
             match child.tag {
-                Tag::REQUEST_HEADER if header.is_none() => header = Some(RequestHeader::from_item(child)?),
-                Tag::BATCH_ITEM if header.is_some() => items.push(RequestBatchItem::from_item(child)?),
-                other => return Err(Error::InvalidMessage(format!("unexpected {other} in RequestMessage"))),
+                Tag::REQUEST_HEADER if header.is_none() => {
+                    header = Some(RequestHeader::from_item(child)?)
+                }
+                Tag::BATCH_ITEM if header.is_some() => {
+                    items.push(RequestBatchItem::from_item(child)?)
+                }
+                other => {
+                    return Err(Error::InvalidMessage(format!(
+                        "unexpected {other} in RequestMessage"
+                    )));
+                }
             }
         }
         let header = header.ok_or_else(|| missing("Request Header"))?;
@@ -185,7 +204,9 @@ impl RequestHeader {
                 },
                 Tag::AUTHENTICATION => h.authentication = Some(c),
                 Tag::BATCH_ERROR_CONTINUATION_OPTION => match c.value {
-                    Value::Enumeration(v) => h.batch_error_continuation = BatchErrorContinuationOption::from_u32(v),
+                    Value::Enumeration(v) => {
+                        h.batch_error_continuation = BatchErrorContinuationOption::from_u32(v)
+                    }
                     _ => return Err(wrong_type(c.tag)),
                 },
                 Tag::BATCH_ORDER_OPTION => match c.value {
@@ -217,7 +238,10 @@ impl RequestBatchItem {
                 (Tag::OPERATION, Value::Enumeration(v)) => operation = Some(Operation::from_u32(v)),
                 (Tag::UNIQUE_BATCH_ITEM_ID, Value::ByteString(b)) => id = Some(b),
                 (Tag::REQUEST_PAYLOAD, value @ Value::Structure(_)) => {
-                    payload = Some(Item { tag: Tag::REQUEST_PAYLOAD, value });
+                    payload = Some(Item {
+                        tag: Tag::REQUEST_PAYLOAD,
+                        value,
+                    });
                 }
                 (Tag::OPERATION | Tag::UNIQUE_BATCH_ITEM_ID | Tag::REQUEST_PAYLOAD, _) => {
                     return Err(wrong_type(c.tag));
@@ -237,8 +261,14 @@ fn version_item(v: Version) -> Item {
     Item::structure(
         Tag::PROTOCOL_VERSION,
         vec![
-            Item::new(Tag::PROTOCOL_VERSION_MAJOR, Value::Integer(i32::from(v.major))),
-            Item::new(Tag::PROTOCOL_VERSION_MINOR, Value::Integer(i32::from(v.minor))),
+            Item::new(
+                Tag::PROTOCOL_VERSION_MAJOR,
+                Value::Integer(i32::from(v.major)),
+            ),
+            Item::new(
+                Tag::PROTOCOL_VERSION_MINOR,
+                Value::Integer(i32::from(v.minor)),
+            ),
         ],
     )
 }
@@ -264,9 +294,15 @@ impl ResponseMessage {
             if let Some(id) = item.unique_batch_item_id {
                 c.push(Item::new(Tag::UNIQUE_BATCH_ITEM_ID, Value::ByteString(id)));
             }
-            c.push(Item::new(Tag::RESULT_STATUS, Value::Enumeration(item.status.to_u32())));
+            c.push(Item::new(
+                Tag::RESULT_STATUS,
+                Value::Enumeration(item.status.to_u32()),
+            ));
             if let Some(r) = item.reason {
-                c.push(Item::new(Tag::RESULT_REASON, Value::Enumeration(r.to_u32())));
+                c.push(Item::new(
+                    Tag::RESULT_REASON,
+                    Value::Enumeration(r.to_u32()),
+                ));
             }
             if let Some(m) = item.message {
                 c.push(Item::new(Tag::RESULT_MESSAGE, Value::TextString(m)));

@@ -6,13 +6,20 @@ pub mod error;
 pub mod message;
 
 pub use error::Error;
-pub use message::{RequestBatchItem, RequestHeader, RequestMessage, ResponseBatchItem, ResponseMessage};
+pub use message::{
+    RequestBatchItem, RequestHeader, RequestMessage, ResponseBatchItem, ResponseMessage,
+};
 
 use crate::ttlv::Version;
 
 /// The protocol versions ksg answers, most preferred first.
-pub const SUPPORTED_VERSIONS: [Version; 5] =
-    [Version::new(1, 4), Version::new(1, 3), Version::new(1, 2), Version::new(1, 1), Version::new(1, 0)];
+pub const SUPPORTED_VERSIONS: [Version; 5] = [
+    Version::new(1, 4),
+    Version::new(1, 3),
+    Version::new(1, 2),
+    Version::new(1, 1),
+    Version::new(1, 0),
+];
 
 /// The version errors are answered in when the request's own version cannot be read.
 pub const FALLBACK_VERSION: Version = Version::new(1, 0);

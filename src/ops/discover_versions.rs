@@ -10,15 +10,25 @@ pub fn handle(_ctx: &Context<'_>, payload: Item) -> Outcome {
     let mut offered = Vec::new();
     for v in payload.children_with(Tag::PROTOCOL_VERSION) {
         let part = |tag| match v.child(tag).map(|i| &i.value) {
-            Some(Value::Integer(n)) => u8::try_from(*n).map_err(|_| Error::InvalidField("protocol version".into())),
-            _ => Err(Error::InvalidField("Protocol Version needs Major and Minor".into())),
+            Some(Value::Integer(n)) => {
+                u8::try_from(*n).map_err(|_| Error::InvalidField("protocol version".into()))
+            }
+            _ => Err(Error::InvalidField(
+                "Protocol Version needs Major and Minor".into(),
+            )),
         };
-        offered.push(Version::new(part(Tag::PROTOCOL_VERSION_MAJOR)?, part(Tag::PROTOCOL_VERSION_MINOR)?));
+        offered.push(Version::new(
+            part(Tag::PROTOCOL_VERSION_MAJOR)?,
+            part(Tag::PROTOCOL_VERSION_MINOR)?,
+        ));
     }
     let answer: Vec<Version> = if offered.is_empty() {
         SUPPORTED_VERSIONS.to_vec()
     } else {
-        offered.into_iter().filter(|v| SUPPORTED_VERSIONS.contains(v)).collect()
+        offered
+            .into_iter()
+            .filter(|v| SUPPORTED_VERSIONS.contains(v))
+            .collect()
     };
     let items = answer
         .into_iter()
@@ -26,8 +36,14 @@ pub fn handle(_ctx: &Context<'_>, payload: Item) -> Outcome {
             Item::structure(
                 Tag::PROTOCOL_VERSION,
                 vec![
-                    Item::new(Tag::PROTOCOL_VERSION_MAJOR, Value::Integer(i32::from(v.major))),
-                    Item::new(Tag::PROTOCOL_VERSION_MINOR, Value::Integer(i32::from(v.minor))),
+                    Item::new(
+                        Tag::PROTOCOL_VERSION_MAJOR,
+                        Value::Integer(i32::from(v.major)),
+                    ),
+                    Item::new(
+                        Tag::PROTOCOL_VERSION_MINOR,
+                        Value::Integer(i32::from(v.minor)),
+                    ),
                 ],
             )
         })

@@ -93,18 +93,25 @@ pub fn dispatch(operation: Operation, ctx: &Context<'_>, payload: Item) -> Outco
         | Operation::QueryAsynchronousRequests
         | Operation::Process
         | Operation::Ping
-        | Operation::UnknownValue(_) => Err(Error::OperationNotSupported(operation_name(operation))),
+        | Operation::UnknownValue(_) => {
+            Err(Error::OperationNotSupported(operation_name(operation)))
+        }
     }
 }
 
 /// Whether the configuration offers `operation` (the conf's `operations` list, when present).
 pub fn offered(operation: Operation, aux: &AuxConf) -> bool {
-    aux.operations.as_ref().is_none_or(|list| list.contains(&operation.to_u32()))
+    aux.operations
+        .as_ref()
+        .is_none_or(|list| list.contains(&operation.to_u32()))
 }
 
 /// The operation's name for messages.
 pub fn operation_name(operation: Operation) -> String {
     crate::ttlv::tables::enum_by_name("Operation")
         .and_then(|t| t.by_value(operation.to_u32()))
-        .map_or_else(|| format!("0x{:08X}", operation.to_u32()), |v| v.name.to_string())
+        .map_or_else(
+            || format!("0x{:08X}", operation.to_u32()),
+            |v| v.name.to_string(),
+        )
 }

@@ -21,10 +21,16 @@ pub fn handle(ctx: &Context<'_>, payload: Item) -> Outcome {
     for f in payload.children_with(Tag::QUERY_FUNCTION) {
         match f.value {
             Value::Enumeration(v) => functions.push(QueryFunction::from_u32(v)),
-            _ => return Err(Error::InvalidField("Query Function must be an Enumeration".into())),
+            _ => {
+                return Err(Error::InvalidField(
+                    "Query Function must be an Enumeration".into(),
+                ));
+            }
         }
     }
-    let asked = |f: QueryFunction| functions.contains(&f) && defined_in("QueryFunction", f.to_u32(), ctx.version);
+    let asked = |f: QueryFunction| {
+        functions.contains(&f) && defined_in("QueryFunction", f.to_u32(), ctx.version)
+    };
     let aux = ctx.aux;
     let mut out = Vec::new();
     if asked(QueryFunction::QueryOperations) {
@@ -37,14 +43,19 @@ pub fn handle(ctx: &Context<'_>, payload: Item) -> Outcome {
     }
     if asked(QueryFunction::QueryObjects) {
         for &t in SUPPORTED_OBJECT_TYPES {
-            if aux.objects.as_ref().is_none_or(|l| l.contains(&t)) && defined_in("ObjectType", t, ctx.version) {
+            if aux.objects.as_ref().is_none_or(|l| l.contains(&t))
+                && defined_in("ObjectType", t, ctx.version)
+            {
                 out.push(Item::new(Tag::OBJECT_TYPE, Value::Enumeration(t)));
             }
         }
     }
     if asked(QueryFunction::QueryServerInformation) {
         if let Some(vendor) = &aux.vendor_id {
-            out.push(Item::new(Tag::VENDOR_IDENTIFICATION, Value::TextString(vendor.clone())));
+            out.push(Item::new(
+                Tag::VENDOR_IDENTIFICATION,
+                Value::TextString(vendor.clone()),
+            ));
         }
     }
     if asked(QueryFunction::QueryProfiles) {
@@ -57,18 +68,27 @@ pub fn handle(ctx: &Context<'_>, payload: Item) -> Outcome {
     }
     if asked(QueryFunction::QueryCapabilities) {
         let mut caps = vec![
-            Item::new(Tag::STREAMING_CAPABILITY, Value::Boolean(aux.streaming_enabled)),
+            Item::new(
+                Tag::STREAMING_CAPABILITY,
+                Value::Boolean(aux.streaming_enabled),
+            ),
             Item::new(Tag::ASYNCHRONOUS_CAPABILITY, Value::Boolean(false)),
             Item::new(Tag::ATTESTATION_CAPABILITY, Value::Boolean(false)),
         ];
         if ctx.version >= Version::new(1, 4) {
             caps.push(Item::new(Tag::BATCH_UNDO_CAPABILITY, Value::Boolean(false)));
-            caps.push(Item::new(Tag::BATCH_CONTINUE_CAPABILITY, Value::Boolean(true)));
+            caps.push(Item::new(
+                Tag::BATCH_CONTINUE_CAPABILITY,
+                Value::Boolean(true),
+            ));
         }
         caps.extend([
             Item::new(Tag::UNWRAP_MODE, Value::Enumeration(aux.unwrap_mode)),
             Item::new(Tag::DESTROY_ACTION, Value::Enumeration(aux.destroy_action)),
-            Item::new(Tag::SHREDDING_ALGORITHM, Value::Enumeration(aux.shredding_algorithm)),
+            Item::new(
+                Tag::SHREDDING_ALGORITHM,
+                Value::Enumeration(aux.shredding_algorithm),
+            ),
             Item::new(Tag::RNG_MODE, Value::Enumeration(aux.rng_mode)),
         ]);
         out.push(Item::structure(Tag::CAPABILITY_INFORMATION, caps));

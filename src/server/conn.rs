@@ -81,7 +81,10 @@ impl Write for Stream {
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 struct Conn<'a> {
@@ -104,15 +107,26 @@ pub fn serve(shared: &Shared, tcp: TcpStream, worker: usize) {
             Ok(ok) => ok,
             Err(e) => {
                 log::debug(&format!("{peer}: TLS handshake failed: {e}"));
-                shared.tracer.error_stream(&format!("{peer}: TLS handshake failed: {e}"));
+                shared
+                    .tracer
+                    .error_stream(&format!("{peer}: TLS handshake failed: {e}"));
                 return;
             }
         },
     };
     let buf = shared.pool.take();
-    let mut conn = Conn { shared, stream, buf, peer, identity, worker };
+    let mut conn = Conn {
+        shared,
+        stream,
+        buf,
+        peer,
+        identity,
+        worker,
+    };
     conn.run();
-    let Conn { buf, mut stream, .. } = conn;
+    let Conn {
+        buf, mut stream, ..
+    } = conn;
     shared.pool.give(buf);
     if let Stream::Tls(s) = &mut stream {
         s.conn.send_close_notify();
@@ -137,7 +151,10 @@ fn handshake(
         let _ = tcp.set_read_timeout(Some(left));
         tls.complete_io(&mut tcp).map_err(|e| e.to_string())?;
     }
-    let identity = tls.peer_certificates().and_then(|c| c.first()).and_then(super::tls::identity);
+    let identity = tls
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(super::tls::identity);
     Ok((Stream::Tls(Box::new(StreamOwned::new(tls, tcp))), identity))
 }
 
@@ -211,11 +228,17 @@ impl Conn<'_> {
         while self.buf.len() < n {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "request not complete within receiveTimeout"));
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "request not complete within receiveTimeout",
+                ));
             }
             self.stream.tcp().set_read_timeout(Some(left))?;
             if self.read_more()? == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed mid-request"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed mid-request",
+                ));
             }
         }
         Ok(())
@@ -228,9 +251,15 @@ impl Conn<'_> {
 
     /// Answers a request that cannot be framed with a KMIP error in TTLV.
     fn refuse_ttlv(&mut self, reason: &str) -> io::Result<()> {
-        self.shared.tracer.error_stream(&format!("{}: {reason}", self.peer));
+        self.shared
+            .tracer
+            .error_stream(&format!("{}: {reason}", self.peer));
         let now = now();
-        let resp = service::error_response(kmip::FALLBACK_VERSION, now, &Error::InvalidMessage(reason.into()));
+        let resp = service::error_response(
+            kmip::FALLBACK_VERSION,
+            now,
+            &Error::InvalidMessage(reason.into()),
+        );
         let bytes = service::encode(&resp.into_item(), Encoding::Ttlv);
         self.send(&bytes)
     }
@@ -246,7 +275,10 @@ impl Conn<'_> {
         let total = match frame_length(&header, self.shared.conf.max_buf_size) {
             Ok(n) => n,
             Err(FrameError::TooLarge(n)) => {
-                let msg = format!("request of {n} bytes exceeds maxBufSize ({})", self.shared.conf.max_buf_size);
+                let msg = format!(
+                    "request of {n} bytes exceeds maxBufSize ({})",
+                    self.shared.conf.max_buf_size
+                );
                 self.refuse_ttlv(&msg)?;
                 return Ok(false);
             }
@@ -269,7 +301,10 @@ impl Conn<'_> {
                 break end;
             }
             if self.buf.len() > http::MAX_HEAD {
-                let r = http::Reject { status: 431, reason: "Request Header Fields Too Large" };
+                let r = http::Reject {
+                    status: 431,
+                    reason: "Request Header Fields Too Large",
+                };
                 self.send(&http::rejection(&r))?;
                 return Ok(false);
             }
@@ -277,11 +312,15 @@ impl Conn<'_> {
             self.fill(want, deadline)?;
         };
         let head_text = String::from_utf8_lossy(&self.buf[..head_len]).into_owned();
-        self.shared.tracer.http_headers(self.peer.ip(), self.worker, &head_text);
+        self.shared
+            .tracer
+            .http_headers(self.peer.ip(), self.worker, &head_text);
         let head = match http::parse_head(&self.buf[..head_len], self.shared.conf.max_buf_size) {
             Ok(h) => h,
             Err(r) => {
-                self.shared.tracer.error_stream(&format!("{}: HTTP {} {}", self.peer, r.status, r.reason));
+                self.shared
+                    .tracer
+                    .error_stream(&format!("{}: HTTP {} {}", self.peer, r.status, r.reason));
                 self.send(&http::rejection(&r))?;
                 return Ok(false);
             }
@@ -290,9 +329,19 @@ impl Conn<'_> {
         self.fill(total, deadline)?;
         let body = self.exchange(head_len, total, head.encoding);
         self.buf.drain(..total);
-        let response = http::response(200, "OK", head.encoding.content_type(), &body, head.keep_alive);
+        let response = http::response(
+            200,
+            "OK",
+            head.encoding.content_type(),
+            &body,
+            head.keep_alive,
+        );
         if let Some(end) = http::head_end(&response) {
-            self.shared.tracer.http_headers(self.peer.ip(), self.worker, &String::from_utf8_lossy(&response[..end]));
+            self.shared.tracer.http_headers(
+                self.peer.ip(),
+                self.worker,
+                &String::from_utf8_lossy(&response[..end]),
+            );
         }
         self.send(&response)?;
         Ok(head.keep_alive)
@@ -302,15 +351,26 @@ impl Conn<'_> {
     fn exchange(&mut self, from: usize, to: usize, encoding: Encoding) -> Vec<u8> {
         let shared = self.shared;
         let keep = shared.tracer.wants_messages();
-        let ex = shared.gateway.handle(&self.buf[from..to], encoding, self.identity.as_deref(), now(), keep);
+        let ex = shared.gateway.handle(
+            &self.buf[from..to],
+            encoding,
+            self.identity.as_deref(),
+            now(),
+            keep,
+        );
         let ip = self.peer.ip();
         if let Some(req) = &ex.request {
             shared.tracer.message(ip, self.worker, Direction::In, req);
         }
         if let Some(err) = &ex.decode_error {
-            shared.tracer.error_stream(&format!("{}: cannot decode {encoding:?} request: {err}", self.peer));
+            shared.tracer.error_stream(&format!(
+                "{}: cannot decode {encoding:?} request: {err}",
+                self.peer
+            ));
         }
-        shared.tracer.message(ip, self.worker, Direction::Out, &ex.response);
+        shared
+            .tracer
+            .message(ip, self.worker, Direction::Out, &ex.response);
         shared.tracer.basic(&format!(
             "{} identity={} {:?} {}B in, {}B out: {}",
             self.peer,
@@ -339,12 +399,16 @@ fn summary(response: &Item) -> String {
         };
         let op = get(Tag::OPERATION).map_or_else(|| "-".to_string(), |v| name("Operation", v));
         let status = get(Tag::RESULT_STATUS).map_or_else(String::new, |v| name("ResultStatus", v));
-        let reason = get(Tag::RESULT_REASON).map(|v| format!("/{}", name("ResultReason", v))).unwrap_or_default();
+        let reason = get(Tag::RESULT_REASON)
+            .map(|v| format!("/{}", name("ResultReason", v)))
+            .unwrap_or_default();
         parts.push(format!("{op}={status}{reason}"));
     }
     parts.join(" ")
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

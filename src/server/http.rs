@@ -43,7 +43,8 @@ pub fn parse_head(head: &[u8], max_body: usize) -> Result<Head, Reject> {
     let mut lines = text.split("\r\n");
     let request_line = lines.next().unwrap_or_default();
     let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(reject(400, "Bad Request"));
     };
@@ -68,7 +69,14 @@ pub fn parse_head(head: &[u8], max_body: usize) -> Result<Head, Reject> {
         }
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-type") {
-            content_type = Some(value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+            content_type = Some(
+                value
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase(),
+            );
         } else if name.eq_ignore_ascii_case("content-length") {
             let n: usize = value.parse().map_err(|_| reject(400, "Bad Request"))?;
             if content_length.is_some_and(|old| old != n) {
@@ -105,16 +113,30 @@ pub fn parse_head(head: &[u8], max_body: usize) -> Result<Head, Reject> {
         Some(c) if c.split(',').any(|t| t.trim() == "keep-alive") => true,
         _ => http11,
     };
-    Ok(Head { encoding, content_length, keep_alive })
+    Ok(Head {
+        encoding,
+        content_length,
+        keep_alive,
+    })
 }
 
 /// A complete response (head and body in one buffer, so it goes out in one write).
-pub fn response(status: u16, reason: &str, content_type: &str, body: &[u8], keep_alive: bool) -> Vec<u8> {
+pub fn response(
+    status: u16,
+    reason: &str,
+    content_type: &str,
+    body: &[u8],
+    keep_alive: bool,
+) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
          Cache-Control: no-cache\r\n{}\r\n",
         body.len(),
-        if keep_alive { "" } else { "Connection: close\r\n" }
+        if keep_alive {
+            ""
+        } else {
+            "Connection: close\r\n"
+        }
     )
     .into_bytes();
     out.extend_from_slice(body);
@@ -126,7 +148,10 @@ pub fn rejection(r: &Reject) -> Vec<u8> {
     let body = format!("{} {}\n", r.status, r.reason);
     let mut out = response(r.status, r.reason, "text/plain", body.as_bytes(), false);
     if r.status == 405 {
-        let at = out.windows(2).position(|w| w == b"\r\n").map_or(0, |i| i + 2);
+        let at = out
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map_or(0, |i| i + 2);
         out.splice(at..at, b"Allow: POST\r\n".iter().copied());
     }
     out
@@ -147,8 +172,17 @@ mod tests {
             ("text/xml; charset=utf-8", Encoding::Xml),
             ("application/json", Encoding::Json),
         ] {
-            let h = head(&format!("POST /kmip HTTP/1.1\r\nContent-Type: {ct}\r\nContent-Length: 10\r\n\r\n"));
-            assert_eq!(h, Ok(Head { encoding: enc, content_length: 10, keep_alive: true }));
+            let h = head(&format!(
+                "POST /kmip HTTP/1.1\r\nContent-Type: {ct}\r\nContent-Length: 10\r\n\r\n"
+            ));
+            assert_eq!(
+                h,
+                Ok(Head {
+                    encoding: enc,
+                    content_length: 10,
+                    keep_alive: true
+                })
+            );
         }
         let h = head("POST /kmip HTTP/1.0\r\nContent-Type: text/xml\r\nContent-Length: 1\r\n\r\n");
         assert_eq!(h.map(|h| h.keep_alive), Ok(false));
@@ -158,11 +192,23 @@ mod tests {
     fn rejects_with_the_matching_status() {
         let cases = [
             ("GET /kmip HTTP/1.1\r\n\r\n", 405),
-            ("POST /other HTTP/1.1\r\nContent-Type: text/xml\r\nContent-Length: 1\r\n\r\n", 404),
-            ("POST /kmip HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\n", 415),
+            (
+                "POST /other HTTP/1.1\r\nContent-Type: text/xml\r\nContent-Length: 1\r\n\r\n",
+                404,
+            ),
+            (
+                "POST /kmip HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\n",
+                415,
+            ),
             ("POST /kmip HTTP/1.1\r\nContent-Type: text/xml\r\n\r\n", 411),
-            ("POST /kmip HTTP/1.1\r\nContent-Type: text/xml\r\nContent-Length: 1001\r\n\r\n", 413),
-            ("POST /kmip HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
+            (
+                "POST /kmip HTTP/1.1\r\nContent-Type: text/xml\r\nContent-Length: 1001\r\n\r\n",
+                413,
+            ),
+            (
+                "POST /kmip HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                501,
+            ),
             ("POST /kmip HTTP/2\r\n\r\n", 505),
             ("POST  /kmip HTTP/1.1\r\n\r\n", 400),
             ("POST /kmip HTTP/1.1\r\nbad header\r\n\r\n", 400),
@@ -170,7 +216,10 @@ mod tests {
         for (text, status) in cases {
             assert_eq!(head(text).map_err(|r| r.status), Err(status), "{text}");
         }
-        let many = format!("POST /kmip HTTP/1.1\r\n{}\r\n", "X-A: b\r\n".repeat(MAX_HEADERS + 1));
+        let many = format!(
+            "POST /kmip HTTP/1.1\r\n{}\r\n",
+            "X-A: b\r\n".repeat(MAX_HEADERS + 1)
+        );
         assert_eq!(head(&many).map_err(|r| r.status), Err(431));
     }
 }

@@ -72,7 +72,10 @@ impl Server {
             let (tls_config, not_after) = tls::server_config(&sc, &files)?;
             if let Some(t) = not_after {
                 if t < now {
-                    notices.push(format!("WARNING: the server certificate {} has expired", files.cert.display()));
+                    notices.push(format!(
+                        "WARNING: the server certificate {} has expired",
+                        files.cert.display()
+                    ));
                 } else if t - now < 30 * 86_400 {
                     notices.push(format!(
                         "WARNING: the server certificate {} expires in {} days",
@@ -89,9 +92,14 @@ impl Server {
             std::fs::create_dir_all(dir).map_err(|e| format!("logDir {}: {e}", dir.display()))?;
         }
         let addr = SocketAddr::new(sc.listen_ip, sc.listen_port);
-        let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let listener =
+            TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
-        let tracer = Tracer::new(config.ksg.server_log_flags, sc.log_dir.as_deref(), sc.error_stream.as_deref());
+        let tracer = Tracer::new(
+            config.ksg.server_log_flags,
+            sc.log_dir.as_deref(),
+            sc.error_stream.as_deref(),
+        );
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             gateway: Arc::new(Gateway::new(config.clone())),
@@ -101,7 +109,13 @@ impl Server {
             conf: sc,
             stop: stop.clone(),
         });
-        Ok(Server { listener, local, shared, stop, notices })
+        Ok(Server {
+            listener,
+            local,
+            shared,
+            stop,
+            notices,
+        })
     }
 
     /// The address actually bound (port 0 in the conf picks a free port).
@@ -121,13 +135,17 @@ impl Server {
             IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             ip => ip,
         };
-        Stopper { stop: self.stop.clone(), wake: SocketAddr::new(ip, self.local.port()) }
+        Stopper {
+            stop: self.stop.clone(),
+            wake: SocketAddr::new(ip, self.local.port()),
+        }
     }
 
     /// Serves until stopped, then waits for the requests in flight and returns.
     pub fn run(self) {
         let workers = self.shared.conf.thread_count;
-        let (tx, rx): (SyncSender<TcpStream>, Receiver<TcpStream>) = sync_channel(workers * QUEUE_PER_WORKER);
+        let (tx, rx): (SyncSender<TcpStream>, Receiver<TcpStream>) =
+            sync_channel(workers * QUEUE_PER_WORKER);
         let rx = Arc::new(Mutex::new(rx));
         let handles: Vec<JoinHandle<()>> = (0..workers)
             .map(|n| {
@@ -200,13 +218,19 @@ fn worker(n: usize, shared: &Shared, rx: &Mutex<Receiver<TcpStream>>) {
             continue;
         }
         // A bug must cost one connection, never the worker or the process.
-        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conn::serve(shared, stream, n)));
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            conn::serve(shared, stream, n)
+        }));
         if served.is_err() {
-            log::error(&format!("worker {n}: a connection handler panicked; the connection was closed"));
+            log::error(&format!(
+                "worker {n}: a connection handler panicked; the connection was closed"
+            ));
         }
     }
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -27,7 +27,9 @@ pub struct DevPki {
 impl DevPki {
     /// The development PKI under `data_dir`.
     pub fn new(data_dir: &Path) -> Self {
-        DevPki { dir: data_dir.join("tls") }
+        DevPki {
+            dir: data_dir.join("tls"),
+        }
     }
 
     /// `ca.pem`.
@@ -57,9 +59,16 @@ impl DevPki {
 
     /// Whether all six files are there.
     pub fn exists(&self) -> bool {
-        [self.ca_cert(), self.ca_key(), self.server_cert(), self.server_key(), self.client_cert(), self.client_key()]
-            .iter()
-            .all(|p| p.is_file())
+        [
+            self.ca_cert(),
+            self.ca_key(),
+            self.server_cert(),
+            self.server_key(),
+            self.client_cert(),
+            self.client_key(),
+        ]
+        .iter()
+        .all(|p| p.is_file())
     }
 
     /// Makes the CA, server and client certificates. `now` (POSIX seconds) sets the validity.
@@ -72,7 +81,11 @@ impl DevPki {
         let issuer = Issuer::new(ca_params, &ca_key);
 
         let server_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(err)?;
-        let mut server = leaf_params(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()], "localhost", now)?;
+        let mut server = leaf_params(
+            vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            "localhost",
+            now,
+        )?;
         server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let server_cert = server.signed_by(&server_key, &issuer).map_err(err)?;
 
@@ -81,7 +94,11 @@ impl DevPki {
         write_file(&self.ca_cert(), ca_cert.pem().as_bytes(), 0o644)?;
         write_file(&self.ca_key(), ca_key.serialize_pem().as_bytes(), 0o600)?;
         write_file(&self.server_cert(), server_cert.pem().as_bytes(), 0o644)?;
-        write_file(&self.server_key(), server_key.serialize_pem().as_bytes(), 0o600)?;
+        write_file(
+            &self.server_key(),
+            server_key.serialize_pem().as_bytes(),
+            0o600,
+        )?;
         write_file(&self.client_cert(), client_cert.as_bytes(), 0o644)?;
         write_file(&self.client_key(), client_key.as_bytes(), 0o600)?;
         Ok(())
@@ -106,10 +123,15 @@ fn civil(days: i64) -> (i64, i64, i64) {
 
 fn ca_params(now: i64) -> Result<CertificateParams, String> {
     let mut p = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
-    p.distinguished_name.push(DnType::CommonName, CA_COMMON_NAME);
+    p.distinguished_name
+        .push(DnType::CommonName, CA_COMMON_NAME);
     p.distinguished_name.push(DnType::OrganizationName, "ksg");
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     validity(&mut p, now, 3650)?;
     Ok(p)
 }
@@ -125,7 +147,11 @@ fn leaf_params(sans: Vec<String>, cn: &str, now: i64) -> Result<CertificateParam
 }
 
 /// Issues a client certificate for `cn` from `issuer`: (certificate PEM, key PEM).
-fn issue_client(issuer: &Issuer<'_, &KeyPair>, cn: &str, now: i64) -> Result<(String, String), String> {
+fn issue_client(
+    issuer: &Issuer<'_, &KeyPair>,
+    cn: &str,
+    now: i64,
+) -> Result<(String, String), String> {
     let err = |e: rcgen::Error| format!("certificate generation failed: {e}");
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(err)?;
     let mut p = leaf_params(Vec::new(), cn, now)?;
@@ -142,5 +168,7 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
         .mode(mode)
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| format!("{}: {e}", path.display()))
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }

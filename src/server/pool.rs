@@ -18,7 +18,11 @@ const INITIAL_CAPACITY: usize = 32 * 1024;
 impl BufferPool {
     /// A pool holding `initial` buffers, adding `grow_by` whenever it runs dry.
     pub fn new(initial: usize, grow_by: usize, capacity: usize) -> Self {
-        let pool = BufferPool { free: Mutex::new(Vec::new()), capacity, grow_by: grow_by.max(1) };
+        let pool = BufferPool {
+            free: Mutex::new(Vec::new()),
+            capacity,
+            grow_by: grow_by.max(1),
+        };
         pool.grow(initial);
         pool
     }

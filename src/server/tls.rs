@@ -28,14 +28,21 @@ pub struct TlsFiles {
 /// Chooses the TLS files: the conf's, or the development PKI's (made on first use).
 pub fn files(conf: &ServerConf, data_dir: &Path, now: i64) -> Result<TlsFiles, String> {
     match (&conf.tls_cert_file, &conf.tls_key_file) {
-        (Some(cert), Some(key)) => {
-            Ok(TlsFiles { cert: cert.clone(), key: key.clone(), ca: conf.tls_ca_file.clone(), dev_pki_created: false })
-        }
+        (Some(cert), Some(key)) => Ok(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: conf.tls_ca_file.clone(),
+            dev_pki_created: false,
+        }),
         (None, None) => {
             let pki = DevPki::new(data_dir);
             let created = !pki.exists();
             if created {
-                if pki.dir.exists() && std::fs::read_dir(&pki.dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
+                if pki.dir.exists()
+                    && std::fs::read_dir(&pki.dir)
+                        .map(|mut d| d.next().is_some())
+                        .unwrap_or(false)
+                {
                     return Err(format!(
                         "{} holds an incomplete development PKI; remove it to make a new one",
                         pki.dir.display()
@@ -66,11 +73,15 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 }
 
 /// The rustls server configuration, and the server certificate's notAfter (POSIX seconds).
-pub fn server_config(conf: &ServerConf, files: &TlsFiles) -> Result<(Arc<ServerConfig>, Option<i64>), String> {
+pub fn server_config(
+    conf: &ServerConf,
+    files: &TlsFiles,
+) -> Result<(Arc<ServerConfig>, Option<i64>), String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = read_certs(&files.cert)?;
     let not_after = x509::parse(&chain[0]).map(|i| i.not_after);
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| format!("{}: {e}", files.key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| format!("{}: {e}", files.key.display()))?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| e.to_string())?;
@@ -81,16 +92,25 @@ pub fn server_config(conf: &ServerConf, files: &TlsFiles) -> Result<(Arc<ServerC
                 roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if conf.tls_require_client_cert { verifier } else { verifier.allow_unauthenticated() };
+            let verifier = if conf.tls_require_client_cert {
+                verifier
+            } else {
+                verifier.allow_unauthenticated()
+            };
             builder.with_client_cert_verifier(verifier.build().map_err(|e| e.to_string())?)
         }
         None if conf.tls_require_client_cert => {
-            return Err("tlsRequireClientCert = 1 needs tlsCAFile (the CA client certificates chain to)".into());
+            return Err(
+                "tlsRequireClientCert = 1 needs tlsCAFile (the CA client certificates chain to)"
+                    .into(),
+            );
         }
         None => builder.with_no_client_auth(),
     };
     // No ALPN: KMIP clients rarely offer it, and a mismatch would fail the handshake.
-    let config = builder.with_single_cert(chain, key).map_err(|e| format!("{}: {e}", files.key.display()))?;
+    let config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("{}: {e}", files.key.display()))?;
     Ok((Arc::new(config), not_after))
 }
 

@@ -36,10 +36,15 @@ const SECRET_TAGS: [Tag; 12] = [
 pub fn redact(item: &Item) -> Item {
     let value = match &item.value {
         Value::Structure(children) => Value::Structure(children.iter().map(redact).collect()),
-        v if SECRET_TAGS.contains(&item.tag) => Value::Placeholder(v.item_type(), "$REDACTED".into()),
+        v if SECRET_TAGS.contains(&item.tag) => {
+            Value::Placeholder(v.item_type(), "$REDACTED".into())
+        }
         v => v.clone(),
     };
-    Item { tag: item.tag, value }
+    Item {
+        tag: item.tag,
+        value,
+    }
 }
 
 /// Whether a message was received or sent.
@@ -64,14 +69,19 @@ fn append(path: &Path) -> Option<Mutex<File>> {
     match OpenOptions::new().create(true).append(true).open(path) {
         Ok(f) => Some(Mutex::new(f)),
         Err(e) => {
-            log::warn(&format!("cannot open {}: {e}; that log is off", path.display()));
+            log::warn(&format!(
+                "cannot open {}: {e}; that log is off",
+                path.display()
+            ));
             None
         }
     }
 }
 
 fn micros() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros())
 }
 
 impl Tracer {
@@ -83,13 +93,26 @@ impl Tracer {
             .as_ref()
             .filter(|_| flags & log_flags::TRACE_BASIC != 0)
             .and_then(|d| append(&d.join("ksg-trace.log")));
-        let errors = log_dir.as_ref().zip(error_stream).and_then(|(d, name)| append(&d.join(name)));
-        Tracer { flags, log_dir, basic, errors }
+        let errors = log_dir
+            .as_ref()
+            .zip(error_stream)
+            .and_then(|(d, name)| append(&d.join(name)));
+        Tracer {
+            flags,
+            log_dir,
+            basic,
+            errors,
+        }
     }
 
     /// A tracer that writes nothing.
     pub fn off() -> Tracer {
-        Tracer { flags: 0, log_dir: None, basic: None, errors: None }
+        Tracer {
+            flags: 0,
+            log_dir: None,
+            basic: None,
+            errors: None,
+        }
     }
 
     /// Whether message trees are wanted (so callers keep them).
@@ -111,7 +134,10 @@ impl Tracer {
             formats.push(("json", json::encode(&redacted)));
         }
         if self.flags & log_flags::TRACE_FORMATTTLV != 0 {
-            formats.push(("ttlv.txt", format!("{}{}", tree::HEADING, tree::dump(&redacted, 0))));
+            formats.push((
+                "ttlv.txt",
+                format!("{}{}", tree::HEADING, tree::dump(&redacted, 0)),
+            ));
         }
         if formats.is_empty() {
             formats.push(("xml", xml::encode(&redacted)));
@@ -121,7 +147,11 @@ impl Tracer {
             Direction::Out => "<!-- response -->\n",
         };
         for (ext, text) in formats {
-            let body = if ext == "xml" { format!("{marker}{text}") } else { text };
+            let body = if ext == "xml" {
+                format!("{marker}{text}")
+            } else {
+                text
+            };
             self.write_file(peer, worker, ext, body.as_bytes());
         }
     }

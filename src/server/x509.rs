@@ -26,7 +26,9 @@ impl<'a> Der<'a> {
             if n == 0 || n > 4 || rest.len() < n {
                 return None;
             }
-            let len = rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+            let len = rest[..n]
+                .iter()
+                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
             (len, &rest[n..])
         };
         if rest.len() < len {
@@ -65,7 +67,11 @@ pub fn parse(der: &[u8]) -> Option<CertInfo> {
     validity.next()?;
     let not_after = time(validity.next()?)?;
     let mut subject = Der(tbs.expect(SEQUENCE)?);
-    let mut info = CertInfo { common_names: Vec::new(), organizational_units: Vec::new(), not_after };
+    let mut info = CertInfo {
+        common_names: Vec::new(),
+        organizational_units: Vec::new(),
+        not_after,
+    };
     while !subject.0.is_empty() {
         let mut rdn = Der(subject.expect(SET)?);
         while !rdn.0.is_empty() {
@@ -89,7 +95,11 @@ fn time((tag, content): (u8, &[u8])) -> Option<i64> {
     let full = match (tag, s.len()) {
         (0x17, 12) => {
             let yy: i64 = s[..2].parse().ok()?;
-            format!("{}{}", if yy >= 50 { 1900 + yy } else { 2000 + yy }, &s[2..])
+            format!(
+                "{}{}",
+                if yy >= 50 { 1900 + yy } else { 2000 + yy },
+                &s[2..]
+            )
         }
         (0x18, 14) => s.to_string(),
         _ => return None,
@@ -97,6 +107,14 @@ fn time((tag, content): (u8, &[u8])) -> Option<i64> {
     if !full.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let iso = format!("{}-{}-{}T{}:{}:{}Z", &full[..4], &full[4..6], &full[6..8], &full[8..10], &full[10..12], &full[12..14]);
+    let iso = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &full[..4],
+        &full[4..6],
+        &full[6..8],
+        &full[8..10],
+        &full[10..12],
+        &full[12..14]
+    );
     crate::ttlv::parse_iso8601(&iso).map(|(t, _)| t)
 }

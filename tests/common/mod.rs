@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod gateway;
+
 use std::path::{Path, PathBuf};
 
 use ksg::ttlv::{Document, Item, Limits, xml};
