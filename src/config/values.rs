@@ -44,10 +44,10 @@ impl<'a> Reader<'a> {
         self.ini
             .sections
             .iter()
+            .rev()
             .filter(|s| s.name == section)
-            .flat_map(|s| s.entries.iter())
-            .filter(|e| keys.contains(&e.key.as_str()))
-            .last()
+            .flat_map(|s| s.entries.iter().rev())
+            .find(|e| keys.contains(&e.key.as_str()))
     }
 
     /// An error about `entry`.
