@@ -16,7 +16,11 @@ fn write_confs(dir: &std::path::Path, server_extra: &str) {
         format!("[p6kmip-server-gen]\nlistenPort = 0\nlistenIPAddr = 127.0.0.1\n{server_extra}"),
     )
     .expect("write");
-    std::fs::write(dir.join("p6kmip_auxiliary_ksg.conf"), "[p6kmip-server-auxiliary]\n").expect("write");
+    std::fs::write(
+        dir.join("p6kmip_auxiliary_ksg.conf"),
+        "[p6kmip-server-auxiliary]\n",
+    )
+    .expect("write");
 }
 
 #[test]
@@ -33,7 +37,10 @@ fn a_bad_value_exits_2_naming_file_and_line_before_listening() {
         .expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("p6kmipserver.conf:5:") && err.contains("threadCount"), "{err}");
+    assert!(
+        err.contains("p6kmipserver.conf:5:") && err.contains("threadCount"),
+        "{err}"
+    );
     assert!(!err.contains("listening"), "{err}");
 
     std::fs::remove_file(confs.join("ksg.conf")).expect("rm");
@@ -54,7 +61,10 @@ fn an_unknown_key_is_a_warning_with_file_and_line_and_the_gateway_starts() {
     let mut gw = Gateway::spawn(&confs, tmp);
     std::thread::sleep(Duration::from_millis(100));
     let log = gw.log_text();
-    assert!(log.contains("p6kmipserver.conf:5: unknown key `listenBacklog`"), "{log}");
+    assert!(
+        log.contains("p6kmipserver.conf:5: unknown key `listenBacklog`"),
+        "{log}"
+    );
     assert!(log.contains("(plain)"), "{log}");
     gw.terminate();
     assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(0));
@@ -62,10 +72,18 @@ fn an_unknown_key_is_a_warning_with_file_and_line_and_the_gateway_starts() {
 
 #[test]
 fn serve_help_names_the_contract() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ksg")).args(["serve", "--help"]).output().expect("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_ksg"))
+        .args(["serve", "--help"])
+        .output()
+        .expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    for needle in ["--confs DIR", "--data DIR", "ksg listening on IP:PORT (tls|plain)", "SIGTERM"] {
+    for needle in [
+        "--confs DIR",
+        "--data DIR",
+        "ksg listening on IP:PORT (tls|plain)",
+        "SIGTERM",
+    ] {
         assert!(text.contains(needle), "{needle}");
     }
 }

@@ -384,3 +384,36 @@ fn graceful_shutdown_finishes_the_request_in_flight_and_exits_0() {
     );
     assert!(TcpStream::connect(gw.addr).is_err(), "no longer listening");
 }
+
+#[test]
+fn a_client_pinned_to_tls_1_2_ecdhe_ecdsa_aes_gcm_connects() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let gw = Gateway::start("tls12", Settings::default());
+    let tls = gw.data().join("tls");
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites =
+        vec![rustls::crypto::ring::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256];
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(tls.join("ca.pem")).expect("ca"))
+        .expect("root");
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .expect("TLS 1.2")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![CertificateDer::from_pem_file(tls.join("client.pem")).expect("cert")],
+            PrivateKeyDer::from_pem_file(tls.join("client.key")).expect("key"),
+        )
+        .expect("client auth");
+    let mut s = tls_connect_with(gw.addr, std::sync::Arc::new(config));
+    assert_eq!(
+        results(&roundtrip(&mut s, &discover_versions())),
+        vec![(0, None)]
+    );
+    assert_eq!(
+        s.conn.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+}
