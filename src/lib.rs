@@ -12,4 +12,5 @@ pub mod log;
 pub mod ops;
 pub mod server;
 pub mod service;
+pub mod store;
 pub mod ttlv;

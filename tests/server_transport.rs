@@ -119,12 +119,11 @@ trait WithMajor {
 impl WithMajor for Item {
     fn clone_with_major(&self, major: i32) -> Item {
         let mut item = self.clone();
-        if let Value::Structure(c) = &mut item.value {
-            if let Value::Structure(h) = &mut c[0].value {
-                if let Value::Structure(v) = &mut h[0].value {
-                    v[0].value = Value::Integer(major);
-                }
-            }
+        if let Value::Structure(c) = &mut item.value
+            && let Value::Structure(h) = &mut c[0].value
+            && let Value::Structure(v) = &mut h[0].value
+        {
+            v[0].value = Value::Integer(major);
         }
         item
     }

@@ -206,7 +206,7 @@ fn hex_input(text: &str) -> Result<Vec<u8>, String> {
     if let Some(bad) = digits.chars().find(|c| !c.is_ascii_hexdigit()) {
         return Err(format!("hex input has a non-hex character {bad:?}"));
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err("hex input has an odd number of digits".to_string());
     }
     (0..digits.len())

@@ -50,13 +50,13 @@ pub fn handle(ctx: &Context<'_>, payload: Item) -> Outcome {
             }
         }
     }
-    if asked(QueryFunction::QueryServerInformation) {
-        if let Some(vendor) = &aux.vendor_id {
-            out.push(Item::new(
-                Tag::VENDOR_IDENTIFICATION,
-                Value::TextString(vendor.clone()),
-            ));
-        }
+    if asked(QueryFunction::QueryServerInformation)
+        && let Some(vendor) = &aux.vendor_id
+    {
+        out.push(Item::new(
+            Tag::VENDOR_IDENTIFICATION,
+            Value::TextString(vendor.clone()),
+        ));
     }
     if asked(QueryFunction::QueryProfiles) {
         for &p in &aux.profiles {

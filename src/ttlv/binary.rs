@@ -47,7 +47,7 @@ pub fn frame_length(header: &[u8; HEADER], max_size: usize) -> Result<usize, Fra
         return Err(FrameError::NotTtlv);
     }
     let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
-    if len % 8 != 0 {
+    if !len.is_multiple_of(8) {
         return Err(FrameError::BadLength);
     }
     let total = u64::from(len) + HEADER as u64;
@@ -228,7 +228,7 @@ impl Decoder {
             ItemType::Integer => Value::Integer(i32::from_be_bytes(array(bytes))),
             ItemType::LongInteger => Value::LongInteger(i64::from_be_bytes(array(bytes))),
             ItemType::BigInteger => {
-                if len == 0 || len % 8 != 0 {
+                if len == 0 || !len.is_multiple_of(8) {
                     return Err(err(
                         DecodeErrorKind::Malformed,
                         at + 4,

@@ -142,10 +142,8 @@ pub(crate) fn datetime_from_text(text: &str, extended: bool) -> Result<i64, Stri
     if let Some(v) = hex::parse_prefixed_u64(text) {
         return Ok(v as i64);
     }
-    if extended {
-        if let Ok(micros) = text.parse::<i64>() {
-            return Ok(micros);
-        }
+    if extended && let Ok(micros) = text.parse::<i64>() {
+        return Ok(micros);
     }
     let (secs, micros) = datetime::parse_iso8601(text)
         .ok_or_else(|| format!("{text:?} is not an ISO-8601 date-time"))?;

@@ -1,0 +1,739 @@
+//! The keystore: one append-only, encrypted, chained log file (`<data>/keystore.ksg`) holding
+//! every managed object's KMIP metadata and every value not kept in an HSM, plus the in-memory
+//! index built from it at start.
+//!
+//! A change is answered only after its record is on disk: writers queue sealed records and one
+//! of them (the leader) writes and fsyncs everything queued, so concurrent writers share one
+//! sync (group commit). See `record.rs` for the format and `docs/ARCHITECTURE.md` for the rules
+//! on damage, torn tails and recovery.
+
+pub mod index;
+pub mod key;
+pub mod object;
+pub mod record;
+pub mod secret;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, RwLock, RwLockReadGuard};
+
+use zeroize::Zeroizing;
+
+pub use index::{Criterion, Index, Key};
+use key::Key256;
+pub use object::{Change, Kind, StoredAttribute, StoredObject, TokenRef};
+use record::{FILE_HEADER, FLAG_MORE, FileKeys, HeaderError, MAC, RECORD_HEADER};
+pub use secret::SecretBytes;
+
+use crate::ttlv::{Limits, binary};
+
+/// The keystore's file name in the data directory.
+pub const FILE_NAME: &str = "keystore.ksg";
+
+/// Why the keystore failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreError {
+    /// A file operation failed.
+    Io(String),
+    /// The file was sealed with a different store key.
+    WrongKey(PathBuf),
+    /// The file is not a keystore (or of an unknown version).
+    NotAKeystore(String),
+    /// The chain does not verify.
+    Damaged(Damage),
+    /// Another process holds the keystore.
+    Locked(PathBuf),
+    /// Opened after damage with the recover flag: readable, not writable until re-sealed.
+    ReadOnly(String),
+    /// A change does not fit the current state (unknown object, no such instance …).
+    Invalid(String),
+    /// Writing failed (disk full …); nothing was changed.
+    WriteFailed(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Io(m) => write!(f, "keystore: {m}"),
+            StoreError::WrongKey(p) => write!(
+                f,
+                "keystore {}: wrong store key (the file was sealed with a different key; check baseKeyPath/customerKeyPath)",
+                p.display()
+            ),
+            StoreError::NotAKeystore(m) => write!(f, "keystore: {m}"),
+            StoreError::Damaged(d) => write!(
+                f,
+                "keystore signature check failed at byte {} (record {}): {}; {} bytes after it cannot be trusted. \
+                 Restore a backup, or set gateFlags 0x0001 (recover signature) to open what precedes the damage",
+                d.offset, d.seq, d.what, d.dropped_bytes
+            ),
+            StoreError::Locked(p) => {
+                write!(
+                    f,
+                    "keystore {} is in use by another process (is the gateway running?)",
+                    p.display()
+                )
+            }
+            StoreError::ReadOnly(m) => write!(f, "keystore is read-only: {m}"),
+            StoreError::Invalid(m) => write!(f, "keystore: {m}"),
+            StoreError::WriteFailed(m) => {
+                write!(f, "keystore write failed, nothing was changed: {m}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Where and how the chain broke.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    /// Byte offset of the first record that does not verify.
+    pub offset: u64,
+    /// The sequence number it should have had.
+    pub seq: u64,
+    /// What failed.
+    pub what: String,
+    /// Bytes from the damage to the end of the file.
+    pub dropped_bytes: u64,
+}
+
+/// What reading the file found.
+#[derive(Debug)]
+pub struct Scan {
+    /// Index built from the good records.
+    pub index: Index,
+    /// Records that verified and were applied.
+    pub records: u64,
+    /// Records per kind (index = kind byte).
+    pub by_kind: [u64; 9],
+    /// Bytes of a torn tail (an unfinished last write) that were or would be cut.
+    pub torn_bytes: u64,
+    /// The damage, when the chain broke and recovery was asked for.
+    pub damage: Option<Damage>,
+    /// Records that verified but could not be applied (logged, skipped).
+    pub inconsistent: Vec<String>,
+    /// Length of the good prefix.
+    pub good_len: u64,
+    /// Chain value after the good prefix.
+    prev_mac: [u8; 32],
+    /// Next sequence number.
+    next_seq: u64,
+    keys: FileKeys,
+    /// Whether the file was created by this scan.
+    pub created: bool,
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(format!("{}: {e}", path.display()))
+}
+
+fn decode_body(kind: u8, plain: &[u8]) -> Result<Change, String> {
+    let kind = Kind::from_byte(kind).ok_or_else(|| format!("unknown record kind {kind}"))?;
+    let limits = Limits {
+        max_size: record::MAX_BODY,
+        max_depth: 64,
+        max_items: 1 << 20,
+    };
+    let item = binary::decode(plain, &limits).map_err(|e| format!("record body: {e}"))?;
+    object::decode_change(kind, item)
+}
+
+/// Reads and verifies a keystore file, building the index. A missing file reads as empty
+/// (and is created when `create` is set).
+pub fn scan(
+    path: &Path,
+    store_key: &Key256,
+    hsm_name: &str,
+    recover: bool,
+    create: bool,
+) -> Result<Scan, StoreError> {
+    let file = match File::open(path) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(path, e)),
+    };
+    let Some(file) = file else {
+        let keys = FileKeys::derive(store_key, Key256::random().map_err(StoreError::Io)?.0);
+        let header = keys.file_header();
+        if create {
+            write_new_file(path, &header, &[])?;
+        }
+        return Ok(Scan {
+            index: Index::new(hsm_name),
+            records: 0,
+            by_kind: [0; 9],
+            torn_bytes: 0,
+            damage: None,
+            inconsistent: Vec::new(),
+            good_len: FILE_HEADER as u64,
+            prev_mac: keys.chain_start(&header),
+            next_seq: 1,
+            keys,
+            created: true,
+        });
+    };
+    let file_len = file.metadata().map_err(|e| io(path, e))?.len();
+    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut header = [0u8; FILE_HEADER];
+    r.read_exact(&mut header)
+        .map_err(|e| io(path, format!("cannot read the header: {e}")))?;
+    let keys = match record::open_header(store_key, &header) {
+        Ok(k) => k,
+        Err(HeaderError::WrongKey) => return Err(StoreError::WrongKey(path.to_path_buf())),
+        Err(HeaderError::NotAKeystore(m)) => {
+            return Err(StoreError::NotAKeystore(format!("{}: {m}", path.display())));
+        }
+    };
+    let mut s = Scan {
+        index: Index::new(hsm_name),
+        records: 0,
+        by_kind: [0; 9],
+        torn_bytes: 0,
+        damage: None,
+        inconsistent: Vec::new(),
+        good_len: FILE_HEADER as u64,
+        prev_mac: keys.chain_start(&header),
+        next_seq: 1,
+        keys,
+        created: false,
+    };
+    // Records of an unfinished batch wait here until its last record arrives.
+    let mut batch: Vec<Change> = Vec::new();
+    let mut offset = FILE_HEADER as u64;
+    let mut prev = s.prev_mac;
+    let mut seq = 1u64;
+    let mut head = [0u8; RECORD_HEADER];
+    loop {
+        if offset == file_len {
+            break;
+        }
+        let remaining = file_len - offset;
+        if remaining < RECORD_HEADER as u64 {
+            s.torn_bytes = remaining;
+            break;
+        }
+        r.read_exact(&mut head).map_err(|e| io(path, e))?;
+        let damage = |what: String| Damage {
+            offset,
+            seq,
+            what,
+            dropped_bytes: file_len - offset,
+        };
+        let Some(h) = record::read_head(&s.keys, &prev, &head) else {
+            // A crash can leave a zero-filled tail; anything else is damage.
+            let mut rest = head.to_vec();
+            r.read_to_end(&mut rest).map_err(|e| io(path, e))?;
+            if rest.iter().all(|&b| b == 0) {
+                s.torn_bytes = remaining;
+                break;
+            }
+            return finish_damaged(s, damage("record header does not verify".into()), recover);
+        };
+        if h.seq != seq {
+            return finish_damaged(
+                s,
+                damage(format!("sequence {} where {seq} was due", h.seq)),
+                recover,
+            );
+        }
+        if (h.total() as u64) > remaining {
+            s.torn_bytes = remaining;
+            break;
+        }
+        let mut rec = Zeroizing::new(vec![0u8; h.total()]);
+        rec[..RECORD_HEADER].copy_from_slice(&head);
+        r.read_exact(&mut rec[RECORD_HEADER..])
+            .map_err(|e| io(path, e))?;
+        let Some((mac, plain)) = record::open_record(&s.keys, &prev, &rec) else {
+            if rec[RECORD_HEADER..].iter().all(|&b| b == 0) && offset + h.total() as u64 == file_len
+            {
+                s.torn_bytes = remaining;
+                break;
+            }
+            return finish_damaged(s, damage("record MAC does not verify".into()), recover);
+        };
+        let change = match decode_body(h.kind, &plain) {
+            Ok(c) => c,
+            Err(e) => return finish_damaged(s, damage(e), recover),
+        };
+        prev = mac;
+        seq += 1;
+        offset += h.total() as u64;
+        s.by_kind[usize::from(h.kind).min(8)] += 1;
+        batch.push(change);
+        if h.flags & FLAG_MORE == 0 {
+            for c in batch.drain(..) {
+                if let Err(e) = s.index.apply(c) {
+                    s.inconsistent
+                        .push(format!("record before byte {offset}: {e}"));
+                }
+                s.records += 1;
+            }
+            s.good_len = offset;
+            s.prev_mac = prev;
+            s.next_seq = seq;
+        }
+    }
+    if !batch.is_empty() {
+        // An unfinished batch was never acknowledged: it is part of the torn tail.
+        s.torn_bytes = file_len - s.good_len;
+    }
+    Ok(s)
+}
+
+fn finish_damaged(mut s: Scan, damage: Damage, recover: bool) -> Result<Scan, StoreError> {
+    if !recover {
+        return Err(StoreError::Damaged(damage));
+    }
+    s.damage = Some(Damage {
+        dropped_bytes: damage.dropped_bytes + (damage.offset - s.good_len),
+        ..damage
+    });
+    Ok(s)
+}
+
+fn write_new_file(path: &Path, header: &[u8], records: &[u8]) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    }
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io(path, e))?;
+    f.write_all(header)
+        .and_then(|()| f.write_all(records))
+        .and_then(|()| f.sync_all())
+        .map_err(|e| io(path, e))?;
+    sync_dir(path)
+}
+
+fn sync_dir(path: &Path) -> Result<(), StoreError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(dir, e))
+}
+
+/// What opening found, for the start-up log.
+#[derive(Debug)]
+pub struct OpenReport {
+    /// Records applied.
+    pub records: u64,
+    /// Objects of this HSM_name.
+    pub objects: usize,
+    /// Objects of other HSM_names.
+    pub foreign: usize,
+    /// Torn tail bytes cut off.
+    pub torn_bytes: u64,
+    /// Damage tolerated under the recover flag.
+    pub damage: Option<Damage>,
+    /// Verified records that could not be applied.
+    pub inconsistent: Vec<String>,
+    /// Whether the file was new.
+    pub created: bool,
+}
+
+struct LogState {
+    pending: Vec<u8>,
+    next_seq: u64,
+    prev_mac: [u8; 32],
+    durable_seq: u64,
+    durable_len: u64,
+    durable_mac: [u8; 32],
+    failed_upto: u64,
+    failure: String,
+    leader: bool,
+    needs_reload: bool,
+}
+
+/// The open keystore.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    file: Mutex<File>,
+    index: RwLock<Index>,
+    log: Mutex<LogState>,
+    durable: Condvar,
+    keys: FileKeys,
+    store_key: Key256,
+    hsm_name: String,
+    read_only: Option<String>,
+}
+
+impl std::fmt::Debug for LogState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "LogState(next_seq {}, durable_seq {})",
+            self.next_seq, self.durable_seq
+        )
+    }
+}
+
+impl Store {
+    /// Opens (or creates) `<data_dir>/keystore.ksg`, verifying the whole chain, cutting a torn
+    /// tail, and taking an exclusive lock for this process. With `recover`, damage is tolerated:
+    /// the good prefix opens read-only.
+    pub fn open(
+        data_dir: &Path,
+        store_key: &Key256,
+        hsm_name: &str,
+        recover: bool,
+    ) -> Result<(Store, OpenReport), StoreError> {
+        let path = data_dir.join(FILE_NAME);
+        // Lock before reading, so two gateways never append to one file.
+        let file = open_locked(&path, store_key)?;
+        let s = scan(&path, store_key, hsm_name, recover, false)?;
+        let file_len = file.metadata().map_err(|e| io(&path, e))?.len();
+        if s.damage.is_none() && s.good_len < file_len {
+            file.set_len(s.good_len)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| io(&path, e))?;
+        }
+        let read_only = s.damage.as_ref().map(|d| {
+            format!(
+                "the keystore failed its signature check at byte {} and was opened with gateFlags 0x0001; \
+                 stop the gateway and run `ksg keystore compact --recover` to re-seal it",
+                d.offset
+            )
+        });
+        let report = OpenReport {
+            records: s.records,
+            objects: s.index.len(),
+            foreign: s.index.foreign_len(),
+            torn_bytes: if s.damage.is_some() { 0 } else { s.torn_bytes },
+            damage: s.damage.clone(),
+            inconsistent: s.inconsistent.clone(),
+            created: s.created,
+        };
+        let log = LogState {
+            pending: Vec::new(),
+            next_seq: s.next_seq,
+            prev_mac: s.prev_mac,
+            durable_seq: s.next_seq - 1,
+            durable_len: s.good_len,
+            durable_mac: s.prev_mac,
+            failed_upto: 0,
+            failure: String::new(),
+            leader: false,
+            needs_reload: false,
+        };
+        let store = Store {
+            path,
+            file: Mutex::new(file),
+            index: RwLock::new(s.index),
+            log: Mutex::new(log),
+            durable: Condvar::new(),
+            keys: s.keys,
+            store_key: store_key.clone(),
+            hsm_name: hsm_name.to_string(),
+            read_only,
+        };
+        Ok((store, report))
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Why writes are refused, if they are.
+    pub fn read_only(&self) -> Option<&str> {
+        self.read_only.as_deref()
+    }
+
+    /// Read access to the index.
+    pub fn read(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Calls `f` with the object `uid`, if it exists.
+    pub fn with_object<R>(&self, uid: &str, f: impl FnOnce(&StoredObject) -> R) -> Option<R> {
+        self.read().get(uid).map(f)
+    }
+
+    /// The Unique Identifiers matching every criterion.
+    pub fn find(&self, criteria: &[Criterion]) -> Vec<String> {
+        self.read().find(criteria)
+    }
+
+    /// Applies `changes` atomically and returns once they are on disk. A `Create` whose object
+    /// has an empty Unique Identifier gets the next one; the results are, per change, the
+    /// Unique Identifier (creates) or the Attribute Index (attribute changes).
+    pub fn commit(&self, mut changes: Vec<Change>) -> Result<Vec<CommitResult>, StoreError> {
+        if let Some(r) = &self.read_only {
+            return Err(StoreError::ReadOnly(r.clone()));
+        }
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut idx = self.index.write().unwrap_or_else(|p| p.into_inner());
+        if self
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .needs_reload
+        {
+            self.reload(&mut idx)?;
+        }
+        // Assign identifiers, then apply in order, undoing on the first failure.
+        for c in &mut changes {
+            if let Change::Create(o) = c
+                && o.uid.is_empty()
+            {
+                o.uid = idx.next_uid.to_string();
+                idx.next_uid += 1;
+            }
+        }
+        let touched: Vec<String> = changes.iter().filter_map(change_uid).collect();
+        let before: Vec<(String, Option<StoredObject>)> = touched
+            .iter()
+            .map(|u| (u.clone(), idx.get(u).cloned()))
+            .collect();
+        let next_uid_before = idx.next_uid;
+        let mut results = Vec::with_capacity(changes.len());
+        let mut sealed_changes = Vec::with_capacity(changes.len());
+        for c in changes {
+            let uid = change_uid(&c);
+            let mut logged = c.clone();
+            match idx.apply(c) {
+                Ok(index) => {
+                    if let (
+                        Change::AddAttribute {
+                            index: slot @ None, ..
+                        },
+                        Some(i),
+                    ) = (&mut logged, index)
+                    {
+                        *slot = Some(i);
+                    }
+                    results.push(CommitResult { uid, index });
+                    sealed_changes.push(logged);
+                }
+                Err(e) => {
+                    undo(&mut idx, before, next_uid_before);
+                    return Err(StoreError::Invalid(e.to_string()));
+                }
+            }
+        }
+        let my_seq = {
+            let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            let n = sealed_changes.len();
+            for (i, c) in sealed_changes.iter().enumerate() {
+                let mut plain = Zeroizing::new(Vec::new());
+                binary::encode(&object::encode_change(c), &mut plain)
+                    .map_err(|e| StoreError::Invalid(format!("cannot encode a record: {e}")))?;
+                let flags = if i + 1 < n { FLAG_MORE } else { 0 };
+                let (seq, prev) = (log.next_seq, log.prev_mac);
+                let mut pending = std::mem::take(&mut log.pending);
+                log.prev_mac =
+                    self.keys
+                        .seal(&prev, seq, c.kind() as u8, flags, &plain, &mut pending);
+                log.pending = pending;
+                log.next_seq += 1;
+            }
+            log.next_seq - 1
+        };
+        drop(idx);
+        self.wait_durable(my_seq)?;
+        Ok(results)
+    }
+
+    fn wait_durable(&self, my_seq: u64) -> Result<(), StoreError> {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if log.durable_seq >= my_seq {
+                return Ok(());
+            }
+            if log.failed_upto >= my_seq {
+                return Err(StoreError::WriteFailed(log.failure.clone()));
+            }
+            if log.leader {
+                log = self.durable.wait(log).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            log.leader = true;
+            let buf = std::mem::take(&mut log.pending);
+            let upto = log.next_seq - 1;
+            let last_mac = log.prev_mac;
+            let start_len = log.durable_len;
+            drop(log);
+            let result = {
+                let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+                let r = f.write_all(&buf).and_then(|()| f.sync_data());
+                if r.is_err() {
+                    // Take back whatever part reached the file, so the chain stays whole.
+                    let _ = f.set_len(start_len).and_then(|()| f.sync_all());
+                }
+                r
+            };
+            log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            log.leader = false;
+            match result {
+                Ok(()) => {
+                    log.durable_seq = upto;
+                    log.durable_len = start_len + buf.len() as u64;
+                    log.durable_mac = last_mac;
+                }
+                Err(e) => {
+                    // Everything sealed after the durable point chains from records that are
+                    // not on disk: fail it all and rebuild memory from the file.
+                    log.failed_upto = log.next_seq - 1;
+                    log.failure = format!("{}: {e}", self.path.display());
+                    log.pending.clear();
+                    log.next_seq = log.durable_seq + 1;
+                    log.prev_mac = log.durable_mac;
+                    log.needs_reload = true;
+                }
+            }
+            self.durable.notify_all();
+        }
+    }
+
+    /// Rebuilds the index from the file (after a failed write left memory ahead of the disk).
+    fn reload(&self, idx: &mut Index) -> Result<(), StoreError> {
+        let s = scan(&self.path, &self.store_key, &self.hsm_name, false, false)?;
+        *idx = s.index;
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.needs_reload = false;
+        Ok(())
+    }
+
+    /// Whether a failed write is waiting for the index to be rebuilt.
+    pub fn needs_reload(&self) -> bool {
+        self.log.lock().map(|l| l.needs_reload).unwrap_or(true)
+    }
+}
+
+/// What one committed change produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitResult {
+    /// The object's Unique Identifier.
+    pub uid: Option<String>,
+    /// The Attribute Index of an added or modified instance.
+    pub index: Option<u32>,
+}
+
+fn change_uid(c: &Change) -> Option<String> {
+    match c {
+        Change::Create(o) => Some(o.uid.clone()),
+        Change::AddAttribute { uid, .. }
+        | Change::ModifyAttribute { uid, .. }
+        | Change::DeleteAttribute { uid, .. }
+        | Change::State { uid, .. }
+        | Change::Destroy { uid, .. }
+        | Change::Erase { uid } => Some(uid.clone()),
+        Change::UidFloor(_) => None,
+    }
+}
+
+fn undo(idx: &mut Index, before: Vec<(String, Option<StoredObject>)>, next_uid: u64) {
+    for (uid, _) in &before {
+        if idx.get(uid).is_some() {
+            let _ = idx.apply(Change::Erase { uid: uid.clone() });
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (uid, obj) in before {
+        if let Some(o) = obj
+            && seen.insert(uid)
+        {
+            let _ = idx.apply(Change::Create(o));
+        }
+    }
+    idx.next_uid = next_uid;
+}
+
+fn open_locked(path: &Path, store_key: &Key256) -> Result<File, StoreError> {
+    if !path.exists() {
+        let keys = FileKeys::derive(store_key, Key256::random().map_err(StoreError::Io)?.0);
+        write_new_file(path, &keys.file_header(), &[])?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| io(path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(path.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(path, e)),
+    }
+}
+
+/// What compaction did.
+#[derive(Debug)]
+pub struct CompactReport {
+    /// Records in the old file.
+    pub old_records: u64,
+    /// Objects written (all HSM_names).
+    pub objects: usize,
+    /// Old and new sizes in bytes.
+    pub old_bytes: u64,
+    /// New size.
+    pub new_bytes: u64,
+    /// Where the damaged original was kept, when re-sealing after damage.
+    pub damaged_copy: Option<PathBuf>,
+}
+
+/// Rewrites the keystore as one record per live object (under a fresh salt), swapping it in
+/// atomically. Needs the gateway stopped (it takes the same lock). With `recover`, a damaged
+/// file is re-sealed from its good prefix and the original is kept beside it.
+pub fn compact(
+    data_dir: &Path,
+    store_key: &Key256,
+    recover: bool,
+    now: i64,
+) -> Result<CompactReport, StoreError> {
+    let path = data_dir.join(FILE_NAME);
+    if !path.exists() {
+        return Err(io(&path, "no keystore to compact"));
+    }
+    let lock = open_locked(&path, store_key)?;
+    let old_bytes = lock.metadata().map_err(|e| io(&path, e))?.len();
+    let s = scan(&path, store_key, "", recover, false)?;
+    let keys = FileKeys::derive(store_key, Key256::random().map_err(StoreError::Io)?.0);
+    let header = keys.file_header();
+    let mut prev = keys.chain_start(&header);
+    let mut body = Vec::new();
+    let all: Vec<Change> = std::iter::once(Change::UidFloor(s.index.next_uid))
+        .chain(s.index.all().cloned().map(Change::Create))
+        .collect();
+    for (seq, c) in (1u64..).zip(all.iter()) {
+        let mut plain = Zeroizing::new(Vec::new());
+        binary::encode(&object::encode_change(c), &mut plain)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        prev = keys.seal(&prev, seq, c.kind() as u8, 0, &plain, &mut body);
+    }
+    let tmp = data_dir.join(format!("{FILE_NAME}.compact"));
+    let _ = std::fs::remove_file(&tmp);
+    write_new_file(&tmp, &header, &body)?;
+    let damaged_copy = if s.damage.is_some() {
+        let copy = data_dir.join(format!("{FILE_NAME}.damaged-{now}"));
+        std::fs::hard_link(&path, &copy).map_err(|e| io(&copy, e))?;
+        Some(copy)
+    } else {
+        None
+    };
+    std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+    sync_dir(&path)?;
+    drop(lock);
+    Ok(CompactReport {
+        old_records: s.records,
+        objects: all.len() - 1,
+        old_bytes,
+        new_bytes: (FILE_HEADER + body.len()) as u64,
+        damaged_copy,
+    })
+}
+
+/// Bytes of sealed record overhead (header and MAC), for sizing.
+pub const RECORD_OVERHEAD: usize = RECORD_HEADER + MAC;
