@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::kmip::{self, Error, RequestMessage, ResponseBatchItem, ResponseMessage};
 use crate::ops::{self, Context};
+use crate::store::Store;
 use crate::ttlv::tables::enums::BatchErrorContinuationOption;
 use crate::ttlv::{DecodeError, DecodeErrorKind, Item, Limits, Version, binary, json, xml};
 
@@ -60,16 +61,22 @@ pub struct Gateway {
     pub config: Arc<Config>,
     /// Limits for decoding requests.
     pub limits: Limits,
+    /// The keystore (absent only in tests of the request path itself).
+    pub store: Option<Arc<Store>>,
 }
 
 impl Gateway {
-    /// A gateway for `config`.
-    pub fn new(config: Arc<Config>) -> Self {
+    /// A gateway for `config`, with its keystore.
+    pub fn new(config: Arc<Config>, store: Option<Arc<Store>>) -> Self {
         let limits = Limits {
             max_size: config.server.max_buf_size,
             ..Limits::default()
         };
-        Gateway { config, limits }
+        Gateway {
+            config,
+            limits,
+            store,
+        }
     }
 
     /// Handles one request message. With `keep_request` the decoded request tree is returned

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod codec;
+pub mod keystore;
 pub mod serve;
 
 const USAGE: &str = "\
@@ -11,6 +12,7 @@ Usage: ksg <command> [options]
 
 Commands:
   serve     run the gateway (--confs DIR, --data DIR)
+  keystore  verify, dump, compact or benchmark the keystore
   codec     convert KMIP messages between TTLV, hex, XML, JSON and an annotated tree dump
   help      show this help, or `ksg help <command>` for one command
 
@@ -26,9 +28,11 @@ pub fn run(args: &[String]) -> i32 {
     match command.as_str() {
         "codec" => codec::run(rest),
         "serve" => serve::run(rest),
+        "keystore" => keystore::run(rest),
         "help" | "--help" | "-h" => match rest.first().map(String::as_str) {
             Some("codec") => codec::run(&["--help".to_string()]),
             Some("serve") => serve::run(&["--help".to_string()]),
+            Some("keystore") => keystore::run(&["--help".to_string()]),
             _ => {
                 print!("{USAGE}");
                 0

@@ -7,9 +7,10 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use super::args::Args;
-use crate::config::Config;
+use crate::config::{Config, gate_flags};
 use crate::log;
 use crate::server::Server;
+use crate::store::{Store, key};
 
 const HELP: &str = "\
 Usage: ksg serve [--confs DIR] [--data DIR]
@@ -61,7 +62,14 @@ pub fn run(args: &[String]) -> i32 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let server = match Server::bind(Arc::new(config), now) {
+    let store = match open_store(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ksg serve: {e}");
+            return 1;
+        }
+    };
+    let server = match Server::bind(Arc::new(config), Some(Arc::new(store)), now) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ksg serve: {e}");
@@ -94,4 +102,47 @@ pub fn run(args: &[String]) -> i32 {
     );
     server.run();
     0
+}
+
+/// Loads the store key and opens the keystore, reporting what opening found.
+fn open_store(config: &Config) -> Result<Store, String> {
+    let (store_key, source) = key::load(
+        config.ksg.customer_key_path.as_deref(),
+        &config.ksg.base_key_path,
+    )?;
+    if let key::KeySource::Generated(p) = &source {
+        log::info(&format!(
+            "generated the keystore's base key in {} (mode 0600; back it up)",
+            p.display()
+        ));
+    }
+    let recover = config.ksg.gate_flags & gate_flags::RECOVER_SIGNATURE != 0;
+    let (store, report) = Store::open(&config.data_dir, &store_key, &config.ksg.hsm_name, recover)
+        .map_err(|e| e.to_string())?;
+    log::info(&format!(
+        "keystore {}: {} objects ({} of other HSM_names), {} records{}",
+        store.path().display(),
+        report.objects,
+        report.foreign,
+        report.records,
+        if report.created { ", new" } else { "" }
+    ));
+    if report.torn_bytes > 0 {
+        log::warn(&format!(
+            "keystore: cut a torn tail of {} bytes (an unfinished write before a crash)",
+            report.torn_bytes
+        ));
+    }
+    for i in &report.inconsistent {
+        log::warn(&format!("keystore: {i}"));
+    }
+    if let Some(d) = &report.damage {
+        log::error(&format!(
+            "KEYSTORE SIGNATURE CHECK FAILED at byte {} (record {}): {}. gateFlags 0x0001 is set, so the gateway \
+             opens the {} objects recorded before the damage and DROPS the {} bytes after it. The keystore is \
+             read-only until re-sealed: stop the gateway and run `ksg keystore compact --recover`.",
+            d.offset, d.seq, d.what, report.objects, d.dropped_bytes
+        ));
+    }
+    Ok(store)
 }

@@ -21,6 +21,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::log;
 use crate::service::Gateway;
+use crate::store::Store;
 pub use conn::Shared;
 use pool::BufferPool;
 use trace::Tracer;
@@ -58,7 +59,11 @@ impl Stopper {
 
 impl Server {
     /// Binds the listener and prepares TLS (making the development PKI on first use).
-    pub fn bind(config: Arc<Config>, now: i64) -> Result<Server, String> {
+    pub fn bind(
+        config: Arc<Config>,
+        store: Option<Arc<Store>>,
+        now: i64,
+    ) -> Result<Server, String> {
         let sc = config.server.clone();
         let mut notices = Vec::new();
         let tls = if sc.tls_enabled {
@@ -102,7 +107,7 @@ impl Server {
         );
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
-            gateway: Arc::new(Gateway::new(config.clone())),
+            gateway: Arc::new(Gateway::new(config.clone(), store)),
             tracer: Arc::new(tracer),
             tls,
             pool: BufferPool::new(sc.initial_buf_count, sc.grow_buf_by, sc.max_buf_size),

@@ -155,7 +155,7 @@ pub fn scan(
         Err(e) => return Err(io(path, e)),
     };
     let Some(file) = file else {
-        let keys = FileKeys::derive(store_key, Key256::random().map_err(StoreError::Io)?.0);
+        let keys = FileKeys::new(store_key).map_err(StoreError::Io)?;
         let header = keys.file_header();
         if create {
             write_new_file(path, &header, &[])?;
@@ -654,7 +654,7 @@ fn undo(idx: &mut Index, before: Vec<(String, Option<StoredObject>)>, next_uid: 
 
 fn open_locked(path: &Path, store_key: &Key256) -> Result<File, StoreError> {
     if !path.exists() {
-        let keys = FileKeys::derive(store_key, Key256::random().map_err(StoreError::Io)?.0);
+        let keys = FileKeys::new(store_key).map_err(StoreError::Io)?;
         write_new_file(path, &keys.file_header(), &[])?;
     }
     let file = OpenOptions::new()
@@ -700,7 +700,7 @@ pub fn compact(
     let lock = open_locked(&path, store_key)?;
     let old_bytes = lock.metadata().map_err(|e| io(&path, e))?.len();
     let s = scan(&path, store_key, "", recover, false)?;
-    let keys = FileKeys::derive(store_key, Key256::random().map_err(StoreError::Io)?.0);
+    let keys = FileKeys::new(store_key).map_err(StoreError::Io)?;
     let header = keys.file_header();
     let mut prev = keys.chain_start(&header);
     let mut body = Vec::new();

@@ -1,19 +1,27 @@
-//! The keystore file format: a header, then records, each sealed (AES key wrap with padding,
-//! RFC 5649) and chained (HMAC-SHA-256 over the previous record's MAC, the sequence number, the
-//! header and the ciphertext) — the seed's keystore "signature".
+//! The keystore file format: a header holding the file's data key wrapped under the store key
+//! (AES key wrap, RFC 3394), then records, each encrypted with AES-256-GCM under a key derived
+//! from the data key and chained with HMAC-SHA-256 (over the previous record's MAC, the sequence
+//! number, the header and the ciphertext) — the seed's keystore "signature".
 //!
 //! ```text
-//! file header (80 bytes): "KSGSTOR1" | version u32 | salt [32] | key check [32] | reserved u32
+//! file header (128 bytes): "KSGSTOR1" | version u32 | salt [32] | wrapped data key [40] | zeros
 //! record:  body_len u32 | seq u64 | kind u8 | flags u8 | reserved u16 | header tag [8]
-//!          | ciphertext [body_len] | mac [32]
+//!          | nonce [12] | ciphertext | GCM tag [16] | mac [32]
 //! header tag = HMAC(K_mac, prev_mac | "H" | first 16 bytes)[..8]   (so a damaged length is
 //!              told apart from a torn tail)
-//! mac        = HMAC(K_mac, prev_mac | first 24 bytes | ciphertext)
+//! mac        = HMAC(K_mac, prev_mac | first 24 bytes | body)
 //! ```
 //! The first record's `prev_mac` is HMAC(K_mac, file header). flags bit 0: more records of the
-//! same atomic batch follow.
+//! same atomic batch follow. Because the record keys come from the data key, changing the store
+//! key only re-wraps the header.
+//!
+//! Why GCM for record bodies rather than AES key wrap: key wrap runs 6 sequential AES calls per
+//! 8 bytes; measured here it cost ~12 µs per 460-byte record (44 % of open time), against well
+//! under 1 µs for GCM with AES-NI. Key wrap keeps the job it is made for: the data key.
 
-use aes_kw::KwpAes256;
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{AeadInOut, Nonce, Tag as GcmTag};
+use aes_kw::KwAes256;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
@@ -25,11 +33,14 @@ pub const MAGIC: &[u8; 8] = b"KSGSTOR1";
 /// Format version.
 pub const VERSION: u32 = 1;
 /// File header length.
-pub const FILE_HEADER: usize = 80;
+pub const FILE_HEADER: usize = 128;
 /// Record header length (including the header tag).
 pub const RECORD_HEADER: usize = 24;
 /// MAC length.
 pub const MAC: usize = 32;
+/// Nonce and GCM tag around each body.
+const NONCE: usize = 12;
+const GCM_TAG: usize = 16;
 /// Largest sealed body accepted (a longer length is damage, not a record).
 pub const MAX_BODY: usize = 64 << 20;
 /// flags: more records of this batch follow.
@@ -38,26 +49,52 @@ pub const FLAG_MORE: u8 = 0x01;
 type HmacSha256 = Hmac<Sha256>;
 
 /// The keys of one keystore file.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct FileKeys {
-    enc: Key256,
-    mac: Key256,
+    enc: Aes256Gcm,
+    mac: HmacSha256,
+    wrapped: [u8; 40],
     /// The file's salt.
     pub salt: [u8; 32],
 }
 
+impl std::fmt::Debug for FileKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileKeys(***)")
+    }
+}
+
+fn wrapping_key(store_key: &Key256, salt: &[u8; 32]) -> KwAes256 {
+    let k = store_key.derive("wrap", salt);
+    KwAes256::new_from_slice(&k.0).expect("a 32-byte key")
+}
+
 impl FileKeys {
-    /// Derives the keys of a file with `salt` from the store key.
-    pub fn derive(store_key: &Key256, salt: [u8; 32]) -> FileKeys {
+    /// Keys for a new file: a fresh data key, wrapped under the store key.
+    pub fn new(store_key: &Key256) -> Result<FileKeys, String> {
+        let salt = Key256::random()?.0;
+        let data_key = Key256::random()?;
+        let mut wrapped = [0u8; 40];
+        wrapping_key(store_key, &salt)
+            .wrap_key(&data_key.0, &mut wrapped)
+            .map_err(|e| e.to_string())?;
+        Ok(FileKeys::from_data_key(&data_key, wrapped, salt))
+    }
+
+    fn from_data_key(data_key: &Key256, wrapped: [u8; 40], salt: [u8; 32]) -> FileKeys {
+        let enc = data_key.derive("enc", &salt);
+        let mac = data_key.derive("mac", &salt);
         FileKeys {
-            enc: store_key.derive("enc", &salt),
-            mac: store_key.derive("mac", &salt),
+            enc: Aes256Gcm::new_from_slice(&enc.0).expect("a 32-byte key"),
+            mac: <HmacSha256 as KeyInit>::new_from_slice(&mac.0)
+                .expect("HMAC takes any key length"),
+            wrapped,
             salt,
         }
     }
 
     fn hmac(&self) -> HmacSha256 {
-        <HmacSha256 as KeyInit>::new_from_slice(&self.mac.0).expect("HMAC takes any key length")
+        self.mac.clone()
     }
 
     /// The file header for these keys.
@@ -66,14 +103,8 @@ impl FileKeys {
         h[..8].copy_from_slice(MAGIC);
         h[8..12].copy_from_slice(&VERSION.to_be_bytes());
         h[12..44].copy_from_slice(&self.salt);
-        h[44..76].copy_from_slice(&self.key_check());
+        h[44..84].copy_from_slice(&self.wrapped);
         h
-    }
-
-    fn key_check(&self) -> [u8; 32] {
-        let mut m = self.hmac();
-        m.update(b"key check");
-        m.finalize().into_bytes().into()
     }
 
     /// The chain's starting value for a file header.
@@ -94,11 +125,11 @@ impl FileKeys {
         t
     }
 
-    fn record_mac(&self, prev: &[u8; 32], head: &[u8], ciphertext: &[u8]) -> [u8; 32] {
+    fn record_mac(&self, prev: &[u8; 32], head: &[u8], body: &[u8]) -> [u8; 32] {
         let mut m = self.hmac();
         m.update(prev);
         m.update(head);
-        m.update(ciphertext);
+        m.update(body);
         m.finalize().into_bytes().into()
     }
 
@@ -112,23 +143,35 @@ impl FileKeys {
         plaintext: &[u8],
         out: &mut Vec<u8>,
     ) -> [u8; 32] {
-        let kwp = KwpAes256::new_from_slice(&self.enc.0).expect("a 32-byte key");
-        let ct_len = (plaintext.len().div_ceil(8) + 1) * 8;
-        let mut ct = vec![0u8; ct_len];
-        let ct = kwp
-            .wrap_key(plaintext, &mut ct)
-            .expect("the buffer is sized for RFC 5649")
-            .to_vec();
+        let body_len = NONCE + plaintext.len() + GCM_TAG;
         let mut head = [0u8; RECORD_HEADER];
-        head[..4].copy_from_slice(&(ct.len() as u32).to_be_bytes());
+        head[..4].copy_from_slice(&(body_len as u32).to_be_bytes());
         head[4..12].copy_from_slice(&seq.to_be_bytes());
         head[12] = kind;
         head[13] = flags;
         let tag = self.header_tag(prev, &head[..16]);
         head[16..].copy_from_slice(&tag);
-        let mac = self.record_mac(prev, &head, &ct);
+        let start = out.len();
         out.extend_from_slice(&head);
-        out.extend_from_slice(&ct);
+        let mut nonce = [0u8; NONCE];
+        // A fresh random nonce per record: sequence numbers can repeat after a failed write.
+        if getrandom::fill(&mut nonce).is_err() {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            nonce.copy_from_slice(&t.to_be_bytes()[4..]);
+            nonce[..4].copy_from_slice(&(seq as u32).to_be_bytes());
+        }
+        out.extend_from_slice(&nonce);
+        let ct_at = out.len();
+        out.extend_from_slice(plaintext);
+        let n = Nonce::<Aes256Gcm>::from(nonce);
+        let gcm_tag = self
+            .enc
+            .encrypt_inout_detached(&n, &head[..16], (&mut out[ct_at..]).into())
+            .expect("GCM encrypts any length below 64 GiB");
+        out.extend_from_slice(&gcm_tag);
+        let mac = self.record_mac(prev, &head, &out[start + RECORD_HEADER..]);
         out.extend_from_slice(&mac);
         mac
     }
@@ -139,7 +182,7 @@ impl FileKeys {
 pub enum HeaderError {
     /// Not a keystore file, or an unknown version.
     NotAKeystore(String),
-    /// The key check failed: sealed with another store key.
+    /// The data key does not unwrap: sealed with another store key.
     WrongKey,
 }
 
@@ -158,12 +201,13 @@ pub fn open_header(store_key: &Key256, header: &[u8]) -> Result<FileKeys, Header
     }
     let mut salt = [0u8; 32];
     salt.copy_from_slice(&header[12..44]);
-    let keys = FileKeys::derive(store_key, salt);
-    let mut m = keys.hmac();
-    m.update(b"key check");
-    m.verify_slice(&header[44..76])
+    let mut wrapped = [0u8; 40];
+    wrapped.copy_from_slice(&header[44..84]);
+    let mut data_key = Key256([0u8; 32]);
+    wrapping_key(store_key, &salt)
+        .unwrap_key(&wrapped, &mut data_key.0)
         .map_err(|_| HeaderError::WrongKey)?;
-    Ok(keys)
+    Ok(FileKeys::from_data_key(&data_key, wrapped, salt))
 }
 
 /// A parsed record header.
@@ -193,7 +237,7 @@ pub fn read_head(keys: &FileKeys, prev: &[u8; 32], head: &[u8]) -> Option<Record
         return None;
     }
     let body_len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-    if !(16..=MAX_BODY).contains(&body_len) || !body_len.is_multiple_of(8) {
+    if !(NONCE + GCM_TAG..=MAX_BODY).contains(&body_len) {
         return None;
     }
     let seq = u64::from_be_bytes(head[4..12].try_into().ok()?);
@@ -212,21 +256,20 @@ pub fn open_record(
     record: &[u8],
 ) -> Option<([u8; 32], Zeroizing<Vec<u8>>)> {
     let head = &record[..RECORD_HEADER];
-    let ct_end = record.len() - MAC;
-    let ct = &record[RECORD_HEADER..ct_end];
-    let mut m = keys.hmac();
-    m.update(prev);
-    m.update(head);
-    m.update(ct);
-    let mac = m.finalize().into_bytes();
-    if mac[..] != record[ct_end..] {
+    let body_end = record.len() - MAC;
+    let body = &record[RECORD_HEADER..body_end];
+    let mac = keys.record_mac(prev, head, body);
+    if mac[..] != record[body_end..] || body.len() < NONCE + GCM_TAG {
         return None;
     }
-    let kwp = KwpAes256::new_from_slice(&keys.enc.0).expect("a 32-byte key");
-    let mut buf = Zeroizing::new(vec![0u8; ct.len()]);
-    let len = kwp.unwrap_key(ct, &mut buf).ok()?.len();
-    buf.truncate(len);
-    Some((mac.into(), buf))
+    let nonce = Nonce::<Aes256Gcm>::try_from(&body[..NONCE]).ok()?;
+    let (ct, tag) = body[NONCE..].split_at(body.len() - NONCE - GCM_TAG);
+    let mut plain = Zeroizing::new(ct.to_vec());
+    let tag = GcmTag::<Aes256Gcm>::try_from(tag).ok()?;
+    keys.enc
+        .decrypt_inout_detached(&nonce, &head[..16], plain.as_mut_slice().into(), &tag)
+        .ok()?;
+    Some((mac, plain))
 }
 
 #[cfg(test)]
@@ -236,7 +279,7 @@ mod tests {
     #[test]
     fn seal_open_and_tamper() {
         let store = Key256([7u8; 32]);
-        let keys = FileKeys::derive(&store, [1u8; 32]);
+        let keys = FileKeys::new(&store).expect("keys");
         let header = keys.file_header();
         assert!(open_header(&store, &header).is_ok());
         assert_eq!(
