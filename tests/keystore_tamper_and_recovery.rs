@@ -1,0 +1,517 @@
+//! The keystore refuses every kind of damage to its chained, sealed log — a flipped byte, a
+//! truncated middle, a removed record, reordered records, the wrong store key — cuts a torn
+//! tail silently, opens the good prefix read-only under the recover flag, and re-seals with
+//! compaction. Also: multi-instance attributes, atomic batches, the index, the lock.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::gateway::TempDir;
+use ksg::store::key::{self, Key256};
+use ksg::store::{
+    self, Change, Criterion, Key, SecretBytes, Store, StoreError, StoredAttribute, StoredObject,
+};
+use ksg::ttlv::{Item, Tag, Value};
+
+const FILE_HEADER: usize = 128;
+
+fn key_for(dir: &Path) -> Key256 {
+    key::load(None, &dir.join("ksgbaseKey.txt")).expect("key").0
+}
+
+fn object(name: &str) -> StoredObject {
+    StoredObject {
+        uid: String::new(),
+        object_type: 2,
+        state: 1,
+        owner: Some("alice".into()),
+        hsm_name: "test".into(),
+        attributes: vec![
+            StoredAttribute {
+                name: "Name".into(),
+                index: 0,
+                value: Item::structure(
+                    Tag::ATTRIBUTE_VALUE,
+                    vec![
+                        Item::new(Tag::NAME_VALUE, Value::TextString(name.into())),
+                        Item::new(Tag::NAME_TYPE, Value::Enumeration(1)),
+                    ],
+                ),
+            },
+            StoredAttribute {
+                name: "Cryptographic Length".into(),
+                index: 0,
+                value: Item::new(Tag::ATTRIBUTE_VALUE, Value::Integer(256)),
+            },
+        ],
+        token_ref: None,
+        value: Some(SecretBytes::new(vec![0x5A; 32])),
+    }
+}
+
+/// A store with 6 objects made by 6 commits, then 2 attribute changes: 8 records.
+fn populated(dir: &Path) -> Vec<String> {
+    let k = key_for(dir);
+    let (s, _) = Store::open(dir, &k, "test", false).expect("open");
+    let mut uids = Vec::new();
+    for i in 0..6 {
+        let r = s
+            .commit(vec![Change::Create(object(&format!("key-{i}")))])
+            .expect("create");
+        uids.push(r[0].uid.clone().expect("uid"));
+    }
+    let value = Item::new(Tag::ATTRIBUTE_VALUE, Value::TextString("blue".into()));
+    s.commit(vec![Change::AddAttribute {
+        uid: uids[0].clone(),
+        name: "x-colour".into(),
+        index: None,
+        value,
+    }])
+    .expect("add");
+    s.commit(vec![Change::State {
+        uid: uids[1].clone(),
+        state: 2,
+    }])
+    .expect("state");
+    uids
+}
+
+fn file(dir: &Path) -> PathBuf {
+    dir.join(store::FILE_NAME)
+}
+
+/// Byte offsets of each record.
+fn records(dir: &Path) -> Vec<(usize, usize)> {
+    let bytes = std::fs::read(file(dir)).expect("read");
+    let mut out = Vec::new();
+    let mut at = FILE_HEADER;
+    while at + 24 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let total = 24 + len + 32;
+        out.push((at, total));
+        at += total;
+    }
+    out
+}
+
+fn reopen(dir: &Path, recover: bool) -> Result<(Store, store::OpenReport), StoreError> {
+    Store::open(dir, &key_for(dir), "test", recover)
+}
+
+fn damaged(dir: &Path) -> store::Damage {
+    match reopen(dir, false) {
+        Err(StoreError::Damaged(d)) => d,
+        Err(other) => panic!("expected damage, got {other}"),
+        Ok(_) => panic!("a damaged keystore opened"),
+    }
+}
+
+#[test]
+fn a_clean_store_reopens_with_everything() {
+    let d = TempDir::new("ks-clean");
+    let uids = populated(&d.0);
+    let (s, report) = reopen(&d.0, false).expect("reopen");
+    assert_eq!(
+        (report.objects, report.records, report.torn_bytes),
+        (6, 8, 0)
+    );
+    assert_eq!(s.with_object(&uids[1], |o| o.state), Some(2));
+    assert_eq!(
+        s.with_object(&uids[0], |o| o.attribute("x-colour").count()),
+        Some(1)
+    );
+    assert_eq!(
+        s.with_object(&uids[0], |o| o.value.as_ref().map(SecretBytes::len)),
+        Some(Some(32))
+    );
+    assert_eq!(records(&d.0).len(), 8);
+}
+
+#[test]
+fn a_flipped_byte_anywhere_is_detected_with_its_position() {
+    let d = TempDir::new("ks-flip");
+    populated(&d.0);
+    let original = std::fs::read(file(&d.0)).expect("read");
+    let recs = records(&d.0);
+    let (at, total) = recs[3];
+    for offset in [at, at + 5, at + 20, at + 40, at + total - 1] {
+        let mut bytes = original.clone();
+        bytes[offset] ^= 0x01;
+        std::fs::write(file(&d.0), &bytes).expect("write");
+        let dmg = damaged(&d.0);
+        assert_eq!(dmg.offset as usize, at, "flip at {offset}");
+        assert_eq!(dmg.seq, 4);
+    }
+    // A flipped byte in the file header is the wrong key or not a keystore.
+    let mut bytes = original.clone();
+    bytes[50] ^= 1;
+    std::fs::write(file(&d.0), &bytes).expect("write");
+    assert!(matches!(reopen(&d.0, false), Err(StoreError::WrongKey(_))));
+}
+
+#[test]
+fn a_truncated_middle_a_removed_record_and_reordered_records_are_detected() {
+    let d = TempDir::new("ks-cut");
+    populated(&d.0);
+    let original = std::fs::read(file(&d.0)).expect("read");
+    let recs = records(&d.0);
+    // Ten bytes cut out of record 3.
+    let (at, _) = recs[2];
+    let mut bytes = original.clone();
+    bytes.drain(at + 30..at + 40);
+    std::fs::write(file(&d.0), &bytes).expect("write");
+    assert_eq!(damaged(&d.0).offset as usize, at);
+    // Record 4 removed whole.
+    let (at4, len4) = recs[3];
+    let mut bytes = original.clone();
+    bytes.drain(at4..at4 + len4);
+    std::fs::write(file(&d.0), &bytes).expect("write");
+    assert_eq!(damaged(&d.0).offset as usize, at4);
+    // Records 5 and 6 swapped.
+    let (at5, len5) = recs[4];
+    let (at6, len6) = recs[5];
+    let mut bytes = original[..at5].to_vec();
+    bytes.extend_from_slice(&original[at6..at6 + len6]);
+    bytes.extend_from_slice(&original[at5..at5 + len5]);
+    bytes.extend_from_slice(&original[at6 + len6..]);
+    std::fs::write(file(&d.0), &bytes).expect("write");
+    assert_eq!(damaged(&d.0).offset as usize, at5);
+    // A record duplicated (replayed).
+    let mut bytes = original.clone();
+    bytes.splice(at5..at5, original[at5..at5 + len5].iter().copied());
+    std::fs::write(file(&d.0), &bytes).expect("write");
+    assert_eq!(damaged(&d.0).offset as usize, at5 + len5);
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_nothing_before_it_is_lost() {
+    let d = TempDir::new("ks-torn");
+    let uids = populated(&d.0);
+    let original = std::fs::read(file(&d.0)).expect("read");
+    let (last, _) = *records(&d.0).last().expect("records");
+    for cut in [last + 3, last + 30, original.len() - 1] {
+        std::fs::write(file(&d.0), &original[..cut]).expect("write");
+        let (s, report) = reopen(&d.0, false).expect("a torn tail opens");
+        assert_eq!(report.torn_bytes as usize, cut - last);
+        assert_eq!(report.records, 7);
+        assert_eq!(
+            s.with_object(&uids[1], |o| o.state),
+            Some(1),
+            "the torn state change is gone"
+        );
+        drop(s);
+        assert_eq!(
+            std::fs::metadata(file(&d.0)).expect("meta").len() as usize,
+            last,
+            "cut on open"
+        );
+    }
+    // A zero-filled tail (size extended, data never written) is torn too.
+    let mut bytes = original.clone();
+    bytes.extend_from_slice(&[0u8; 300]);
+    std::fs::write(file(&d.0), &bytes).expect("write");
+    let (s, report) = reopen(&d.0, false).expect("zero tail opens");
+    assert_eq!((report.torn_bytes, report.records), (300, 8));
+    // Appending after the cut continues the chain.
+    s.commit(vec![Change::Create(object("after"))])
+        .expect("append");
+    drop(s);
+    assert_eq!(reopen(&d.0, false).expect("reopen").1.records, 9);
+}
+
+#[test]
+fn an_unfinished_batch_at_the_end_is_dropped_whole() {
+    let d = TempDir::new("ks-batch");
+    let uids = populated(&d.0);
+    let k = key_for(&d.0);
+    {
+        let (s, _) = Store::open(&d.0, &k, "test", false).expect("open");
+        let v = |t: &str| Item::new(Tag::ATTRIBUTE_VALUE, Value::TextString(t.into()));
+        s.commit(vec![
+            Change::AddAttribute {
+                uid: uids[2].clone(),
+                name: "x-a".into(),
+                index: None,
+                value: v("1"),
+            },
+            Change::AddAttribute {
+                uid: uids[2].clone(),
+                name: "x-b".into(),
+                index: None,
+                value: v("2"),
+            },
+        ])
+        .expect("batch");
+    }
+    let bytes = std::fs::read(file(&d.0)).expect("read");
+    let (last, _) = *records(&d.0).last().expect("records");
+    std::fs::write(file(&d.0), &bytes[..last + 10]).expect("tear the second record");
+    let (s, report) = reopen(&d.0, false).expect("opens");
+    assert_eq!(report.records, 8);
+    assert_eq!(
+        s.with_object(&uids[2], |o| o.attribute("x-a").count()),
+        Some(0),
+        "half a batch is not applied"
+    );
+}
+
+#[test]
+fn the_wrong_store_key_is_a_clear_error() {
+    let d = TempDir::new("ks-key");
+    populated(&d.0);
+    let wrong = Key256::random().expect("key");
+    let err = Store::open(&d.0, &wrong, "test", true)
+        .err()
+        .expect("refused");
+    assert!(matches!(err, StoreError::WrongKey(_)));
+    assert!(err.to_string().contains("wrong store key"), "{err}");
+}
+
+#[test]
+fn the_recover_flag_opens_the_good_prefix_read_only_and_compaction_reseals() {
+    let d = TempDir::new("ks-recover");
+    let uids = populated(&d.0);
+    let recs = records(&d.0);
+    let mut bytes = std::fs::read(file(&d.0)).expect("read");
+    let (at, _) = recs[4];
+    bytes[at + 50] ^= 0x80;
+    std::fs::write(file(&d.0), &bytes).expect("write");
+    {
+        let (s, report) = reopen(&d.0, true).expect("recover opens");
+        let dmg = report.damage.expect("damage reported");
+        assert_eq!(dmg.offset as usize, at);
+        assert_eq!(dmg.dropped_bytes as usize, bytes.len() - at);
+        assert_eq!(report.objects, 4, "objects before the damage");
+        assert!(s.with_object(&uids[3], |_| ()).is_some());
+        assert!(s.with_object(&uids[4], |_| ()).is_none());
+        let err = s
+            .commit(vec![Change::Create(object("no"))])
+            .expect_err("read-only");
+        assert!(
+            err.to_string().contains("ksg keystore compact --recover"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(file(&d.0)).expect("read"),
+        bytes,
+        "recovery never changes the damaged file"
+    );
+    let k = key_for(&d.0);
+    assert!(matches!(
+        store::compact(&d.0, &k, false, 1),
+        Err(StoreError::Damaged(_))
+    ));
+    let report = store::compact(&d.0, &k, true, 1).expect("re-seal");
+    assert_eq!(report.objects, 4);
+    let copy = report.damaged_copy.expect("the damaged original is kept");
+    assert_eq!(std::fs::read(&copy).expect("copy"), bytes);
+    let (s, report) = reopen(&d.0, false).expect("sealed again");
+    assert_eq!((report.objects, report.damage.is_none()), (4, true));
+    // Identifiers are never reused, even those of the dropped objects.
+    let r = s
+        .commit(vec![Change::Create(object("new"))])
+        .expect("writable");
+    let n: u64 = r[0]
+        .uid
+        .as_deref()
+        .and_then(|u| u.parse().ok())
+        .expect("numeric uid");
+    assert!(n > 4, "uid {n} reused");
+}
+
+#[test]
+fn compaction_keeps_every_object_and_attribute_and_shrinks_the_log() {
+    let d = TempDir::new("ks-compact");
+    let uids = populated(&d.0);
+    let k = key_for(&d.0);
+    {
+        let (s, _) = Store::open(&d.0, &k, "test", false).expect("open");
+        for i in 0..50 {
+            let v = Item::new(Tag::ATTRIBUTE_VALUE, Value::Integer(i));
+            s.commit(vec![Change::ModifyAttribute {
+                uid: uids[5].clone(),
+                name: "Cryptographic Length".into(),
+                index: 0,
+                value: v,
+            }])
+            .expect("modify");
+        }
+        s.commit(vec![Change::Destroy {
+            uid: uids[4].clone(),
+            state: 6,
+        }])
+        .expect("destroy");
+        assert!(
+            matches!(
+                store::compact(&d.0, &k, false, 1),
+                Err(StoreError::Locked(_))
+            ),
+            "needs the gateway stopped"
+        );
+    }
+    let before: Vec<StoredObject> = {
+        let (s, _) = reopen(&d.0, false).expect("open");
+        let r = s.read();
+        let mut v: Vec<StoredObject> = r.iter().cloned().collect();
+        v.sort_by(|a, b| a.uid.cmp(&b.uid));
+        v
+    };
+    let r = store::compact(&d.0, &k, false, 1).expect("compact");
+    assert!(r.new_bytes < r.old_bytes, "{r:?}");
+    let (s, report) = reopen(&d.0, false).expect("open");
+    assert_eq!(report.records, 7, "one floor record and one per object");
+    let mut after: Vec<StoredObject> = s.read().iter().cloned().collect();
+    after.sort_by(|a, b| a.uid.cmp(&b.uid));
+    assert_eq!(after, before);
+    assert_eq!(
+        s.with_object(&uids[4], |o| (o.state, o.value.is_none())),
+        Some((6, true)),
+        "destroyed: no value"
+    );
+}
+
+#[test]
+fn attributes_have_many_instances_and_the_index_finds_them() {
+    let d = TempDir::new("ks-index");
+    let uids = populated(&d.0);
+    let (s, _) = reopen(&d.0, false).expect("open");
+    let group = |g: &str| Item::new(Tag::ATTRIBUTE_VALUE, Value::TextString(g.into()));
+    let r = s
+        .commit(vec![
+            Change::AddAttribute {
+                uid: uids[3].clone(),
+                name: "Object Group".into(),
+                index: None,
+                value: group("a"),
+            },
+            Change::AddAttribute {
+                uid: uids[3].clone(),
+                name: "Object Group".into(),
+                index: None,
+                value: group("b"),
+            },
+            Change::AddAttribute {
+                uid: uids[4].clone(),
+                name: "Object Group".into(),
+                index: None,
+                value: group("b"),
+            },
+        ])
+        .expect("add");
+    assert_eq!(
+        r.iter().map(|x| x.index).collect::<Vec<_>>(),
+        vec![Some(0), Some(1), Some(0)]
+    );
+    let find = |c: Vec<Criterion>| s.find(&c);
+    assert_eq!(
+        find(vec![Criterion::Equals(
+            "Name".into(),
+            Key::Text("key-2".into())
+        )]),
+        vec![uids[2].clone()]
+    );
+    assert_eq!(
+        find(vec![Criterion::Equals(
+            "Object Group".into(),
+            Key::Text("b".into())
+        )])
+        .len(),
+        2
+    );
+    assert_eq!(
+        find(vec![
+            Criterion::Equals("Object Group".into(), Key::Text("b".into())),
+            Criterion::Equals("Object Group".into(), Key::Text("a".into())),
+        ]),
+        vec![uids[3].clone()]
+    );
+    assert_eq!(
+        find(vec![Criterion::Equals("State".into(), Key::Int(2))]),
+        vec![uids[1].clone()]
+    );
+    assert_eq!(
+        find(vec![Criterion::Range(
+            "Cryptographic Length".into(),
+            Key::Int(128),
+            Key::Int(512)
+        )])
+        .len(),
+        6
+    );
+    assert_eq!(
+        find(vec![Criterion::Equals(
+            "x-colour".into(),
+            Key::Text("blue".into())
+        )]),
+        vec![uids[0].clone()]
+    );
+    // Delete one instance, then all of them.
+    s.commit(vec![Change::DeleteAttribute {
+        uid: uids[3].clone(),
+        name: "Object Group".into(),
+        index: Some(0),
+    }])
+    .expect("delete one");
+    assert_eq!(
+        find(vec![Criterion::Equals(
+            "Object Group".into(),
+            Key::Text("a".into())
+        )]),
+        Vec::<String>::new()
+    );
+    s.commit(vec![Change::DeleteAttribute {
+        uid: uids[3].clone(),
+        name: "Object Group".into(),
+        index: None,
+    }])
+    .expect("delete all");
+    assert_eq!(
+        find(vec![Criterion::Equals(
+            "Object Group".into(),
+            Key::Text("b".into())
+        )]),
+        vec![uids[4].clone()]
+    );
+    // A batch with an invalid change changes nothing, in memory or on disk.
+    let before = records(&d.0).len();
+    let err = s
+        .commit(vec![
+            Change::State {
+                uid: uids[0].clone(),
+                state: 3,
+            },
+            Change::DeleteAttribute {
+                uid: uids[0].clone(),
+                name: "x-none".into(),
+                index: None,
+            },
+        ])
+        .expect_err("invalid");
+    assert!(matches!(err, StoreError::Invalid(_)));
+    assert_eq!(s.with_object(&uids[0], |o| o.state), Some(1));
+    assert_eq!(records(&d.0).len(), before);
+    assert!(matches!(
+        Store::open(&d.0, &key_for(&d.0), "test", false),
+        Err(StoreError::Locked(_))
+    ));
+}
+
+#[test]
+fn other_hsm_names_are_kept_apart_and_survive_compaction() {
+    let d = TempDir::new("ks-hsm");
+    populated(&d.0);
+    let k = key_for(&d.0);
+    {
+        let (s, report) = Store::open(&d.0, &k, "other-hsm", false).expect("open");
+        assert_eq!((report.objects, report.foreign), (0, 6));
+        let mut o = object("theirs");
+        o.hsm_name = "other-hsm".into();
+        s.commit(vec![Change::Create(o)]).expect("create");
+        assert_eq!(s.find(&[]).len(), 1);
+    }
+    store::compact(&d.0, &k, false, 1).expect("compact");
+    let (_, report) = reopen(&d.0, false).expect("open");
+    assert_eq!((report.objects, report.foreign), (6, 1));
+}
