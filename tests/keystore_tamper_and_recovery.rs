@@ -261,9 +261,7 @@ fn the_wrong_store_key_is_a_clear_error() {
     let d = TempDir::new("ks-key");
     populated(&d.0);
     let wrong = Key256::random().expect("key");
-    let err = Store::open(&d.0, &wrong, "test", true)
-        .err()
-        .expect("refused");
+    let err = Store::open(&d.0, &wrong, "test", true).expect_err("refused");
     assert!(matches!(err, StoreError::WrongKey(_)));
     assert!(err.to_string().contains("wrong store key"), "{err}");
 }
