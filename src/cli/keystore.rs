@@ -260,7 +260,7 @@ fn compact(c: &Config, data: &Path, recover: bool) -> Result<i32, String> {
 /// A typical key's metadata: algorithm, length, usage mask, name, dates, a custom attribute.
 pub fn sample_object(n: u64, owner: &str, hsm: &str, now: i64) -> StoredObject {
     let attr = |name: &str, value: Value| StoredAttribute {
-        name: name.to_string(),
+        name: name.into(),
         index: 0,
         value: Item::new(Tag::ATTRIBUTE_VALUE, value),
     };
@@ -275,8 +275,8 @@ pub fn sample_object(n: u64, owner: &str, hsm: &str, now: i64) -> StoredObject {
         uid: String::new(),
         object_type: 2,
         state: 1,
-        owner: Some(owner.to_string()),
-        hsm_name: hsm.to_string(),
+        owner: Some(owner.into()),
+        hsm_name: hsm.into(),
         attributes: vec![
             attr("Cryptographic Algorithm", Value::Enumeration(3)),
             attr("Cryptographic Length", Value::Integer(256)),

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use super::object::{Change, StoredAttribute, StoredObject};
 use crate::ttlv::{Item, Tag, Value};
@@ -132,6 +133,7 @@ pub struct Index {
     names: HashMap<String, u16>,
     postings: BTreeMap<(u16, Key), Posting>,
     foreign: HashMap<String, StoredObject>,
+    interned: std::collections::HashSet<Arc<str>>,
     /// Unique Identifiers below this are used (or were).
     pub next_uid: u64,
 }
@@ -176,6 +178,26 @@ impl Index {
     /// Every object, of every HSM_name (for compaction).
     pub fn all(&self) -> impl Iterator<Item = &StoredObject> {
         self.slots.iter().flatten().chain(self.foreign.values())
+    }
+
+    /// One shared copy of each attribute name, owner and HSM_name.
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.interned.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.interned.insert(a.clone());
+        a
+    }
+
+    fn intern_object(&mut self, o: &mut StoredObject) {
+        o.hsm_name = self.intern(&o.hsm_name);
+        if let Some(owner) = &o.owner {
+            o.owner = Some(self.intern(owner));
+        }
+        for a in &mut o.attributes {
+            a.name = self.intern(&a.name);
+        }
     }
 
     fn name_id(&mut self, name: &str) -> u16 {
@@ -290,8 +312,9 @@ impl Index {
     /// Applies a change (checked first). Returns the Attribute Index given to a new instance.
     pub fn apply(&mut self, change: Change) -> Result<Option<u32>, ApplyError> {
         let change = match change {
-            Change::Create(o) if o.hsm_name != self.hsm_name => {
+            Change::Create(mut o) if *o.hsm_name != *self.hsm_name => {
                 self.note_uid(&o.uid);
+                self.intern_object(&mut o);
                 if self.foreign.contains_key(&o.uid) || self.by_uid.contains_key(&o.uid) {
                     return Err(ApplyError::Exists(o.uid));
                 }
@@ -317,8 +340,9 @@ impl Index {
         }
         self.check(&change)?;
         match change {
-            Change::Create(o) => {
+            Change::Create(mut o) => {
                 self.note_uid(&o.uid);
+                self.intern_object(&mut o);
                 let slot = match self.free.pop() {
                     Some(s) => s,
                     None => {
@@ -341,8 +365,10 @@ impl Index {
                 let o = self.slots[slot as usize].as_mut().expect("checked");
                 let index = index
                     .unwrap_or_else(|| o.attribute(&name).map(|a| a.index + 1).max().unwrap_or(0));
+                let shared = self.intern(&name);
+                let o = self.slots[slot as usize].as_mut().expect("checked");
                 o.attributes.push(StoredAttribute {
-                    name: name.clone(),
+                    name: shared,
                     index,
                     value: value.clone(),
                 });
@@ -360,7 +386,7 @@ impl Index {
                 let a = o
                     .attributes
                     .iter_mut()
-                    .find(|a| a.name == name && a.index == index)
+                    .find(|a| *a.name == *name && a.index == index)
                     .expect("checked");
                 let old = std::mem::replace(&mut a.value, value.clone());
                 self.unindex_value(slot, &name, &old);
@@ -372,7 +398,7 @@ impl Index {
                 let o = self.slots[slot as usize].as_mut().expect("checked");
                 let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut o.attributes)
                     .into_iter()
-                    .partition(|a| a.name == name && index.is_none_or(|i| a.index == i));
+                    .partition(|a| *a.name == *name && index.is_none_or(|i| a.index == i));
                 o.attributes = kept;
                 for a in gone {
                     self.unindex_value(slot, &a.name, &a.value);
@@ -428,7 +454,11 @@ impl Index {
             } => {
                 let index = index
                     .unwrap_or_else(|| o.attribute(&name).map(|a| a.index + 1).max().unwrap_or(0));
-                o.attributes.push(StoredAttribute { name, index, value });
+                o.attributes.push(StoredAttribute {
+                    name: name.into(),
+                    index,
+                    value,
+                });
             }
             Change::ModifyAttribute {
                 name, index, value, ..
@@ -436,14 +466,14 @@ impl Index {
                 if let Some(a) = o
                     .attributes
                     .iter_mut()
-                    .find(|a| a.name == name && a.index == index)
+                    .find(|a| *a.name == *name && a.index == index)
                 {
                     a.value = value;
                 }
             }
             Change::DeleteAttribute { name, index, .. } => {
                 o.attributes
-                    .retain(|a| !(a.name == name && index.is_none_or(|i| a.index == i)));
+                    .retain(|a| !(*a.name == *name && index.is_none_or(|i| a.index == i)));
             }
             Change::State { state, .. } => o.state = state,
             Change::Destroy { state, .. } => {

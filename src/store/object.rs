@@ -2,6 +2,8 @@
 //! Bodies are TTLV (our own codec) with a few private tags in the 0x54FFxx extension range;
 //! they never leave the keystore.
 
+use std::sync::Arc;
+
 use super::secret::SecretBytes;
 use crate::ttlv::{Item, Tag, Value};
 
@@ -44,8 +46,9 @@ pub struct TokenRef {
 /// One instance of one attribute.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredAttribute {
-    /// The attribute's name (KMIP 1.x Attribute Name, e.g. `Cryptographic Length`, `x-ID`).
-    pub name: String,
+    /// The attribute's name (KMIP 1.x Attribute Name, e.g. `Cryptographic Length`, `x-ID`);
+    /// shared between objects (the index interns it).
+    pub name: Arc<str>,
     /// Attribute Index of this instance.
     pub index: u32,
     /// The value (its tag is Attribute Value).
@@ -62,9 +65,9 @@ pub struct StoredObject {
     /// State enumeration value.
     pub state: u32,
     /// The client identity that created it.
-    pub owner: Option<String>,
+    pub owner: Option<Arc<str>>,
     /// HSM_name of the gateway that made it.
-    pub hsm_name: String,
+    pub hsm_name: Arc<str>,
     /// Every attribute instance (besides Unique Identifier, Object Type and State).
     pub attributes: Vec<StoredAttribute>,
     /// Where it lives on a token, if it does.
@@ -76,7 +79,7 @@ pub struct StoredObject {
 impl StoredObject {
     /// The instances of attribute `name`, in index order.
     pub fn attribute(&self, name: &str) -> impl Iterator<Item = &StoredAttribute> {
-        self.attributes.iter().filter(move |a| a.name == name)
+        self.attributes.iter().filter(move |a| &*a.name == name)
     }
 }
 
@@ -397,7 +400,7 @@ fn decode_object(body: Item) -> Result<StoredObject, String> {
         object_type: 0,
         state: 0,
         owner: None,
-        hsm_name: String::new(),
+        hsm_name: Arc::from(""),
         attributes: Vec::new(),
         token_ref: None,
         value: None,
@@ -407,12 +410,12 @@ fn decode_object(body: Item) -> Result<StoredObject, String> {
             Tag::UNIQUE_IDENTIFIER => o.uid = take_text(c.value)?,
             Tag::OBJECT_TYPE => o.object_type = take_enum(&c.value)?,
             Tag::STATE => o.state = take_enum(&c.value)?,
-            tags::HSM_NAME => o.hsm_name = take_text(c.value)?,
-            tags::OWNER => o.owner = Some(take_text(c.value)?),
+            tags::HSM_NAME => o.hsm_name = take_text(c.value)?.into(),
+            tags::OWNER => o.owner = Some(take_text(c.value)?.into()),
             Tag::ATTRIBUTE => {
                 let (name, index, value) = take_attribute(c)?;
                 o.attributes.push(StoredAttribute {
-                    name,
+                    name: name.into(),
                     index: index.unwrap_or(0),
                     value: value.ok_or_else(|| bad("attribute without a value"))?,
                 });
