@@ -257,7 +257,8 @@ impl RequestBatchItem {
     }
 }
 
-fn version_item(v: Version) -> Item {
+/// A Protocol Version structure.
+pub fn version_item(v: Version) -> Item {
     Item::structure(
         Tag::PROTOCOL_VERSION,
         vec![

@@ -2,6 +2,7 @@
 //! preference (all of ksg's when the client lists none).
 
 use super::{Context, Outcome};
+use crate::kmip::message::version_item;
 use crate::kmip::{Error, SUPPORTED_VERSIONS};
 use crate::ttlv::{Item, Tag, Value, Version};
 
@@ -30,23 +31,6 @@ pub fn handle(_ctx: &Context<'_>, payload: Item) -> Outcome {
             .filter(|v| SUPPORTED_VERSIONS.contains(v))
             .collect()
     };
-    let items = answer
-        .into_iter()
-        .map(|v| {
-            Item::structure(
-                Tag::PROTOCOL_VERSION,
-                vec![
-                    Item::new(
-                        Tag::PROTOCOL_VERSION_MAJOR,
-                        Value::Integer(i32::from(v.major)),
-                    ),
-                    Item::new(
-                        Tag::PROTOCOL_VERSION_MINOR,
-                        Value::Integer(i32::from(v.minor)),
-                    ),
-                ],
-            )
-        })
-        .collect();
+    let items = answer.into_iter().map(version_item).collect();
     Ok(Some(Item::structure(Tag::RESPONSE_PAYLOAD, items)))
 }

@@ -125,6 +125,24 @@ pub struct Scan {
     pub created: bool,
 }
 
+impl Scan {
+    fn empty(hsm_name: &str, keys: FileKeys, header: &[u8; FILE_HEADER], created: bool) -> Scan {
+        Scan {
+            index: Index::new(hsm_name),
+            records: 0,
+            by_kind: [0; 9],
+            torn_bytes: 0,
+            damage: None,
+            inconsistent: Vec::new(),
+            good_len: FILE_HEADER as u64,
+            prev_mac: keys.chain_start(header),
+            next_seq: 1,
+            keys,
+            created,
+        }
+    }
+}
+
 fn io(path: &Path, e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(format!("{}: {e}", path.display()))
 }
@@ -160,19 +178,7 @@ pub fn scan(
         if create {
             write_new_file(path, &header, &[])?;
         }
-        return Ok(Scan {
-            index: Index::new(hsm_name),
-            records: 0,
-            by_kind: [0; 9],
-            torn_bytes: 0,
-            damage: None,
-            inconsistent: Vec::new(),
-            good_len: FILE_HEADER as u64,
-            prev_mac: keys.chain_start(&header),
-            next_seq: 1,
-            keys,
-            created: true,
-        });
+        return Ok(Scan::empty(hsm_name, keys, &header, true));
     };
     let file_len = file.metadata().map_err(|e| io(path, e))?.len();
     let mut r = std::io::BufReader::with_capacity(1 << 20, file);
@@ -186,19 +192,7 @@ pub fn scan(
             return Err(StoreError::NotAKeystore(format!("{}: {m}", path.display())));
         }
     };
-    let mut s = Scan {
-        index: Index::new(hsm_name),
-        records: 0,
-        by_kind: [0; 9],
-        torn_bytes: 0,
-        damage: None,
-        inconsistent: Vec::new(),
-        good_len: FILE_HEADER as u64,
-        prev_mac: keys.chain_start(&header),
-        next_seq: 1,
-        keys,
-        created: false,
-    };
+    let mut s = Scan::empty(hsm_name, keys, &header, false);
     // Records of an unfinished batch wait here until its last record arrives.
     let mut batch: Vec<Change> = Vec::new();
     let mut offset = FILE_HEADER as u64;

@@ -44,15 +44,7 @@ pub fn decode_document(text: &str, now: i64, limits: &Limits) -> Result<Document
 
 /// Decodes exactly one message (a JSON object).
 pub fn decode(text: &str, now: i64, limits: &Limits) -> Result<Item, DecodeError> {
-    let doc = decode_document(text, now, limits)?;
-    match (doc.container, <[Item; 1]>::try_from(doc.messages)) {
-        (None, Ok([item])) => Ok(item),
-        _ => Err(DecodeError::new(
-            DecodeErrorKind::Malformed,
-            "1:1",
-            "expected a single message",
-        )),
-    }
+    decode_document(text, now, limits)?.into_single()
 }
 
 /// Encodes one item as indented JSON.

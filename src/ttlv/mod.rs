@@ -289,6 +289,20 @@ pub struct Document {
     pub container: Option<String>,
 }
 
+impl Document {
+    /// The one message of a document that is a single message (not a container).
+    pub fn into_single(self) -> Result<Item, DecodeError> {
+        match (self.container, <[Item; 1]>::try_from(self.messages)) {
+            (None, Ok([item])) => Ok(item),
+            _ => Err(DecodeError::new(
+                DecodeErrorKind::Malformed,
+                "1:1",
+                "expected a single message",
+            )),
+        }
+    }
+}
+
 /// Why a message could not be decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecodeError {
