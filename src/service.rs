@@ -214,3 +214,138 @@ pub fn encode(item: &Item, encoding: Encoding) -> Vec<u8> {
         Encoding::Json => json::encode(item).into_bytes(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ttlv::{Tag, Value};
+
+    fn gateway(aux_operations: Option<Vec<u32>>) -> Gateway {
+        let dir = std::env::temp_dir().join(format!("ksg-service-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for (f, t) in [
+            ("ksg.conf", "[p6ksg-gen]\n"),
+            ("p6kmipserver.conf", "[p6kmip-server-gen]\n"),
+            ("p6kmip_auxiliary_ksg.conf", "[p6kmip-server-auxiliary]\n"),
+        ] {
+            std::fs::write(dir.join(f), t).expect("write");
+        }
+        let mut config = Config::load(&dir, &dir).expect("config");
+        config.aux.operations = aux_operations;
+        Gateway::new(Arc::new(config), None)
+    }
+
+    fn request(minor: i32, continue_on_error: bool, ops: &[u32]) -> Item {
+        let mut header = vec![
+            Item::structure(
+                Tag::PROTOCOL_VERSION,
+                vec![
+                    Item::new(Tag::PROTOCOL_VERSION_MAJOR, Value::Integer(1)),
+                    Item::new(Tag::PROTOCOL_VERSION_MINOR, Value::Integer(minor)),
+                ],
+            ),
+            Item::new(Tag::BATCH_COUNT, Value::Integer(ops.len() as i32)),
+        ];
+        if continue_on_error {
+            header.push(Item::new(
+                Tag::BATCH_ERROR_CONTINUATION_OPTION,
+                Value::Enumeration(1),
+            ));
+        }
+        let mut children = vec![Item::structure(Tag::REQUEST_HEADER, header)];
+        for (i, op) in ops.iter().enumerate() {
+            children.push(Item::structure(
+                Tag::BATCH_ITEM,
+                vec![
+                    Item::new(Tag::OPERATION, Value::Enumeration(*op)),
+                    Item::new(Tag::UNIQUE_BATCH_ITEM_ID, Value::ByteString(vec![i as u8])),
+                    Item::structure(Tag::REQUEST_PAYLOAD, vec![]),
+                ],
+            ));
+        }
+        Item::structure(Tag::REQUEST_MESSAGE, children)
+    }
+
+    fn answer(g: &Gateway, msg: &Item) -> Item {
+        let bytes = binary::to_vec(msg).expect("encode");
+        g.handle(&bytes, Encoding::Ttlv, None, 1_700_000_000, false)
+            .response
+    }
+
+    fn statuses(resp: &Item) -> Vec<(Value, Option<Value>)> {
+        resp.children_with(Tag::BATCH_ITEM)
+            .map(|b| {
+                let id = b
+                    .child(Tag::UNIQUE_BATCH_ITEM_ID)
+                    .map(|i| i.value.clone())
+                    .expect("echoed id");
+                (id, b.child(Tag::RESULT_REASON).map(|r| r.value.clone()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_stop_at_the_first_failure_unless_told_to_continue() {
+        let g = gateway(None);
+        let stop = answer(&g, &request(4, false, &[0x05, 0x1E]));
+        assert_eq!(
+            statuses(&stop),
+            vec![(Value::ByteString(vec![0]), Some(Value::Enumeration(5)))]
+        );
+        let cont = answer(&g, &request(4, true, &[0x05, 0x1E]));
+        assert_eq!(
+            statuses(&cont),
+            vec![
+                (Value::ByteString(vec![0]), Some(Value::Enumeration(5))),
+                (Value::ByteString(vec![1]), None)
+            ]
+        );
+        let header = cont.child(Tag::RESPONSE_HEADER).expect("header");
+        assert_eq!(
+            header.child(Tag::BATCH_COUNT).map(|c| &c.value),
+            Some(&Value::Integer(2))
+        );
+        assert_eq!(
+            header.child(Tag::TIME_STAMP).map(|c| &c.value),
+            Some(&Value::DateTime(1_700_000_000))
+        );
+    }
+
+    #[test]
+    fn versions_are_answered_in_kind_and_switched_off_operations_are_refused() {
+        let g = gateway(None);
+        let minor_of = |resp: &Item| {
+            resp.child(Tag::RESPONSE_HEADER)
+                .and_then(|h| h.child(Tag::PROTOCOL_VERSION))
+                .and_then(|v| v.child(Tag::PROTOCOL_VERSION_MINOR))
+                .map(|m| m.value.clone())
+        };
+        assert_eq!(
+            minor_of(&answer(&g, &request(2, false, &[0x1E]))),
+            Some(Value::Integer(2))
+        );
+        assert_eq!(
+            minor_of(&answer(&g, &request(9, false, &[0x1E]))),
+            Some(Value::Integer(4))
+        );
+        let off = gateway(Some(vec![0x18]));
+        let resp = answer(&off, &request(4, false, &[0x1E]));
+        assert_eq!(
+            statuses(&resp),
+            vec![(Value::ByteString(vec![0]), Some(Value::Enumeration(5)))]
+        );
+        // Undecodable XML is answered in XML with Invalid Message.
+        let ex = g.handle(
+            b"<RequestMessage><Nope/></RequestMessage>",
+            Encoding::Xml,
+            None,
+            0,
+            false,
+        );
+        let text = String::from_utf8(ex.bytes).expect("xml");
+        assert!(
+            text.contains("InvalidMessage") && text.starts_with("<ResponseMessage>"),
+            "{text}"
+        );
+    }
+}
