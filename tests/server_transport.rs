@@ -416,3 +416,41 @@ fn a_client_pinned_to_tls_1_2_ecdhe_ecdsa_aes_gcm_connects() {
         Some(rustls::ProtocolVersion::TLSv1_2)
     );
 }
+
+#[test]
+fn connections_beyond_the_pool_wait_and_are_then_served() {
+    let gw = Gateway::start(
+        "pool",
+        Settings {
+            tls: false,
+            threads: 1,
+            receive_timeout: 1,
+            ..Settings::default()
+        },
+    );
+    // The only worker is busy with a client that stays connected.
+    let mut first = TcpStream::connect(gw.addr).expect("connect");
+    first
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    assert_eq!(
+        results(&roundtrip(&mut first, &discover_versions())),
+        vec![(0, None)]
+    );
+    // A second client's request waits in the queue, and is answered once the worker is free
+    // (the first connection idles out after receiveTimeout).
+    let mut second = TcpStream::connect(gw.addr).expect("connect");
+    second
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let start = Instant::now();
+    assert_eq!(
+        results(&roundtrip(&mut second, &discover_versions())),
+        vec![(0, None)]
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "it waited for the worker: {:?}",
+        start.elapsed()
+    );
+}
