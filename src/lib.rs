@@ -13,4 +13,5 @@ pub mod ops;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod token;
 pub mod ttlv;

@@ -27,6 +27,11 @@ pub const AUX_CONF: &str = "p6kmip_auxiliary_ksg.conf";
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret string.
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+
     /// The secret itself, for the one place that needs it.
     pub fn expose(&self) -> &str {
         &self.0

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::token::{RvError, TokenError};
 use crate::ttlv::tables::enums::ResultReason;
 
 /// Why a request (or one batch item) failed. `Display` gives the short Result Message a client
@@ -22,6 +23,8 @@ pub enum Error {
     ResponseTooLarge,
     /// A failure inside the gateway; the detail is logged, the client sees a generic message.
     Internal(String),
+    /// The token (HSM or software token) refused or failed a call.
+    Token(TokenError),
 }
 
 impl Error {
@@ -35,7 +38,116 @@ impl Error {
             Error::MissingData(_) => ResultReason::MissingData,
             Error::ResponseTooLarge => ResultReason::ResponseTooLarge,
             Error::Internal(_) => ResultReason::GeneralFailure,
+            Error::Token(TokenError::Call { rv, .. }) => token_reason(*rv),
+            Error::Token(TokenError::Unsupported(_)) => ResultReason::FeatureNotSupported,
+            Error::Token(TokenError::Setup(_)) => ResultReason::GeneralFailure,
         }
+    }
+}
+
+/// The Result Reason for every PKCS#11 return value: what the client did wrong, or General
+/// Failure when the fault lies with the token or the gateway's set-up. Reasons are those KMIP
+/// 1.x defines, so every client version understands them.
+pub fn token_reason(rv: RvError) -> ResultReason {
+    use RvError as R;
+    match rv {
+        // The data or the signature does not check out.
+        R::DataInvalid
+        | R::DataLenRange
+        | R::EncryptedDataInvalid
+        | R::EncryptedDataLenRange
+        | R::SignatureInvalid
+        | R::SignatureLenRange
+        | R::WrappedKeyInvalid
+        | R::WrappedKeyLenRange
+        | R::PublicKeyInvalid
+        // SoftHSM2 reports a GCM tag mismatch as CKR_GENERAL_ERROR.
+        | R::GeneralError
+        | R::FunctionFailed => ResultReason::CryptographicFailure,
+        // The object is not there (any more).
+        R::KeyHandleInvalid
+        | R::ObjectHandleInvalid
+        | R::UnwrappingKeyHandleInvalid
+        | R::WrappingKeyHandleInvalid => ResultReason::ItemNotFound,
+        // The key may not do that.
+        R::KeyFunctionNotPermitted | R::ActionProhibited | R::KeyTypeInconsistent | R::KeyIndigestible => {
+            ResultReason::PermissionDenied
+        }
+        R::UnwrappingKeyTypeInconsistent | R::WrappingKeyTypeInconsistent => ResultReason::PermissionDenied,
+        R::KeyUnextractable | R::KeyNotWrappable => ResultReason::NotExtractable,
+        R::AttributeSensitive | R::InformationSensitive => ResultReason::Sensitive,
+        R::AttributeReadOnly => ResultReason::PermissionDenied,
+        // What was asked is not something this token does.
+        R::MechanismInvalid
+        | R::MechanismParamInvalid
+        | R::CurveNotSupported
+        | R::KeySizeRange
+        | R::WrappingKeySizeRange
+        | R::UnwrappingKeySizeRange
+        | R::DomainParamsInvalid
+        | R::FunctionNotSupported
+        | R::RandomSeedNotSupported
+        | R::RandomNoRng
+        | R::StateUnsaveable
+        | R::FunctionRejected => ResultReason::FeatureNotSupported,
+        // The request's values do not fit.
+        R::AttributeTypeInvalid
+        | R::AttributeValueInvalid
+        | R::TemplateIncomplete
+        | R::TemplateInconsistent
+        | R::ArgumentsBad
+        | R::KeyNeeded
+        | R::KeyNotNeeded
+        | R::KeyChanged
+        | R::SavedStateInvalid
+        | R::ExceededMaxIterations => ResultReason::InvalidField,
+        R::FunctionCanceled | R::Cancel => ResultReason::OperationCanceledByRequester,
+        // The token, its session or the gateway's set-up failed: not the client's doing.
+        R::HostMemory
+        | R::SlotIdInvalid
+        | R::NoEvent
+        | R::NeedToCreateThreads
+        | R::CantLock
+        | R::DeviceError
+        | R::DeviceMemory
+        | R::DeviceRemoved
+        | R::FunctionNotParallel
+        | R::OperationActive
+        | R::OperationNotInitialized
+        | R::PinIncorrect
+        | R::PinInvalid
+        | R::PinLenRange
+        | R::PinExpired
+        | R::PinLocked
+        | R::PinTooWeak
+        | R::SessionClosed
+        | R::SessionCount
+        | R::SessionHandleInvalid
+        | R::SessionParallelNotSupported
+        | R::SessionReadOnly
+        | R::SessionExists
+        | R::SessionReadOnlyExists
+        | R::SessionReadWriteSoExists
+        | R::TokenNotPresent
+        | R::TokenNotRecognized
+        | R::TokenWriteProtected
+        | R::UserAlreadyLoggedIn
+        | R::UserNotLoggedIn
+        | R::UserPinNotInitialized
+        | R::UserTypeInvalid
+        | R::UserAnotherAlreadyLoggedIn
+        | R::UserTooManyTypes
+        | R::BufferTooSmall
+        | R::CryptokiNotInitialized
+        | R::CryptokiAlreadyInitialized
+        | R::MutexBad
+        | R::MutexNotLocked
+        | R::NewPinMode
+        | R::NextOtp
+        | R::FipsSelfTestFailed
+        | R::LibraryLoadFailed
+        | R::VendorDefined(_)
+        | R::UnknownErrorCode(_) => ResultReason::GeneralFailure,
     }
 }
 
@@ -54,8 +166,59 @@ impl fmt::Display for Error {
             Error::MissingData(m) => write!(f, "missing data: {m}"),
             Error::ResponseTooLarge => f.write_str("response exceeds the Maximum Response Size"),
             Error::Internal(_) => f.write_str("internal error"),
+            Error::Token(TokenError::Call { rv, .. }) => match token_reason(*rv) {
+                ResultReason::GeneralFailure => f.write_str("the key store is unavailable"),
+                ResultReason::CryptographicFailure => f.write_str("cryptographic failure"),
+                ResultReason::NotExtractable => f.write_str("the key is not extractable"),
+                ResultReason::Sensitive => f.write_str("the key is sensitive"),
+                _ => write!(f, "the token refused the request ({rv:?})"),
+            },
+            Error::Token(TokenError::Unsupported(m)) => {
+                write!(f, "not supported by this token: {m}")
+            }
+            Error::Token(TokenError::Setup(_)) => f.write_str("the key store is unavailable"),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_failures_map_to_reasons_and_safe_messages() {
+        let e = |rv| {
+            Error::Token(TokenError::Call {
+                function: "C_Decrypt".into(),
+                rv,
+            })
+        };
+        assert_eq!(
+            e(RvError::EncryptedDataInvalid).result_reason(),
+            ResultReason::CryptographicFailure
+        );
+        assert_eq!(
+            e(RvError::KeyUnextractable).result_reason(),
+            ResultReason::NotExtractable
+        );
+        assert_eq!(
+            e(RvError::ObjectHandleInvalid).result_reason(),
+            ResultReason::ItemNotFound
+        );
+        assert_eq!(
+            e(RvError::PinIncorrect).result_reason(),
+            ResultReason::GeneralFailure
+        );
+        assert_eq!(
+            e(RvError::RandomSeedNotSupported).result_reason(),
+            ResultReason::FeatureNotSupported
+        );
+        assert_eq!(
+            e(RvError::PinIncorrect).to_string(),
+            "the key store is unavailable",
+            "no detail to clients"
+        );
+    }
+}

@@ -1,0 +1,758 @@
+//! The PKCS#11 backend, through cryptoki: one shared `Pkcs11` context, a pool of sessions (a
+//! `Session` is Send but not Sync, so each call checks one out for itself), logged in once.
+//!
+//! When the token reports a lost session or device (session handle invalid or closed, device
+//! removed or in error, token not present, library not initialised, user not logged in), the
+//! backend re-initialises what it must, opens a fresh session, logs in and retries the call once;
+//! then the error goes up with the name of the C function that failed. With tracing on, every
+//! call is logged with its function, slot, session, mechanism, return value and duration — never
+//! a PIN, a key value or plaintext.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+
+use super::{Attr, AttrType, Class, Handle, Hash, KeyType, Mech, Result, Token, TokenError};
+use crate::log;
+
+/// How much of the PKCS#11 traffic is logged (`ksg.conf` key `pkcs11Trace`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Trace {
+    /// Nothing.
+    Off,
+    /// Failed calls.
+    Error,
+    /// Every call, one line each.
+    Info,
+    /// Every call, with templates (attribute types, never values).
+    Debug,
+}
+
+impl Trace {
+    /// The level named `s` (off, error, info, debug).
+    pub fn parse(s: &str) -> Option<Trace> {
+        Some(match s {
+            "off" | "0" => Trace::Off,
+            "error" => Trace::Error,
+            "info" => Trace::Info,
+            "debug" => Trace::Debug,
+            _ => return None,
+        })
+    }
+}
+
+/// Which slot to use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SlotChoice {
+    /// A slot ID as given (HSM_slotid).
+    Id(u64),
+    /// The slot whose token has this label (SoftHSM2 renumbers slots after token init).
+    Label(String),
+}
+
+/// What the backend needs to reach a token.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The PKCS#11 module.
+    pub module: PathBuf,
+    /// The slot.
+    pub slot: SlotChoice,
+    /// The user PIN (never logged).
+    pub pin: Option<crate::config::Secret>,
+    /// Call tracing.
+    pub trace: Trace,
+}
+
+/// Sessions lost in these ways are recovered from by reopening and retrying once.
+fn is_lost(rv: RvError) -> bool {
+    matches!(
+        rv,
+        RvError::SessionHandleInvalid
+            | RvError::SessionClosed
+            | RvError::DeviceRemoved
+            | RvError::DeviceError
+            | RvError::TokenNotPresent
+            | RvError::CryptokiNotInitialized
+            | RvError::UserNotLoggedIn
+    )
+}
+
+/// A PKCS#11 token.
+pub struct Pkcs11Token {
+    ctx: Pkcs11,
+    slot: Slot,
+    pin: Option<AuthPin>,
+    pool: Mutex<Vec<Session>>,
+    opened: AtomicUsize,
+    max_sessions: usize,
+    available: Condvar,
+    trace: Trace,
+    recoveries: AtomicU64,
+    handles: Mutex<std::collections::HashMap<u64, ObjectHandle>>,
+}
+
+impl std::fmt::Debug for Pkcs11Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Pkcs11Token(slot {}, sessions {})",
+            self.slot.id(),
+            self.opened.load(Ordering::Relaxed)
+        )
+    }
+}
+
+fn call_err(function: &str, e: CkError) -> TokenError {
+    match e {
+        CkError::Pkcs11(rv, _) => TokenError::Call {
+            function: function.to_string(),
+            rv,
+        },
+        other => TokenError::Setup(format!("{function}: {other}")),
+    }
+}
+
+fn rv_of(e: &CkError) -> Option<RvError> {
+    match e {
+        CkError::Pkcs11(rv, _) => Some(*rv),
+        _ => None,
+    }
+}
+
+fn init(ctx: &Pkcs11) -> Result<()> {
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => Ok(()),
+        Err(e) => Err(call_err("C_Initialize", e)),
+    }
+}
+
+/// Loads `module` and lists (slot id, token label) of the slots that hold a token.
+pub fn list_slots(module: &Path) -> Result<(Pkcs11, Vec<(Slot, String)>)> {
+    let ctx = Pkcs11::new(module)
+        .map_err(|e| TokenError::Setup(format!("cannot load {}: {e}", module.display())))?;
+    init(&ctx)?;
+    let slots = ctx
+        .get_slots_with_token()
+        .map_err(|e| call_err("C_GetSlotList", e))?;
+    let mut out = Vec::new();
+    for s in slots {
+        let info = ctx
+            .get_token_info(s)
+            .map_err(|e| call_err("C_GetTokenInfo", e))?;
+        out.push((s, info.label().trim().to_string()));
+    }
+    Ok((ctx, out))
+}
+
+impl Pkcs11Token {
+    /// Loads the module, finds the slot and logs in.
+    pub fn open(config: &Config) -> Result<Pkcs11Token> {
+        let (ctx, slots) = list_slots(&config.module)?;
+        let slot = match &config.slot {
+            SlotChoice::Id(id) => slots.iter().find(|(s, _)| s.id() == *id).map(|(s, _)| *s),
+            SlotChoice::Label(l) => slots.iter().find(|(_, label)| label == l).map(|(s, _)| *s),
+        }
+        .ok_or_else(|| {
+            TokenError::Setup(format!(
+                "no token in slot {:?} (found {:?})",
+                config.slot, slots
+            ))
+        })?;
+        let info = ctx
+            .get_token_info(slot)
+            .map_err(|e| call_err("C_GetTokenInfo", e))?;
+        let max = match info.max_rw_session_count() {
+            cryptoki::slot::Limit::Max(n) if n > 0 => (n as usize).min(256),
+            _ => 256,
+        };
+        let token = Pkcs11Token {
+            ctx,
+            slot,
+            pin: config.pin.as_ref().map(|p| AuthPin::new(p.expose().into())),
+            pool: Mutex::new(Vec::new()),
+            opened: AtomicUsize::new(0),
+            max_sessions: max,
+            available: Condvar::new(),
+            trace: config.trace,
+            recoveries: AtomicU64::new(0),
+            handles: Mutex::new(std::collections::HashMap::new()),
+        };
+        let s = token.new_session()?;
+        token.checkin(s);
+        Ok(token)
+    }
+
+    /// How many times a lost session or device was recovered from.
+    pub fn recoveries(&self) -> u64 {
+        self.recoveries.load(Ordering::Relaxed)
+    }
+
+    /// For tests: C_Finalize behind the pool's back, as a device reset would, closing every
+    /// session and logging out.
+    pub fn simulate_device_reset(&self) {
+        let _ = self.ctx.clone().finalize();
+    }
+
+    /// The PKCS#11 context (for tools and benchmarks that compare with raw calls).
+    pub fn context(&self) -> &Pkcs11 {
+        &self.ctx
+    }
+
+    /// The slot in use.
+    pub fn slot(&self) -> Slot {
+        self.slot
+    }
+
+    fn new_session(&self) -> Result<Session> {
+        let s = self
+            .ctx
+            .open_rw_session(self.slot)
+            .map_err(|e| call_err("C_OpenSession", e))?;
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        match s.login(UserType::User, self.pin.as_ref()) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(s),
+            Err(e) => {
+                self.opened.fetch_sub(1, Ordering::Relaxed);
+                Err(call_err("C_Login", e))
+            }
+        }
+    }
+
+    fn checkout(&self) -> Result<Session> {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(s) = pool.pop() {
+                return Ok(s);
+            }
+            if self.opened.load(Ordering::Relaxed) < self.max_sessions {
+                drop(pool);
+                return self.new_session();
+            }
+            pool = self.available.wait(pool).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn checkin(&self, s: Session) {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(s);
+        self.available.notify_one();
+    }
+
+    fn discard(&self, s: Session) {
+        drop(s);
+        self.opened.fetch_sub(1, Ordering::Relaxed);
+        self.available.notify_one();
+    }
+
+    /// After a lost session or device: re-initialise if needed and drop every pooled session.
+    fn recover(&self, rv: RvError) -> Result<()> {
+        self.recoveries.fetch_add(1, Ordering::Relaxed);
+        let stale: Vec<Session> =
+            std::mem::take(&mut *self.pool.lock().unwrap_or_else(|p| p.into_inner()));
+        let n = stale.len();
+        drop(stale);
+        self.opened.fetch_sub(n, Ordering::Relaxed);
+        if matches!(
+            rv,
+            RvError::CryptokiNotInitialized | RvError::DeviceRemoved | RvError::DeviceError
+        ) {
+            init(&self.ctx)?;
+            // Object handles do not survive a re-initialisation: callers find objects again
+            // by CKA_ID (the keystore keeps it).
+            self.handles
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
+        log::warn(&format!(
+            "PKCS#11: {rv}; re-opened the session(s) and retried"
+        ));
+        Ok(())
+    }
+
+    /// Runs `f` on a session, recovering once from a lost session or device.
+    fn run<T>(
+        &self,
+        function: &'static str,
+        mech: Option<&Mech>,
+        f: impl Fn(&Session) -> cryptoki::error::Result<T>,
+    ) -> Result<T> {
+        for attempt in 0..2 {
+            let session = match self.checkout() {
+                Ok(s) => s,
+                Err(TokenError::Call { rv, .. }) if attempt == 0 && is_lost(rv) => {
+                    self.recover(rv)?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let start = Instant::now();
+            let result = f(&session);
+            self.trace_call(
+                function,
+                &session,
+                mech,
+                result.as_ref().err().and_then(rv_of),
+                start,
+            );
+            match result {
+                Ok(v) => {
+                    self.checkin(session);
+                    return Ok(v);
+                }
+                Err(e) => match rv_of(&e) {
+                    Some(rv) if is_lost(rv) && attempt == 0 => {
+                        self.discard(session);
+                        self.recover(rv)?;
+                    }
+                    _ => {
+                        self.checkin(session);
+                        return Err(call_err(function, e));
+                    }
+                },
+            }
+        }
+        Err(TokenError::Setup(format!(
+            "{function}: the token stayed unavailable after a retry"
+        )))
+    }
+
+    fn trace_call(
+        &self,
+        function: &str,
+        session: &Session,
+        mech: Option<&Mech>,
+        rv: Option<RvError>,
+        start: Instant,
+    ) {
+        let level = if rv.is_some() {
+            Trace::Error
+        } else {
+            Trace::Info
+        };
+        if self.trace == Trace::Off || level > self.trace {
+            return;
+        }
+        let mech = mech
+            .map(|m| format!(" mechanism={m:?}"))
+            .unwrap_or_default();
+        let rv = rv.map_or_else(|| "OK".to_string(), |r| format!("{r:?}"));
+        let line = format!(
+            "pkcs11 {function} slot={} session={}{mech} rv={rv} {} us",
+            self.slot.id(),
+            session_id(session),
+            start.elapsed().as_micros()
+        );
+        if level == Trace::Error {
+            log::error(&line)
+        } else {
+            log::info(&line)
+        }
+    }
+}
+
+fn session_id(s: &Session) -> String {
+    format!("{:?}", s)
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect::<String>()
+}
+
+fn mech_type(h: Hash, hmac: bool) -> MechanismType {
+    match (h, hmac) {
+        (Hash::Sha1, false) => MechanismType::SHA1,
+        (Hash::Sha224, false) => MechanismType::SHA224,
+        (Hash::Sha256, false) => MechanismType::SHA256,
+        (Hash::Sha384, false) => MechanismType::SHA384,
+        (Hash::Sha512, false) => MechanismType::SHA512,
+        (Hash::Sha1, true) => MechanismType::SHA1_HMAC,
+        (Hash::Sha224, true) => MechanismType::SHA224_HMAC,
+        (Hash::Sha256, true) => MechanismType::SHA256_HMAC,
+        (Hash::Sha384, true) => MechanismType::SHA384_HMAC,
+        (Hash::Sha512, true) => MechanismType::SHA512_HMAC,
+    }
+}
+
+fn mgf(h: Hash) -> PkcsMgfType {
+    match h {
+        Hash::Sha1 => PkcsMgfType::MGF1_SHA1,
+        Hash::Sha224 => PkcsMgfType::MGF1_SHA224,
+        Hash::Sha256 => PkcsMgfType::MGF1_SHA256,
+        Hash::Sha384 => PkcsMgfType::MGF1_SHA384,
+        Hash::Sha512 => PkcsMgfType::MGF1_SHA512,
+    }
+}
+
+/// Calls `f` with the cryptoki form of `m` (GCM parameters borrow a mutable IV).
+fn with_mechanism<T>(
+    m: &Mech,
+    f: impl FnOnce(&Mechanism<'_>) -> T,
+) -> std::result::Result<T, TokenError> {
+    Ok(match m {
+        Mech::AesKeyGen => f(&Mechanism::AesKeyGen),
+        Mech::GenericSecretKeyGen => f(&Mechanism::GenericSecretKeyGen),
+        Mech::RsaKeyPairGen => f(&Mechanism::RsaPkcsKeyPairGen),
+        Mech::EcKeyPairGen => f(&Mechanism::EccKeyPairGen),
+        Mech::AesEcb => f(&Mechanism::AesEcb),
+        Mech::AesCbc(iv) => f(&Mechanism::AesCbc(*iv)),
+        Mech::AesCbcPad(iv) => f(&Mechanism::AesCbcPad(*iv)),
+        Mech::AesGcm { iv, aad, tag_bits } => {
+            let mut iv = iv.clone();
+            let params = GcmParams::new(&mut iv, aad, (*tag_bits).into())
+                .map_err(|e| TokenError::Unsupported(format!("GCM parameters: {e}")))?;
+            f(&Mechanism::AesGcm(params))
+        }
+        Mech::AesKeyWrap => f(&Mechanism::AesKeyWrap),
+        Mech::AesKeyWrapPad => f(&Mechanism::AesKeyWrapPad),
+        Mech::RsaPkcs => f(&Mechanism::RsaPkcs),
+        Mech::RsaOaep(h) => {
+            let p = PkcsOaepParams::new(mech_type(*h, false), mgf(*h), PkcsOaepSource::empty());
+            f(&Mechanism::RsaPkcsOaep(p))
+        }
+        Mech::RsaPss { hash, salt } => {
+            let p = PkcsPssParams {
+                hash_alg: mech_type(*hash, false),
+                mgf: mgf(*hash),
+                s_len: (*salt).into(),
+            };
+            f(&Mechanism::RsaPkcsPss(p))
+        }
+        Mech::Ecdsa => f(&Mechanism::Ecdsa),
+        Mech::Hmac(h) => match h {
+            Hash::Sha1 => f(&Mechanism::Sha1Hmac),
+            Hash::Sha224 => f(&Mechanism::Sha224Hmac),
+            Hash::Sha256 => f(&Mechanism::Sha256Hmac),
+            Hash::Sha384 => f(&Mechanism::Sha384Hmac),
+            Hash::Sha512 => f(&Mechanism::Sha512Hmac),
+        },
+        Mech::Digest(h) => match h {
+            Hash::Sha1 => f(&Mechanism::Sha1),
+            Hash::Sha224 => f(&Mechanism::Sha224),
+            Hash::Sha256 => f(&Mechanism::Sha256),
+            Hash::Sha384 => f(&Mechanism::Sha384),
+            Hash::Sha512 => f(&Mechanism::Sha512),
+        },
+    })
+}
+
+fn to_cryptoki(a: &Attr) -> Attribute {
+    match a {
+        Attr::Class(c) => Attribute::Class(match c {
+            Class::Data => ObjectClass::DATA,
+            Class::Certificate => ObjectClass::CERTIFICATE,
+            Class::PublicKey => ObjectClass::PUBLIC_KEY,
+            Class::PrivateKey => ObjectClass::PRIVATE_KEY,
+            Class::SecretKey => ObjectClass::SECRET_KEY,
+        }),
+        Attr::KeyType(k) => Attribute::KeyType(match k {
+            KeyType::Aes => cryptoki::object::KeyType::AES,
+            KeyType::GenericSecret => cryptoki::object::KeyType::GENERIC_SECRET,
+            KeyType::Rsa => cryptoki::object::KeyType::RSA,
+            KeyType::Ec => cryptoki::object::KeyType::EC,
+        }),
+        Attr::Token(b) => Attribute::Token(*b),
+        Attr::Private(b) => Attribute::Private(*b),
+        Attr::Label(l) => Attribute::Label(l.as_bytes().to_vec()),
+        Attr::Id(i) => Attribute::Id(i.clone()),
+        Attr::Sensitive(b) => Attribute::Sensitive(*b),
+        Attr::Extractable(b) => Attribute::Extractable(*b),
+        Attr::Encrypt(b) => Attribute::Encrypt(*b),
+        Attr::Decrypt(b) => Attribute::Decrypt(*b),
+        Attr::Sign(b) => Attribute::Sign(*b),
+        Attr::Verify(b) => Attribute::Verify(*b),
+        Attr::Wrap(b) => Attribute::Wrap(*b),
+        Attr::Unwrap(b) => Attribute::Unwrap(*b),
+        Attr::Derive(b) => Attribute::Derive(*b),
+        Attr::ValueLen(n) => Attribute::ValueLen((*n).into()),
+        Attr::Value(v) => Attribute::Value(v.clone()),
+        Attr::ModulusBits(n) => Attribute::ModulusBits((*n).into()),
+        Attr::PublicExponent(v) => Attribute::PublicExponent(v.clone()),
+        Attr::Modulus(v) => Attribute::Modulus(v.clone()),
+        Attr::EcParams(v) => Attribute::EcParams(v.clone()),
+        Attr::EcPoint(v) => Attribute::EcPoint(v.clone()),
+        Attr::Subject(v) => Attribute::Subject(v.clone()),
+    }
+}
+
+fn template(t: &[Attr]) -> Vec<Attribute> {
+    t.iter().map(to_cryptoki).collect()
+}
+
+fn attr_type(t: AttrType) -> AttributeType {
+    match t {
+        AttrType::Class => AttributeType::Class,
+        AttrType::KeyType => AttributeType::KeyType,
+        AttrType::Label => AttributeType::Label,
+        AttrType::Id => AttributeType::Id,
+        AttrType::ValueLen => AttributeType::ValueLen,
+        AttrType::Value => AttributeType::Value,
+        AttrType::Modulus => AttributeType::Modulus,
+        AttrType::PublicExponent => AttributeType::PublicExponent,
+        AttrType::EcPoint => AttributeType::EcPoint,
+        AttrType::EcParams => AttributeType::EcParams,
+        AttrType::Sensitive => AttributeType::Sensitive,
+        AttrType::Extractable => AttributeType::Extractable,
+    }
+}
+
+fn from_cryptoki(a: Attribute) -> Option<Attr> {
+    Some(match a {
+        Attribute::Label(l) => Attr::Label(String::from_utf8_lossy(&l).into_owned()),
+        Attribute::Id(i) => Attr::Id(i),
+        Attribute::ValueLen(n) => Attr::ValueLen(n.into()),
+        Attribute::Value(v) => Attr::Value(v),
+        Attribute::Modulus(v) => Attr::Modulus(v),
+        Attribute::PublicExponent(v) => Attr::PublicExponent(v),
+        Attribute::EcPoint(v) => Attr::EcPoint(v),
+        Attribute::EcParams(v) => Attr::EcParams(v),
+        Attribute::Sensitive(b) => Attr::Sensitive(b),
+        Attribute::Extractable(b) => Attr::Extractable(b),
+        Attribute::Class(c) => Attr::Class(match c {
+            ObjectClass::DATA => Class::Data,
+            ObjectClass::CERTIFICATE => Class::Certificate,
+            ObjectClass::PUBLIC_KEY => Class::PublicKey,
+            ObjectClass::PRIVATE_KEY => Class::PrivateKey,
+            ObjectClass::SECRET_KEY => Class::SecretKey,
+            _ => return None,
+        }),
+        Attribute::KeyType(k) => Attr::KeyType(match k {
+            cryptoki::object::KeyType::AES => KeyType::Aes,
+            cryptoki::object::KeyType::GENERIC_SECRET => KeyType::GenericSecret,
+            cryptoki::object::KeyType::RSA => KeyType::Rsa,
+            cryptoki::object::KeyType::EC => KeyType::Ec,
+            _ => return None,
+        }),
+        _ => return None,
+    })
+}
+
+impl Pkcs11Token {
+    /// The cryptoki handle behind an opaque [`Handle`] (cryptoki hands out handles only from
+    /// its own calls, so the ones we gave out are remembered).
+    fn oh(&self, h: Handle) -> cryptoki::error::Result<ObjectHandle> {
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&h.0)
+            .copied()
+            .ok_or(CkError::Pkcs11(
+                RvError::ObjectHandleInvalid,
+                cryptoki::context::Function::GetAttributeValue,
+            ))
+    }
+
+    fn hd(&self, o: ObjectHandle) -> Handle {
+        let id = o.handle();
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, o);
+        Handle(id)
+    }
+
+    fn forget(&self, h: Handle) {
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&h.0);
+    }
+}
+
+impl Token for Pkcs11Token {
+    fn generate_key(&self, mech: &Mech, t: &[Attr]) -> Result<Handle> {
+        let t = template(t);
+        self.run("C_GenerateKey", Some(mech), |s| {
+            with_mechanism(mech, |m| s.generate_key(m, &t)).map_err(|_| {
+                CkError::Pkcs11(
+                    RvError::MechanismParamInvalid,
+                    cryptoki::context::Function::GenerateKey,
+                )
+            })?
+        })
+        .map(|o| self.hd(o))
+    }
+
+    fn generate_key_pair(
+        &self,
+        mech: &Mech,
+        public: &[Attr],
+        private: &[Attr],
+    ) -> Result<(Handle, Handle)> {
+        let (pu, pr) = (template(public), template(private));
+        self.run("C_GenerateKeyPair", Some(mech), |s| {
+            with_mechanism(mech, |m| s.generate_key_pair(m, &pu, &pr)).map_err(|_| {
+                CkError::Pkcs11(
+                    RvError::MechanismParamInvalid,
+                    cryptoki::context::Function::GenerateKeyPair,
+                )
+            })?
+        })
+        .map(|(a, b)| (self.hd(a), self.hd(b)))
+    }
+
+    fn create_object(&self, t: &[Attr]) -> Result<Handle> {
+        let t = template(t);
+        self.run("C_CreateObject", None, |s| s.create_object(&t))
+            .map(|o| self.hd(o))
+    }
+
+    fn find(&self, t: &[Attr]) -> Result<Vec<Handle>> {
+        let t = template(t);
+        self.run("C_FindObjects", None, |s| s.find_objects(&t))
+            .map(|v| v.into_iter().map(|o| self.hd(o)).collect())
+    }
+
+    fn get_attributes(&self, object: Handle, wanted: &[AttrType]) -> Result<Vec<Attr>> {
+        let types: Vec<AttributeType> = wanted.iter().copied().map(attr_type).collect();
+        let o = self
+            .oh(object)
+            .map_err(|e| call_err("C_GetAttributeValue", e))?;
+        let attrs = self.run("C_GetAttributeValue", None, |s| s.get_attributes(o, &types))?;
+        Ok(attrs.into_iter().filter_map(from_cryptoki).collect())
+    }
+
+    fn set_attributes(&self, object: Handle, t: &[Attr]) -> Result<()> {
+        let t = template(t);
+        let o = self
+            .oh(object)
+            .map_err(|e| call_err("C_SetAttributeValue", e))?;
+        self.run("C_SetAttributeValue", None, |s| s.update_attributes(o, &t))
+    }
+
+    fn destroy(&self, object: Handle) -> Result<()> {
+        let o = self
+            .oh(object)
+            .map_err(|e| call_err("C_DestroyObject", e))?;
+        self.run("C_DestroyObject", None, |s| s.destroy_object(o))?;
+        self.forget(object);
+        Ok(())
+    }
+
+    fn encrypt(&self, key: Handle, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
+        let key = self.oh(key).map_err(|e| call_err("C_Encrypt", e))?;
+        self.run("C_Encrypt", Some(mech), |s| {
+            with_mechanism(mech, |m| s.encrypt(m, key, data)).map_err(|_| {
+                CkError::Pkcs11(
+                    RvError::MechanismParamInvalid,
+                    cryptoki::context::Function::Encrypt,
+                )
+            })?
+        })
+    }
+
+    fn decrypt(&self, key: Handle, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
+        let key = self.oh(key).map_err(|e| call_err("C_Decrypt", e))?;
+        self.run("C_Decrypt", Some(mech), |s| {
+            with_mechanism(mech, |m| s.decrypt(m, key, data)).map_err(|_| {
+                CkError::Pkcs11(
+                    RvError::MechanismParamInvalid,
+                    cryptoki::context::Function::Decrypt,
+                )
+            })?
+        })
+    }
+
+    fn sign(&self, key: Handle, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
+        let key = self.oh(key).map_err(|e| call_err("C_Sign", e))?;
+        self.run("C_Sign", Some(mech), |s| {
+            with_mechanism(mech, |m| s.sign(m, key, data)).map_err(|_| {
+                CkError::Pkcs11(
+                    RvError::MechanismParamInvalid,
+                    cryptoki::context::Function::Sign,
+                )
+            })?
+        })
+    }
+
+    fn verify(&self, key: Handle, mech: &Mech, data: &[u8], signature: &[u8]) -> Result<bool> {
+        let key = self.oh(key).map_err(|e| call_err("C_Verify", e))?;
+
+        self.run("C_Verify", Some(mech), |s| {
+            let r = with_mechanism(mech, |m| s.verify(m, key, data, signature)).map_err(|_| {
+                CkError::Pkcs11(
+                    RvError::MechanismParamInvalid,
+                    cryptoki::context::Function::Verify,
+                )
+            })?;
+            match r {
+                Ok(()) => Ok(true),
+                Err(CkError::Pkcs11(RvError::SignatureInvalid | RvError::SignatureLenRange, _)) => {
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn digest_key(&self, key: Handle, hash: Hash) -> Result<Vec<u8>> {
+        let m = Mech::Digest(hash);
+        let key = self.oh(key).map_err(|e| call_err("C_DigestKey", e))?;
+        self.run("C_DigestKey", Some(&m), |s| {
+            with_mechanism(&m, |mech| s.digest_init(mech)).map_err(|_| {
+                CkError::Pkcs11(
+                    RvError::MechanismParamInvalid,
+                    cryptoki::context::Function::DigestInit,
+                )
+            })??;
+            s.digest_key(key)?;
+            s.digest_final()
+        })
+    }
+
+    fn wrap_key(&self, wrapping: Handle, key: Handle, mech: &Mech) -> Result<Vec<u8>> {
+        let (wrapping, key) = (
+            self.oh(wrapping).map_err(|e| call_err("C_WrapKey", e))?,
+            self.oh(key).map_err(|e| call_err("C_WrapKey", e))?,
+        );
+        self.run("C_WrapKey", Some(mech), |s| {
+            with_mechanism(mech, |m| s.wrap_key(m, wrapping, key)).map_err(|_| {
+                CkError::Pkcs11(
+                    RvError::MechanismParamInvalid,
+                    cryptoki::context::Function::WrapKey,
+                )
+            })?
+        })
+    }
+
+    fn unwrap_key(
+        &self,
+        unwrapping: Handle,
+        mech: &Mech,
+        wrapped: &[u8],
+        t: &[Attr],
+    ) -> Result<Handle> {
+        let t = template(t);
+        let unwrapping = self
+            .oh(unwrapping)
+            .map_err(|e| call_err("C_UnwrapKey", e))?;
+        self.run("C_UnwrapKey", Some(mech), |s| {
+            with_mechanism(mech, |m| s.unwrap_key(m, unwrapping, wrapped, &t)).map_err(|_| {
+                CkError::Pkcs11(
+                    RvError::MechanismParamInvalid,
+                    cryptoki::context::Function::UnwrapKey,
+                )
+            })?
+        })
+        .map(|o| self.hd(o))
+    }
+
+    fn random(&self, len: usize) -> Result<Vec<u8>> {
+        self.run("C_GenerateRandom", None, |s| {
+            s.generate_random_vec(len as u32)
+        })
+    }
+
+    fn seed_random(&self, seed: &[u8]) -> Result<()> {
+        self.run("C_SeedRandom", None, |s| s.seed_random(seed))
+    }
+}

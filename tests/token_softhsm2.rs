@@ -1,0 +1,388 @@
+//! The token interface against a real PKCS#11 module, SoftHSM2, on a token of its own in a
+//! temporary directory (private `softhsm2.conf`). The module is found through
+//! `TEST_PKCS11_MODULE` or the distribution paths; `tests/run-all` installs `softhsm2` and
+//! `opensc`, so in CI these tests never skip.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use aes_gcm::aead::{AeadInOut, Nonce, Tag as GcmTag};
+use aes_gcm::{Aes256Gcm, KeyInit};
+use common::gateway::TempDir;
+use ksg::config::Secret;
+use ksg::token::mechanism::{self, CryptoParams};
+use ksg::token::pkcs11::{Config, Pkcs11Token, SlotChoice, Trace};
+use ksg::token::template::{self, Identity, PairSpec, usage};
+use ksg::token::vendor::{KEK_LABEL, Vendor};
+use ksg::token::{Attr, AttrType, Class, Hash, KeyType, Mech, Token, TokenError};
+use sha2::Digest;
+
+const PIN: &str = "1234";
+const LABEL: &str = "ksg-test";
+
+struct Fixture {
+    conf: PathBuf,
+    module: PathBuf,
+    token: Pkcs11Token,
+    kek: [u8; 32],
+}
+
+fn module() -> PathBuf {
+    if let Some(m) = std::env::var_os("TEST_PKCS11_MODULE") {
+        return PathBuf::from(m);
+    }
+    for p in [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/local/lib/softhsm/libsofthsm2.so",
+    ] {
+        if std::path::Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("SoftHSM2 not found: install softhsm2 (tests/run-all does) or set TEST_PKCS11_MODULE");
+}
+
+/// Runs `body` against a fresh SoftHSM2 token. SoftHSM2 reads `SOFTHSM2_CONF` when the module
+/// is initialised, so each test re-runs itself in a child process whose environment points at a
+/// private `softhsm2.conf` and token directory made here.
+fn with_softhsm(test: &str, body: impl FnOnce(&Fixture)) {
+    if std::env::var_os("KSG_SOFTHSM_CHILD").is_some() {
+        body(&open_fixture());
+        return;
+    }
+    let dir = TempDir::new("softhsm");
+    let tokens = dir.0.join("tokens");
+    std::fs::create_dir_all(&tokens).expect("token dir");
+    let conf = dir.0.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .expect("conf");
+    let out = Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            LABEL,
+            "--pin",
+            PIN,
+            "--so-pin",
+            "5678",
+        ])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .expect("softhsm2-util runs (install softhsm2)");
+    assert!(
+        out.status.success(),
+        "init token: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .env("SOFTHSM2_CONF", &conf)
+        .env("KSG_SOFTHSM_CHILD", "1")
+        .output()
+        .expect("re-run the test");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && log.contains("1 passed"),
+        "{test} on SoftHSM2:\n{log}"
+    );
+}
+
+fn open_fixture() -> Fixture {
+    let conf = PathBuf::from(std::env::var_os("SOFTHSM2_CONF").expect("set by the parent"));
+    let module = module();
+    let token = Pkcs11Token::open(&Config {
+        module: module.clone(),
+        slot: SlotChoice::Label(LABEL.into()),
+        pin: Some(Secret::new(PIN.into())),
+        trace: Trace::Error,
+    })
+    .expect("open the token");
+    let mut kek = [0u8; 32];
+    getrandom::fill(&mut kek).expect("random");
+    // The customer KEK as `ksg pkcs11 import-kek` puts it on the token.
+    token
+        .create_object(&[
+            Attr::Class(Class::SecretKey),
+            Attr::KeyType(KeyType::Aes),
+            Attr::Token(true),
+            Attr::Private(true),
+            Attr::Label(KEK_LABEL.into()),
+            Attr::Value(kek.to_vec()),
+            Attr::Wrap(true),
+            Attr::Unwrap(true),
+            Attr::Encrypt(false),
+            Attr::Decrypt(false),
+            Attr::Extractable(false),
+            Attr::Sensitive(true),
+        ])
+        .expect("import the KEK");
+    Fixture {
+        conf,
+        module,
+        token,
+        kek,
+    }
+}
+
+fn aes_key(f: &Fixture, name: &str, extractable: bool) -> ksg::token::Handle {
+    let id = Identity {
+        uid: name,
+        name: Some(name),
+        extractable,
+    };
+    let (mech, t) =
+        template::secret_key(3, 256, usage::ENCRYPT | usage::DECRYPT, &id).expect("template");
+    f.token.generate_key(&mech, &t).expect("C_GenerateKey")
+}
+
+fn kek_handle(f: &Fixture) -> ksg::token::Handle {
+    let found = f
+        .token
+        .find(&[Attr::Label(KEK_LABEL.into()), Attr::Class(Class::SecretKey)])
+        .expect("find");
+    assert_eq!(found.len(), 1, "exactly one KEK");
+    found[0]
+}
+
+#[test]
+fn a_key_made_in_the_hsm_leaves_it_only_wrapped_and_matches_what_the_hsm_encrypts_with() {
+    with_softhsm(
+        "a_key_made_in_the_hsm_leaves_it_only_wrapped_and_matches_what_the_hsm_encrypts_with",
+        |f| {
+            let key = aes_key(f, "wrap-check", true);
+            let wrapped = f
+                .token
+                .wrap_key(kek_handle(f), key, &Vendor::Generic.kek_wrap_mechanism())
+                .expect("C_WrapKey");
+            let clear = Vendor::Generic
+                .unwrap_locally(&f.kek, &wrapped)
+                .expect("local unwrap with the KEK");
+            assert_eq!(clear.len(), 32);
+            // Encrypt in the HSM, decrypt locally with the key that came out.
+            let iv = [9u8; 12];
+            let mech = mechanism::cipher(
+                3,
+                &CryptoParams {
+                    block_cipher_mode: Some(9),
+                    ..CryptoParams::default()
+                },
+                Some(&iv),
+                b"hdr",
+            )
+            .expect("GCM");
+            let plain = b"sixty-four bytes of payroll data, encrypted inside the token!!!";
+            let ct = f.token.encrypt(key, &mech, plain).expect("C_Encrypt");
+            let (body, tag) = ct.split_at(ct.len() - 16);
+            let gcm = Aes256Gcm::new_from_slice(&clear).expect("key");
+            let mut buf = body.to_vec();
+            gcm.decrypt_inout_detached(
+                &Nonce::<Aes256Gcm>::from(iv),
+                b"hdr",
+                buf.as_mut_slice().into(),
+                &GcmTag::<Aes256Gcm>::try_from(tag).expect("tag"),
+            )
+            .expect("the exported key decrypts what the HSM encrypted");
+            assert_eq!(buf, plain);
+            assert_eq!(f.token.decrypt(key, &mech, &ct).expect("C_Decrypt"), plain);
+            // A flipped tag bit is a failure, never plaintext.
+            let mut bad = ct.clone();
+            let n = bad.len();
+            bad[n - 1] ^= 1;
+            assert!(matches!(
+                f.token.decrypt(key, &mech, &bad),
+                Err(TokenError::Call { .. })
+            ));
+            // C_DigestKey digests the key value.
+            let digest = f.token.digest_key(key, Hash::Sha256).expect("C_DigestKey");
+            assert_eq!(digest, sha2::Sha256::digest(&clear).to_vec());
+            // The value itself is never readable: CKA_SENSITIVE.
+            let attrs = f
+                .token
+                .get_attributes(key, &[AttrType::Value, AttrType::ValueLen])
+                .expect("attributes");
+            assert!(
+                attrs.iter().all(|a| !matches!(a, Attr::Value(_))),
+                "{attrs:?}"
+            );
+            // A key made not extractable cannot be wrapped out.
+            let locked = aes_key(f, "not-extractable", false);
+            assert!(
+                f.token
+                    .wrap_key(kek_handle(f), locked, &Mech::AesKeyWrapPad)
+                    .is_err()
+            );
+        },
+    );
+}
+
+#[test]
+fn rsa_and_ec_key_pairs_sign_and_verify_with_software_hashing() {
+    with_softhsm(
+        "rsa_and_ec_key_pairs_sign_and_verify_with_software_hashing",
+        |f| {
+            let message = b"to be signed";
+            for (alg, bits, curve) in [(4, 2048, None), (6, 0, Some(7)), (6, 0, Some(10))] {
+                let spec = PairSpec {
+                    alg,
+                    bits,
+                    curve,
+                    private_mask: usage::SIGN,
+                    public_mask: usage::VERIFY,
+                    public: Identity {
+                        uid: "pub",
+                        name: None,
+                        extractable: true,
+                    },
+                    private: Identity {
+                        uid: "priv",
+                        name: None,
+                        extractable: false,
+                    },
+                };
+                let (mech, public, private) = template::key_pair(&spec).expect("template");
+                let (pubk, privk) = f
+                    .token
+                    .generate_key_pair(&mech, &public, &private)
+                    .expect("C_GenerateKeyPair");
+                let params = CryptoParams {
+                    hashing_algorithm: Some(6),
+                    padding_method: Some(8),
+                    ..CryptoParams::default()
+                };
+                let (sig_mech, hash) = mechanism::signature(alg, &params).expect("mechanism");
+                assert_eq!(hash, Some(Hash::Sha256));
+                let digest = sha2::Sha256::digest(message).to_vec();
+                let input = if sig_mech == Mech::RsaPkcs {
+                    [mechanism::digest_info_prefix(Hash::Sha256), &digest].concat()
+                } else {
+                    digest.clone()
+                };
+                let signature = f.token.sign(privk, &sig_mech, &input).expect("C_Sign");
+                assert!(
+                    f.token
+                        .verify(pubk, &sig_mech, &input, &signature)
+                        .expect("C_Verify")
+                );
+                let mut wrong = input.clone();
+                wrong[input.len() - 1] ^= 1;
+                assert!(
+                    !f.token
+                        .verify(pubk, &sig_mech, &wrong, &signature)
+                        .expect("C_Verify"),
+                    "alg {alg}"
+                );
+            }
+        },
+    );
+}
+
+#[test]
+fn hmac_random_seed_find_and_destroy() {
+    with_softhsm("hmac_random_seed_find_and_destroy", |f| {
+        let id = Identity {
+            uid: "mac-key",
+            name: None,
+            extractable: true,
+        };
+        let (mech, t) = template::secret_key(9, 256, usage::MAC_GENERATE | usage::MAC_VERIFY, &id)
+            .expect("template");
+        let key = f.token.generate_key(&mech, &t).expect("HMAC key");
+        let m = mechanism::mac(9).expect("HMAC-SHA256");
+        let tag = f.token.sign(key, &m, b"data").expect("MAC");
+        assert_eq!(tag.len(), 32);
+        assert!(f.token.verify(key, &m, b"data", &tag).expect("MAC verify"));
+        assert!(!f.token.verify(key, &m, b"date", &tag).expect("MAC verify"));
+        let r1 = f.token.random(32).expect("C_GenerateRandom");
+        let r2 = f.token.random(32).expect("C_GenerateRandom");
+        assert_ne!(r1, r2);
+        f.token.seed_random(b"extra entropy").expect("C_SeedRandom");
+        let found = f
+            .token
+            .find(&[Attr::Id(b"mac-key".to_vec())])
+            .expect("find by CKA_ID");
+        assert_eq!(found, vec![key]);
+        f.token.destroy(key).expect("C_DestroyObject");
+        assert!(
+            f.token
+                .find(&[Attr::Id(b"mac-key".to_vec())])
+                .expect("find")
+                .is_empty()
+        );
+    });
+}
+
+#[test]
+fn pkcs11_tool_lists_the_objects_the_gateway_made() {
+    with_softhsm("pkcs11_tool_lists_the_objects_the_gateway_made", |f| {
+        aes_key(f, "listed-by-pkcs11-tool", true);
+        let out = Command::new("pkcs11-tool")
+            .arg("--module")
+            .arg(&f.module)
+            .args([
+                "--token-label",
+                LABEL,
+                "--login",
+                "--pin",
+                PIN,
+                "--list-objects",
+            ])
+            .env("SOFTHSM2_CONF", &f.conf)
+            .output()
+            .expect("pkcs11-tool runs (install opensc)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("label:      listed-by-pkcs11-tool"), "{text}");
+        let id_hex: String = b"listed-by-pkcs11-tool"
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(text.contains(&format!("ID:         {id_hex}")), "{text}");
+        assert!(text.contains(&format!("label:      {KEK_LABEL}")), "{text}");
+    });
+}
+
+#[test]
+fn a_device_reset_behind_the_gateways_back_is_recovered_from() {
+    with_softhsm(
+        "a_device_reset_behind_the_gateways_back_is_recovered_from",
+        |f| {
+            let key = aes_key(f, "survives-reset", true);
+            let iv = [1u8; 16];
+            let before = f
+                .token
+                .encrypt(key, &Mech::AesCbcPad(iv), b"abc")
+                .expect("encrypt");
+            f.token.simulate_device_reset();
+            // Sessions and login are gone; the next call re-initialises, re-opens and logs in again.
+            let found = f
+                .token
+                .find(&[Attr::Id(b"survives-reset".to_vec())])
+                .expect("find after reset");
+            assert_eq!(found.len(), 1);
+            let after = f
+                .token
+                .encrypt(found[0], &Mech::AesCbcPad(iv), b"abc")
+                .expect("encrypt after reset");
+            assert_eq!(before, after);
+            assert!(f.token.recoveries() >= 1);
+        },
+    );
+}
