@@ -3,6 +3,7 @@
 pub mod args;
 pub mod codec;
 pub mod keystore;
+pub mod pkcs11;
 pub mod serve;
 
 const USAGE: &str = "\
@@ -13,6 +14,7 @@ Usage: ksg <command> [options]
 Commands:
   serve     run the gateway (--confs DIR, --data DIR)
   keystore  verify, dump, compact or benchmark the keystore
+  pkcs11    set up the PKCS#11 module, list slots, import the customer KEK
   codec     convert KMIP messages between TTLV, hex, XML, JSON and an annotated tree dump
   help      show this help, or `ksg help <command>` for one command
 
@@ -29,10 +31,12 @@ pub fn run(args: &[String]) -> i32 {
         "codec" => codec::run(rest),
         "serve" => serve::run(rest),
         "keystore" => keystore::run(rest),
+        "pkcs11" => pkcs11::run(rest),
         "help" | "--help" | "-h" => match rest.first().map(String::as_str) {
             Some("codec") => codec::run(&["--help".to_string()]),
             Some("serve") => serve::run(&["--help".to_string()]),
             Some("keystore") => keystore::run(&["--help".to_string()]),
+            Some("pkcs11") => pkcs11::run(&["--help".to_string()]),
             _ => {
                 print!("{USAGE}");
                 0

@@ -69,6 +69,21 @@ pub fn run(args: &[String]) -> i32 {
             return 1;
         }
     };
+    // The HSM is reached at start, so a wrong module, PIN or slot stops the gateway here.
+    if config.ksg.gate_flags & gate_flags::SOFTWARE_TOKEN == 0 {
+        match crate::token::open_configured(&config) {
+            Ok((token, warning)) => {
+                if let Some(w) = warning {
+                    log::error(&w);
+                }
+                log::info(&format!("PKCS#11 token reachable and logged in: {token:?}"));
+            }
+            Err(e) => {
+                eprintln!("ksg serve: HSM: {e}");
+                return 1;
+            }
+        }
+    }
     let server = match Server::bind(Arc::new(config), Some(Arc::new(store)), now) {
         Ok(s) => s,
         Err(e) => {

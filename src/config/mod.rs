@@ -115,6 +115,8 @@ pub struct KsgConf {
     pub cavium_kek_handle: Option<u64>,
     /// KEKKeyPath: the customer's 32-byte KEK, raw.
     pub kek_key_path: Option<PathBuf>,
+    /// pkcs11Trace (ksg): PKCS#11 call tracing, off / error / info / debug.
+    pub pkcs11_trace: crate::token::pkcs11::Trace,
 }
 
 /// `p6kmipserver.conf`.
@@ -208,6 +210,7 @@ const KSG_KEYS: &[&str] = &[
     "AWSCloudHSM_KEKHandle",
     "CaviumLiquidSec_KEKHandle",
     "KEKKeyPath",
+    "pkcs11Trace",
 ];
 const GEN_KEYS: &[&str] = &["logDir", "errorStream"];
 const SERVER_KEYS: &[&str] = &[
@@ -333,6 +336,19 @@ fn read_ksg(r: &Reader<'_>, data: &Path) -> Result<KsgConf, ConfError> {
         aws_kek_handle: optional_handle("AWSCloudHSM_KEKHandle")?,
         cavium_kek_handle: optional_handle("CaviumLiquidSec_KEKHandle")?,
         kek_key_path: r.string(S, &["KEKKeyPath"]).map(|p| resolve(data, p)),
+        pkcs11_trace: match r.entry(S, &["pkcs11Trace"]) {
+            None => crate::token::pkcs11::Trace::Off,
+            Some(e) => crate::token::pkcs11::Trace::parse(&e.value.to_ascii_lowercase())
+                .ok_or_else(|| {
+                    r.error(
+                        e,
+                        format!(
+                            "`pkcs11Trace` must be off, error, info or debug, not {:?}",
+                            e.value
+                        ),
+                    )
+                })?,
+        },
     })
 }
 

@@ -6,6 +6,7 @@
 
 pub mod mechanism;
 pub mod pkcs11;
+pub mod setup;
 pub mod template;
 pub mod vendor;
 
@@ -331,4 +332,29 @@ pub enum AttrType {
     Sensitive,
     /// CKA_EXTRACTABLE.
     Extractable,
+}
+
+/// Opens the HSM the configuration names: the module from `<data>/PKCS11` (signature checked,
+/// unless gateFlags 0x0001), the token by the label recorded there or `HSM_slotid`, `HSM_pin`.
+/// Returns the token and a warning when the signature check was overridden.
+pub fn open_configured(
+    config: &crate::config::Config,
+) -> std::result::Result<(pkcs11::Pkcs11Token, Option<String>), String> {
+    let recover = config.ksg.gate_flags & crate::config::gate_flags::RECOVER_SIGNATURE != 0;
+    let (file, signed) = setup::read(&config.data_dir, recover).map_err(|e| e.to_string())?;
+    let warning = (!signed).then(|| {
+        format!("PKCS#11 SET-UP SIGNATURE CHECK FAILED ({}); gateFlags 0x0001 is set, so ksg uses it anyway. Re-run `ksg pkcs11 setup`.", setup::SIG)
+    });
+    let slot = match file.token_label {
+        Some(l) => pkcs11::SlotChoice::Label(l),
+        None => pkcs11::SlotChoice::Id(config.ksg.hsm_slot_id),
+    };
+    let token = pkcs11::Pkcs11Token::open(&pkcs11::Config {
+        module: file.module,
+        slot,
+        pin: config.ksg.hsm_pin.clone(),
+        trace: config.ksg.pkcs11_trace,
+    })
+    .map_err(|e| e.to_string())?;
+    Ok((token, warning))
 }
