@@ -70,13 +70,13 @@ fn setup_cmd(a: &Args, data: &std::path::Path) -> Result<(), String> {
     let module = PathBuf::from(a.value("module").ok_or("--module PATH is required")?);
     let (_, slots) = list_slots(&module).map_err(|e| e.to_string())?;
     let token_label = a.value("token-label").map(str::to_string);
-    if let Some(l) = &token_label {
-        if !slots.iter().any(|(_, label)| label == l) {
-            return Err(format!(
-                "no token labelled {l:?} (found {:?})",
-                slots.iter().map(|s| &s.1).collect::<Vec<_>>()
-            ));
-        }
+    if let Some(l) = &token_label
+        && !slots.iter().any(|(_, label)| label == l)
+    {
+        return Err(format!(
+            "no token labelled {l:?} (found {:?})",
+            slots.iter().map(|s| &s.1).collect::<Vec<_>>()
+        ));
     }
     setup::write(
         data,

@@ -7,6 +7,7 @@
 pub mod mechanism;
 pub mod pkcs11;
 pub mod setup;
+pub mod soft;
 pub mod template;
 pub mod vendor;
 

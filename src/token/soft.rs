@@ -1,0 +1,574 @@
+//! The built-in software token (gateFlags 0x0002): the same interface, in process, with
+//! RustCrypto's well-kept implementations (no cryptography of our own). It keeps objects in
+//! memory only; the operations keep each value sealed in the keystore and load it here when
+//! needed, so nothing is lost on restart.
+//!
+//! It answers like a PKCS#11 token, with the same return values, so the operations and their
+//! error mapping do not care which backend they talk to. This build covers secret keys (AES and
+//! HMAC: generation, import, ECB/CBC/CBC-PAD/GCM, key wrap, HMAC, digests of keys); RSA and EC
+//! key pairs are answered with CKR_MECHANISM_INVALID until they are added.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
+use aes::{Aes128, Aes192, Aes256};
+use aes_gcm::aead::{AeadInOut, Nonce, Tag as GcmTag};
+use aes_gcm::{AesGcm, aead::consts::U12};
+use aes_kw::{AesKw, AesKwp};
+use cbc::cipher::KeyIvInit;
+use cbc::cipher::block_padding::{NoPadding, Pkcs7};
+use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt};
+use hmac::{Hmac, Mac};
+use sha2::Digest;
+
+use super::{Attr, AttrType, Class, Handle, Hash, KeyType, Mech, Result, Token, TokenError};
+use crate::store::SecretBytes;
+use crate::token::RvError;
+
+struct Object {
+    attrs: Vec<Attr>,
+    value: SecretBytes,
+}
+
+/// The software token.
+#[derive(Default)]
+pub struct SoftToken {
+    objects: Mutex<HashMap<u64, Object>>,
+    next: AtomicU64,
+}
+
+impl std::fmt::Debug for SoftToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SoftToken({} objects)",
+            self.objects.lock().map_or(0, |o| o.len())
+        )
+    }
+}
+
+fn fail<T>(function: &str, rv: RvError) -> Result<T> {
+    Err(TokenError::Call {
+        function: function.to_string(),
+        rv,
+    })
+}
+
+fn same_kind(a: &Attr, b: &Attr) -> bool {
+    std::mem::discriminant(a) == std::mem::discriminant(b)
+}
+
+fn flag(attrs: &[Attr], want: fn(&Attr) -> Option<bool>) -> bool {
+    attrs.iter().find_map(want).unwrap_or(false)
+}
+
+/// Runs `f` with the AES cipher for `key` (128, 192 or 256 bits).
+macro_rules! with_aes {
+    ($key:expr, $function:expr, |$c:ident: $t:ident| $body:expr) => {
+        match $key.len() {
+            16 => {
+                type $t = Aes128;
+                let $c = $t::new_from_slice($key).expect("16 bytes");
+                $body
+            }
+            24 => {
+                type $t = Aes192;
+                let $c = $t::new_from_slice($key).expect("24 bytes");
+                $body
+            }
+            32 => {
+                type $t = Aes256;
+                let $c = $t::new_from_slice($key).expect("32 bytes");
+                $body
+            }
+            _ => return fail($function, RvError::KeyTypeInconsistent),
+        }
+    };
+}
+
+fn hmac(h: Hash, key: &[u8], data: &[u8]) -> Vec<u8> {
+    fn run<M: Mac + KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut m = <M as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+        m.update(data);
+        m.finalize().into_bytes().to_vec()
+    }
+    match h {
+        Hash::Sha1 => run::<Hmac<sha1::Sha1>>(key, data),
+        Hash::Sha224 => run::<Hmac<sha2::Sha224>>(key, data),
+        Hash::Sha256 => run::<Hmac<sha2::Sha256>>(key, data),
+        Hash::Sha384 => run::<Hmac<sha2::Sha384>>(key, data),
+        Hash::Sha512 => run::<Hmac<sha2::Sha512>>(key, data),
+    }
+}
+
+fn digest(h: Hash, data: &[u8]) -> Vec<u8> {
+    match h {
+        Hash::Sha1 => sha1::Sha1::digest(data).to_vec(),
+        Hash::Sha224 => sha2::Sha224::digest(data).to_vec(),
+        Hash::Sha256 => sha2::Sha256::digest(data).to_vec(),
+        Hash::Sha384 => sha2::Sha384::digest(data).to_vec(),
+        Hash::Sha512 => sha2::Sha512::digest(data).to_vec(),
+    }
+}
+
+fn ecb<C>(c: &C, data: &[u8], encrypt: bool, function: &str) -> Result<Vec<u8>>
+where
+    C: BlockCipherEncrypt
+        + BlockCipherDecrypt
+        + aes::cipher::BlockSizeUser<BlockSize = aes::cipher::consts::U16>,
+{
+    if data.len() % 16 != 0 {
+        return fail(
+            function,
+            if encrypt {
+                RvError::DataLenRange
+            } else {
+                RvError::EncryptedDataLenRange
+            },
+        );
+    }
+    let mut out = Vec::with_capacity(data.len());
+    for chunk in data.chunks(16) {
+        let mut block = aes::Block::try_from(chunk).expect("16 bytes");
+        if encrypt {
+            c.encrypt_block(&mut block);
+        } else {
+            c.decrypt_block(&mut block);
+        }
+        out.extend_from_slice(&block);
+    }
+    Ok(out)
+}
+
+fn cipher(key: &[u8], mech: &Mech, data: &[u8], encrypt: bool) -> Result<Vec<u8>> {
+    let function = if encrypt { "C_Encrypt" } else { "C_Decrypt" };
+    let bad_len = if encrypt {
+        RvError::DataLenRange
+    } else {
+        RvError::EncryptedDataLenRange
+    };
+    match mech {
+        Mech::AesEcb => with_aes!(key, function, |c: C| ecb(&c, data, encrypt, function)),
+        Mech::AesCbc(iv) | Mech::AesCbcPad(iv) => {
+            let pad = matches!(mech, Mech::AesCbcPad(_));
+            if !pad && data.len() % 16 != 0 {
+                return fail(function, bad_len);
+            }
+            with_aes!(key, function, |_c: C| {
+                if encrypt {
+                    let e = cbc::Encryptor::<C>::new_from_slices(key, iv).expect("sizes checked");
+                    let mut buf = data.to_vec();
+                    buf.resize(data.len() + 16, 0);
+                    let n = if pad {
+                        e.encrypt_padded::<Pkcs7>(&mut buf, data.len())
+                    } else {
+                        e.encrypt_padded::<NoPadding>(&mut buf, data.len())
+                    }
+                    .map(<[u8]>::len)
+                    .or_else(|_| fail(function, bad_len))?;
+                    buf.truncate(n);
+                    Ok(buf)
+                } else {
+                    let d = cbc::Decryptor::<C>::new_from_slices(key, iv).expect("sizes checked");
+                    let mut buf = data.to_vec();
+                    let r = if pad {
+                        d.decrypt_padded::<Pkcs7>(&mut buf)
+                    } else {
+                        d.decrypt_padded::<NoPadding>(&mut buf)
+                    };
+                    match r.map(<[u8]>::len) {
+                        Ok(n) => {
+                            buf.truncate(n);
+                            Ok(buf)
+                        }
+                        Err(_) => fail(function, RvError::EncryptedDataInvalid),
+                    }
+                }
+            })
+        }
+        Mech::AesGcm { iv, aad, tag_bits } => {
+            if iv.len() != 12 || *tag_bits != 128 {
+                return fail(function, RvError::MechanismParamInvalid);
+            }
+            let nonce = Nonce::<AesGcm<Aes256, U12>>::try_from(iv.as_slice()).expect("12 bytes");
+            with_aes!(key, function, |_c: C| {
+                let gcm = AesGcm::<C, U12>::new_from_slice(key).expect("size checked");
+                if encrypt {
+                    let mut buf = data.to_vec();
+                    let tag = gcm
+                        .encrypt_inout_detached(&nonce, aad, buf.as_mut_slice().into())
+                        .expect("any length");
+                    buf.extend_from_slice(&tag);
+                    Ok(buf)
+                } else {
+                    if data.len() < 16 {
+                        return fail(function, bad_len);
+                    }
+                    let (ct, tag) = data.split_at(data.len() - 16);
+                    let tag = GcmTag::<AesGcm<C, U12>>::try_from(tag).expect("16 bytes");
+                    let mut buf = ct.to_vec();
+                    match gcm.decrypt_inout_detached(&nonce, aad, buf.as_mut_slice().into(), &tag) {
+                        Ok(()) => Ok(buf),
+                        Err(_) => fail(function, RvError::EncryptedDataInvalid),
+                    }
+                }
+            })
+        }
+        _ => fail(function, RvError::MechanismInvalid),
+    }
+}
+
+fn key_wrap(kek: &[u8], mech: &Mech, data: &[u8], wrap: bool) -> Result<Vec<u8>> {
+    let function = if wrap { "C_WrapKey" } else { "C_UnwrapKey" };
+    let mut out = vec![0u8; data.len() + 16];
+    let len = match mech {
+        Mech::AesKeyWrapPad => with_aes!(kek, function, |_c: C| {
+            let k = AesKwp::<C>::new_from_slice(kek).expect("size checked");
+            if wrap {
+                k.wrap_key(data, &mut out).map(|s| s.len())
+            } else {
+                k.unwrap_key(data, &mut out).map(|s| s.len())
+            }
+        }),
+        Mech::AesKeyWrap => with_aes!(kek, function, |_c: C| {
+            let k = AesKw::<C>::new_from_slice(kek).expect("size checked");
+            if wrap {
+                k.wrap_key(data, &mut out).map(|s| s.len())
+            } else {
+                k.unwrap_key(data, &mut out).map(|s| s.len())
+            }
+        }),
+        _ => return fail(function, RvError::MechanismInvalid),
+    };
+    match len {
+        Ok(n) => {
+            out.truncate(n);
+            Ok(out)
+        }
+        Err(_) if wrap => fail(function, RvError::KeySizeRange),
+        Err(_) => fail(function, RvError::WrappedKeyInvalid),
+    }
+}
+
+impl SoftToken {
+    /// An empty token.
+    pub fn new() -> SoftToken {
+        SoftToken::default()
+    }
+
+    fn insert(&self, mut attrs: Vec<Attr>, value: Vec<u8>) -> Handle {
+        attrs.retain(|a| !matches!(a, Attr::Value(_)));
+        if !attrs.iter().any(|a| matches!(a, Attr::ValueLen(_))) {
+            attrs.push(Attr::ValueLen(value.len() as u64));
+        }
+        let h = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let obj = Object {
+            attrs,
+            value: SecretBytes::new(value),
+        };
+        self.objects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(h, obj);
+        Handle(h)
+    }
+
+    /// Calls `f` with an object's attributes and value.
+    fn with<T>(
+        &self,
+        h: Handle,
+        function: &str,
+        f: impl FnOnce(&[Attr], &[u8]) -> Result<T>,
+    ) -> Result<T> {
+        let objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        match objects.get(&h.0) {
+            Some(o) => f(&o.attrs, o.value.expose()),
+            None => fail(function, RvError::ObjectHandleInvalid),
+        }
+    }
+
+    fn check_secret(
+        attrs: &[Attr],
+        function: &str,
+        allowed: fn(&Attr) -> Option<bool>,
+    ) -> Result<()> {
+        if !attrs.contains(&Attr::Class(Class::SecretKey)) {
+            return fail(function, RvError::KeyTypeInconsistent);
+        }
+        if !flag(attrs, allowed) {
+            return fail(function, RvError::KeyFunctionNotPermitted);
+        }
+        Ok(())
+    }
+}
+
+impl Token for SoftToken {
+    fn generate_key(&self, mech: &Mech, template: &[Attr]) -> Result<Handle> {
+        let len = template.iter().find_map(|a| {
+            if let Attr::ValueLen(n) = a {
+                Some(*n as usize)
+            } else {
+                None
+            }
+        });
+        let Some(len) = len else {
+            return fail("C_GenerateKey", RvError::TemplateIncomplete);
+        };
+        match mech {
+            Mech::AesKeyGen if matches!(len, 16 | 24 | 32) => {}
+            Mech::GenericSecretKeyGen if (1..=512).contains(&len) => {}
+            Mech::AesKeyGen | Mech::GenericSecretKeyGen => {
+                return fail("C_GenerateKey", RvError::KeySizeRange);
+            }
+            _ => return fail("C_GenerateKey", RvError::MechanismInvalid),
+        }
+        let value = self.random(len)?;
+        Ok(self.insert(template.to_vec(), value))
+    }
+
+    fn generate_key_pair(
+        &self,
+        _mech: &Mech,
+        _public: &[Attr],
+        _private: &[Attr],
+    ) -> Result<(Handle, Handle)> {
+        fail("C_GenerateKeyPair", RvError::MechanismInvalid)
+    }
+
+    fn create_object(&self, template: &[Attr]) -> Result<Handle> {
+        let value = template.iter().find_map(|a| {
+            if let Attr::Value(v) = a {
+                Some(v.clone())
+            } else {
+                None
+            }
+        });
+        let Some(value) = value else {
+            return fail("C_CreateObject", RvError::TemplateIncomplete);
+        };
+        if template.contains(&Attr::KeyType(KeyType::Aes)) && !matches!(value.len(), 16 | 24 | 32) {
+            return fail("C_CreateObject", RvError::AttributeValueInvalid);
+        }
+        Ok(self.insert(template.to_vec(), value))
+    }
+
+    fn find(&self, template: &[Attr]) -> Result<Vec<Handle>> {
+        let objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        let mut found: Vec<u64> = objects
+            .iter()
+            .filter(|(_, o)| template.iter().all(|t| o.attrs.contains(t)))
+            .map(|(h, _)| *h)
+            .collect();
+        found.sort_unstable();
+        Ok(found.into_iter().map(Handle).collect())
+    }
+
+    fn get_attributes(&self, object: Handle, wanted: &[AttrType]) -> Result<Vec<Attr>> {
+        self.with(object, "C_GetAttributeValue", |attrs, value| {
+            let sensitive = flag(attrs, |a| {
+                if let Attr::Sensitive(b) = a {
+                    Some(*b)
+                } else {
+                    None
+                }
+            });
+            let mut out = Vec::new();
+            for w in wanted {
+                let hit = match w {
+                    AttrType::Value if !sensitive => Some(Attr::Value(value.to_vec())),
+                    AttrType::Value => None,
+                    AttrType::Class => attrs.iter().find(|a| matches!(a, Attr::Class(_))).cloned(),
+                    AttrType::KeyType => attrs
+                        .iter()
+                        .find(|a| matches!(a, Attr::KeyType(_)))
+                        .cloned(),
+                    AttrType::Label => attrs.iter().find(|a| matches!(a, Attr::Label(_))).cloned(),
+                    AttrType::Id => attrs.iter().find(|a| matches!(a, Attr::Id(_))).cloned(),
+                    AttrType::ValueLen => attrs
+                        .iter()
+                        .find(|a| matches!(a, Attr::ValueLen(_)))
+                        .cloned(),
+                    AttrType::Sensitive => Some(Attr::Sensitive(sensitive)),
+                    AttrType::Extractable => Some(Attr::Extractable(flag(attrs, |a| {
+                        if let Attr::Extractable(b) = a {
+                            Some(*b)
+                        } else {
+                            None
+                        }
+                    }))),
+                    AttrType::Modulus
+                    | AttrType::PublicExponent
+                    | AttrType::EcPoint
+                    | AttrType::EcParams => None,
+                };
+                out.extend(hit);
+            }
+            Ok(out)
+        })
+    }
+
+    fn set_attributes(&self, object: Handle, template: &[Attr]) -> Result<()> {
+        let mut objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(o) = objects.get_mut(&object.0) else {
+            return fail("C_SetAttributeValue", RvError::ObjectHandleInvalid);
+        };
+        for t in template {
+            if matches!(
+                t,
+                Attr::Value(_) | Attr::Class(_) | Attr::KeyType(_) | Attr::ValueLen(_)
+            ) {
+                return fail("C_SetAttributeValue", RvError::AttributeReadOnly);
+            }
+            o.attrs.retain(|a| !same_kind(a, t));
+            o.attrs.push(t.clone());
+        }
+        Ok(())
+    }
+
+    fn destroy(&self, object: Handle) -> Result<()> {
+        match self
+            .objects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&object.0)
+        {
+            Some(_) => Ok(()),
+            None => fail("C_DestroyObject", RvError::ObjectHandleInvalid),
+        }
+    }
+
+    fn encrypt(&self, key: Handle, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
+        self.with(key, "C_Encrypt", |attrs, value| {
+            Self::check_secret(attrs, "C_Encrypt", |a| {
+                if let Attr::Encrypt(b) = a {
+                    Some(*b)
+                } else {
+                    None
+                }
+            })?;
+            cipher(value, mech, data, true)
+        })
+    }
+
+    fn decrypt(&self, key: Handle, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
+        self.with(key, "C_Decrypt", |attrs, value| {
+            Self::check_secret(attrs, "C_Decrypt", |a| {
+                if let Attr::Decrypt(b) = a {
+                    Some(*b)
+                } else {
+                    None
+                }
+            })?;
+            cipher(value, mech, data, false)
+        })
+    }
+
+    fn sign(&self, key: Handle, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
+        self.with(key, "C_Sign", |attrs, value| {
+            Self::check_secret(attrs, "C_Sign", |a| {
+                if let Attr::Sign(b) = a {
+                    Some(*b)
+                } else {
+                    None
+                }
+            })?;
+            match mech {
+                Mech::Hmac(h) => Ok(hmac(*h, value, data)),
+                _ => fail("C_Sign", RvError::MechanismInvalid),
+            }
+        })
+    }
+
+    fn verify(&self, key: Handle, mech: &Mech, data: &[u8], signature: &[u8]) -> Result<bool> {
+        self.with(key, "C_Verify", |attrs, value| {
+            Self::check_secret(attrs, "C_Verify", |a| {
+                if let Attr::Verify(b) = a {
+                    Some(*b)
+                } else {
+                    None
+                }
+            })?;
+            match mech {
+                Mech::Hmac(h) => {
+                    let expected = hmac(*h, value, data);
+                    // Constant time: every byte is compared.
+                    let same = expected.len() == signature.len()
+                        && expected
+                            .iter()
+                            .zip(signature)
+                            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                            == 0;
+                    Ok(same)
+                }
+                _ => fail("C_Verify", RvError::MechanismInvalid),
+            }
+        })
+    }
+
+    fn digest_key(&self, key: Handle, hash: Hash) -> Result<Vec<u8>> {
+        self.with(key, "C_DigestKey", |_, value| Ok(digest(hash, value)))
+    }
+
+    fn wrap_key(&self, wrapping: Handle, key: Handle, mech: &Mech) -> Result<Vec<u8>> {
+        let objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        let (Some(w), Some(k)) = (objects.get(&wrapping.0), objects.get(&key.0)) else {
+            return fail("C_WrapKey", RvError::KeyHandleInvalid);
+        };
+        if !flag(&w.attrs, |a| {
+            if let Attr::Wrap(b) = a {
+                Some(*b)
+            } else {
+                None
+            }
+        }) {
+            return fail("C_WrapKey", RvError::KeyFunctionNotPermitted);
+        }
+        if !flag(&k.attrs, |a| {
+            if let Attr::Extractable(b) = a {
+                Some(*b)
+            } else {
+                None
+            }
+        }) {
+            return fail("C_WrapKey", RvError::KeyUnextractable);
+        }
+        key_wrap(w.value.expose(), mech, k.value.expose(), true)
+    }
+
+    fn unwrap_key(
+        &self,
+        unwrapping: Handle,
+        mech: &Mech,
+        wrapped: &[u8],
+        template: &[Attr],
+    ) -> Result<Handle> {
+        let value = self.with(unwrapping, "C_UnwrapKey", |attrs, kek| {
+            if !flag(attrs, |a| {
+                if let Attr::Unwrap(b) = a {
+                    Some(*b)
+                } else {
+                    None
+                }
+            }) {
+                return fail("C_UnwrapKey", RvError::KeyFunctionNotPermitted);
+            }
+            key_wrap(kek, mech, wrapped, false)
+        })?;
+        Ok(self.insert(template.to_vec(), value))
+    }
+
+    fn random(&self, len: usize) -> Result<Vec<u8>> {
+        let mut out = vec![0u8; len];
+        match getrandom::fill(&mut out) {
+            Ok(()) => Ok(out),
+            Err(_) => fail("C_GenerateRandom", RvError::RandomNoRng),
+        }
+    }
+
+    fn seed_random(&self, _seed: &[u8]) -> Result<()> {
+        // The operating system's generator cannot be seeded from here.
+        fail("C_SeedRandom", RvError::RandomSeedNotSupported)
+    }
+}
