@@ -18,7 +18,7 @@ use ksg::token::pkcs11::{Config, Pkcs11Token, SlotChoice, Trace};
 use ksg::token::soft::SoftToken;
 use ksg::token::template::{self, Identity, PairSpec, usage};
 use ksg::token::vendor::{KEK_LABEL, Vendor};
-use ksg::token::{Attr, AttrType, Class, Hash, KeyType, Mech, Token, TokenError};
+use ksg::token::{Attr, AttrType, Class, Hash, KeyType, Mech, StreamKind, Token, TokenError};
 use ksg::ttlv::tables::enums::ResultReason;
 use sha2::Digest;
 
@@ -290,6 +290,50 @@ fn secret_key_suite(token: &dyn Token, kek: &[u8; 32]) {
     assert_eq!(t.len(), 32);
     assert!(token.verify(mac_key, &m, b"data", &t).expect("MAC verify"));
     assert!(!token.verify(mac_key, &m, b"date", &t).expect("MAC verify"));
+
+    // Multi-part: the same results as single-part, whatever the chunking.
+    let whole = token.encrypt(key, &cbc, plain).expect("single-part");
+    let mut stream = token
+        .begin(StreamKind::Encrypt, key, &cbc)
+        .expect("C_EncryptInit");
+    let mut parts = Vec::new();
+    for chunk in plain.chunks(20) {
+        parts.extend(token.update(&mut stream, chunk).expect("C_EncryptUpdate"));
+    }
+    parts.extend(token.finish(stream, None).expect("C_EncryptFinal"));
+    assert_eq!(parts, whole);
+    let mut stream = token
+        .begin(StreamKind::Decrypt, key, &cbc)
+        .expect("C_DecryptInit");
+    let mut back = token.update(&mut stream, &whole[..40]).expect("update");
+    back.extend(token.update(&mut stream, &whole[40..]).expect("update"));
+    back.extend(token.finish(stream, None).expect("C_DecryptFinal"));
+    assert_eq!(back, plain);
+    let mut stream = token
+        .begin(StreamKind::Sign, mac_key, &m)
+        .expect("C_SignInit");
+    token.update(&mut stream, b"da").expect("update");
+    token.update(&mut stream, b"ta").expect("update");
+    assert_eq!(token.finish(stream, None).expect("C_SignFinal"), t);
+    for (tag, expect) in [(&t[..], vec![1u8]), (&[0u8; 32][..], vec![0u8])] {
+        let mut stream = token
+            .begin(StreamKind::Verify, mac_key, &m)
+            .expect("C_VerifyInit");
+        token.update(&mut stream, b"data").expect("update");
+        assert_eq!(
+            token.finish(stream, Some(tag)).expect("C_VerifyFinal"),
+            expect
+        );
+    }
+    // An abandoned stream costs nothing lasting: the next calls still work.
+    let abandoned = token.begin(StreamKind::Encrypt, key, &cbc).expect("init");
+    drop(abandoned);
+    assert_eq!(
+        token
+            .encrypt(key, &cbc, plain)
+            .expect("after an abandoned stream"),
+        whole
+    );
 
     // Random, find by CKA_ID, destroy.
     assert_ne!(

@@ -300,10 +300,46 @@ pub trait Token: Send + Sync + fmt::Debug {
         wrapped: &[u8],
         template: &[Attr],
     ) -> Result<Handle>;
+    /// Starts a multi-part operation; the stream keeps what it needs (for PKCS#11, the session it
+    /// runs on) until [`Token::finish`].
+    fn begin(&self, kind: StreamKind, key: Handle, mech: &Mech) -> Result<Stream>;
+    /// Feeds data; returns output produced so far (encrypt/decrypt).
+    fn update(&self, stream: &mut Stream, data: &[u8]) -> Result<Vec<u8>>;
+    /// Ends the operation: the last output (encrypt/decrypt), the signature (sign), or
+    /// `[1]`/`[0]` for a verification that matched or not (verify, given `signature`).
+    fn finish(&self, stream: Stream, signature: Option<&[u8]>) -> Result<Vec<u8>>;
     /// Random bytes.
     fn random(&self, len: usize) -> Result<Vec<u8>>;
     /// Mixes seed material into the token's generator.
     fn seed_random(&self, seed: &[u8]) -> Result<()>;
+}
+
+/// What a multi-part operation does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamKind {
+    /// Encrypt.
+    Encrypt,
+    /// Decrypt.
+    Decrypt,
+    /// Sign or MAC.
+    Sign,
+    /// Verify a signature or MAC.
+    Verify,
+}
+
+/// A multi-part operation in progress, owned by the backend that began it.
+pub struct Stream {
+    /// What it does.
+    pub kind: StreamKind,
+    /// Bytes fed so far.
+    pub fed: u64,
+    pub(crate) state: Box<dyn std::any::Any + Send>,
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Stream({:?}, {} bytes fed)", self.kind, self.fed)
+    }
 }
 
 /// Attribute types for [`Token::get_attributes`].

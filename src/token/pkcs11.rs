@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -23,7 +23,22 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
-use super::{Attr, AttrType, Class, Handle, Hash, KeyType, Mech, Result, Token, TokenError};
+use super::{
+    Attr, AttrType, Class, Handle, Hash, KeyType, Mech, Result, Stream, StreamKind, Token,
+    TokenError,
+};
+
+/// The session a stream runs on; dropped unfinished, it is closed (its operation with it) and
+/// no longer counted.
+struct PinnedSession(Option<Session>, Arc<AtomicUsize>);
+
+impl Drop for PinnedSession {
+    fn drop(&mut self) {
+        if self.0.take().is_some() {
+            self.1.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
 use crate::log;
 
 /// How much of the PKCS#11 traffic is logged (`ksg.conf` key `pkcs11Trace`).
@@ -94,12 +109,15 @@ pub struct Pkcs11Token {
     slot: Slot,
     pin: Option<AuthPin>,
     pool: Mutex<Vec<Session>>,
-    opened: AtomicUsize,
+    opened: Arc<AtomicUsize>,
     max_sessions: usize,
     available: Condvar,
     trace: Trace,
     recoveries: AtomicU64,
     handles: Mutex<std::collections::HashMap<u64, ObjectHandle>>,
+    /// A session kept open and never used, so the session count never drops to zero: SoftHSM2
+    /// (like some HSMs) logs out and invalidates object handles when the last session closes.
+    anchor: Mutex<Option<Session>>,
 }
 
 impl std::fmt::Debug for Pkcs11Token {
@@ -181,15 +199,15 @@ impl Pkcs11Token {
             slot,
             pin: config.pin.as_ref().map(|p| AuthPin::new(p.expose().into())),
             pool: Mutex::new(Vec::new()),
-            opened: AtomicUsize::new(0),
+            opened: Arc::new(AtomicUsize::new(0)),
             max_sessions: max,
             available: Condvar::new(),
             trace: config.trace,
             recoveries: AtomicU64::new(0),
             handles: Mutex::new(std::collections::HashMap::new()),
+            anchor: Mutex::new(None),
         };
-        let s = token.new_session()?;
-        token.checkin(s);
+        token.open_anchor()?;
         Ok(token)
     }
 
@@ -212,6 +230,19 @@ impl Pkcs11Token {
     /// The slot in use.
     pub fn slot(&self) -> Slot {
         self.slot
+    }
+
+    fn open_anchor(&self) -> Result<()> {
+        let s = self
+            .ctx
+            .open_rw_session(self.slot)
+            .map_err(|e| call_err("C_OpenSession", e))?;
+        match s.login(UserType::User, self.pin.as_ref()) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(e) => return Err(call_err("C_Login", e)),
+        }
+        *self.anchor.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+        Ok(())
     }
 
     fn new_session(&self) -> Result<Session> {
@@ -262,6 +293,7 @@ impl Pkcs11Token {
         let n = stale.len();
         drop(stale);
         self.opened.fetch_sub(n, Ordering::Relaxed);
+        drop(self.anchor.lock().unwrap_or_else(|p| p.into_inner()).take());
         if matches!(
             rv,
             RvError::CryptokiNotInitialized | RvError::DeviceRemoved | RvError::DeviceError
@@ -275,9 +307,9 @@ impl Pkcs11Token {
                 .clear();
         }
         log::warn(&format!(
-            "PKCS#11: {rv}; re-opened the session(s) and retried"
+            "PKCS#11: {rv:?}; re-opening the session and retrying once"
         ));
-        Ok(())
+        self.open_anchor()
     }
 
     /// Runs `f` on a session, recovering once from a lost session or device.
@@ -744,6 +776,89 @@ impl Token for Pkcs11Token {
             })?
         })
         .map(|o| self.hd(o))
+    }
+
+    fn begin(&self, kind: StreamKind, key: Handle, mech: &Mech) -> Result<Stream> {
+        type Init = fn(&Session, &Mechanism<'_>, ObjectHandle) -> cryptoki::error::Result<()>;
+        let (function, f): (&str, Init) = match kind {
+            StreamKind::Encrypt => ("C_EncryptInit", |s, m, k| s.encrypt_init(m, k)),
+            StreamKind::Decrypt => ("C_DecryptInit", |s, m, k| s.decrypt_init(m, k)),
+            StreamKind::Sign => ("C_SignInit", |s, m, k| s.sign_init(m, k)),
+            StreamKind::Verify => ("C_VerifyInit", |s, m, k| s.verify_init(m, k)),
+        };
+        let key = self.oh(key).map_err(|e| call_err(function, e))?;
+        // The operation lives in one session: it is checked out for the stream's lifetime.
+        let session = self.checkout()?;
+        let start = Instant::now();
+        let r = with_mechanism(mech, |m| f(&session, m, key))?;
+        self.trace_call(
+            function,
+            &session,
+            Some(mech),
+            r.as_ref().err().and_then(rv_of),
+            start,
+        );
+        match r {
+            Ok(()) => Ok(Stream {
+                kind,
+                fed: 0,
+                state: Box::new(PinnedSession(Some(session), self.opened.clone())),
+            }),
+            Err(e) => {
+                self.checkin(session);
+                Err(call_err(function, e))
+            }
+        }
+    }
+
+    fn update(&self, stream: &mut Stream, data: &[u8]) -> Result<Vec<u8>> {
+        let kind = stream.kind;
+        let pinned = stream
+            .state
+            .downcast_mut::<PinnedSession>()
+            .and_then(|p| p.0.as_ref());
+        let Some(session) = pinned else {
+            return Err(TokenError::Unsupported("a stream of another token".into()));
+        };
+        let (function, r) = match kind {
+            StreamKind::Encrypt => ("C_EncryptUpdate", session.encrypt_update(data)),
+            StreamKind::Decrypt => ("C_DecryptUpdate", session.decrypt_update(data)),
+            StreamKind::Sign => (
+                "C_SignUpdate",
+                session.sign_update(data).map(|()| Vec::new()),
+            ),
+            StreamKind::Verify => (
+                "C_VerifyUpdate",
+                session.verify_update(data).map(|()| Vec::new()),
+            ),
+        };
+        stream.fed += data.len() as u64;
+        r.map_err(|e| call_err(function, e))
+    }
+
+    fn finish(&self, mut stream: Stream, signature: Option<&[u8]>) -> Result<Vec<u8>> {
+        let Some(session) = stream
+            .state
+            .downcast_mut::<PinnedSession>()
+            .and_then(|p| p.0.take())
+        else {
+            return Err(TokenError::Unsupported("a stream of another token".into()));
+        };
+        let (function, r) = match stream.kind {
+            StreamKind::Encrypt => ("C_EncryptFinal", session.encrypt_final()),
+            StreamKind::Decrypt => ("C_DecryptFinal", session.decrypt_final()),
+            StreamKind::Sign => ("C_SignFinal", session.sign_final()),
+            StreamKind::Verify => match session.verify_final(signature.unwrap_or_default()) {
+                Ok(()) => ("C_VerifyFinal", Ok(vec![1])),
+                Err(CkError::Pkcs11(RvError::SignatureInvalid | RvError::SignatureLenRange, _)) => {
+                    ("C_VerifyFinal", Ok(vec![0]))
+                }
+                Err(e) => ("C_VerifyFinal", Err(e)),
+            },
+        };
+        // A final call ends the operation either way, so the session is clean again.
+        self.checkin(session);
+        r.map_err(|e| call_err(function, e))
     }
 
     fn random(&self, len: usize) -> Result<Vec<u8>> {

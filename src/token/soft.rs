@@ -23,9 +23,25 @@ use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt};
 use hmac::{Hmac, Mac};
 use sha2::Digest;
 
-use super::{Attr, AttrType, Class, Handle, Hash, KeyType, Mech, Result, Token, TokenError};
+use super::{
+    Attr, AttrType, Class, Handle, Hash, KeyType, Mech, Result, Stream, StreamKind, Token,
+    TokenError,
+};
 use crate::store::SecretBytes;
 use crate::token::RvError;
+
+/// A software stream: the data so far (zeroed when dropped).
+struct Buffered {
+    key: Handle,
+    mech: Mech,
+    data: Vec<u8>,
+}
+
+impl Drop for Buffered {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.data);
+    }
+}
 
 struct Object {
     attrs: Vec<Attr>,
@@ -119,7 +135,7 @@ where
         + BlockCipherDecrypt
         + aes::cipher::BlockSizeUser<BlockSize = aes::cipher::consts::U16>,
 {
-    if data.len() % 16 != 0 {
+    if !data.len().is_multiple_of(16) {
         return fail(
             function,
             if encrypt {
@@ -153,7 +169,7 @@ fn cipher(key: &[u8], mech: &Mech, data: &[u8], encrypt: bool) -> Result<Vec<u8>
         Mech::AesEcb => with_aes!(key, function, |c: C| ecb(&c, data, encrypt, function)),
         Mech::AesCbc(iv) | Mech::AesCbcPad(iv) => {
             let pad = matches!(mech, Mech::AesCbcPad(_));
-            if !pad && data.len() % 16 != 0 {
+            if !pad && !data.len().is_multiple_of(16) {
                 return fail(function, bad_len);
             }
             with_aes!(key, function, |_c: C| {
@@ -557,6 +573,52 @@ impl Token for SoftToken {
             key_wrap(kek, mech, wrapped, false)
         })?;
         Ok(self.insert(template.to_vec(), value))
+    }
+
+    fn begin(&self, kind: StreamKind, key: Handle, mech: &Mech) -> Result<Stream> {
+        let function = match kind {
+            StreamKind::Encrypt => "C_EncryptInit",
+            StreamKind::Decrypt => "C_DecryptInit",
+            StreamKind::Sign => "C_SignInit",
+            StreamKind::Verify => "C_VerifyInit",
+        };
+        self.with(key, function, |_, _| Ok(()))?;
+        let state = Buffered {
+            key,
+            mech: mech.clone(),
+            data: Vec::new(),
+        };
+        Ok(Stream {
+            kind,
+            fed: 0,
+            state: Box::new(state),
+        })
+    }
+
+    fn update(&self, stream: &mut Stream, data: &[u8]) -> Result<Vec<u8>> {
+        let Some(b) = stream.state.downcast_mut::<Buffered>() else {
+            return Err(TokenError::Unsupported("a stream of another token".into()));
+        };
+        // The software token computes at the end; the caller bounds what a stream may hold.
+        b.data.extend_from_slice(data);
+        stream.fed += data.len() as u64;
+        Ok(Vec::new())
+    }
+
+    fn finish(&self, stream: Stream, signature: Option<&[u8]>) -> Result<Vec<u8>> {
+        let kind = stream.kind;
+        let Ok(b) = stream.state.downcast::<Buffered>() else {
+            return Err(TokenError::Unsupported("a stream of another token".into()));
+        };
+        match kind {
+            StreamKind::Encrypt => self.encrypt(b.key, &b.mech, &b.data),
+            StreamKind::Decrypt => self.decrypt(b.key, &b.mech, &b.data),
+            StreamKind::Sign => self.sign(b.key, &b.mech, &b.data),
+            StreamKind::Verify => {
+                let ok = self.verify(b.key, &b.mech, &b.data, signature.unwrap_or_default())?;
+                Ok(vec![u8::from(ok)])
+            }
+        }
     }
 
     fn random(&self, len: usize) -> Result<Vec<u8>> {
