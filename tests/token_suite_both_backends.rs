@@ -13,11 +13,12 @@ use aes_gcm::aead::{AeadInOut, Nonce, Tag as GcmTag};
 use aes_gcm::{Aes256Gcm, KeyInit};
 use common::gateway::TempDir;
 use ksg::config::Secret;
+use ksg::token::import;
 use ksg::token::mechanism::{self, CryptoParams};
 use ksg::token::pkcs11::{Config, Pkcs11Token, SlotChoice, Trace};
 use ksg::token::soft::SoftToken;
 use ksg::token::template::{self, Identity, PairSpec, usage};
-use ksg::token::vendor::{KEK_LABEL, Vendor};
+use ksg::token::vendor::{self, KEK_LABEL, Vendor};
 use ksg::token::{Attr, AttrType, Class, Hash, KeyType, Mech, StreamKind, Token, TokenError};
 use ksg::ttlv::tables::enums::ResultReason;
 use sha2::Digest;
@@ -357,6 +358,81 @@ fn secret_key_suite(token: &dyn Token, kek: &[u8; 32]) {
         reason(token.sign(mac_key, &m, b"data")),
         ResultReason::ItemNotFound
     );
+}
+
+/// Register on every backend: a certificate with its names, a secret key with its value (the
+/// same value encrypts the same on both backends), a data object; the KEK found by label.
+fn register_suite(token: &dyn Token) -> Vec<u8> {
+    let kek = vendor::find_kek(token, None).expect("the KEK by label");
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["hsm.example".to_string()]).expect("certificate");
+    let der = cert.cert.der().to_vec();
+    let id = Identity {
+        uid: "reg-cert",
+        name: Some("hsm.example"),
+        extractable: true,
+    };
+    let t = import::certificate(&der, &id).expect("template");
+    let subject = t
+        .iter()
+        .find_map(|a| {
+            if let Attr::Subject(s) = a {
+                Some(s.clone())
+            } else {
+                None
+            }
+        })
+        .expect("subject");
+    let h = token.create_object(&t).expect("C_CreateObject certificate");
+    assert_eq!(
+        token
+            .find(&[Attr::Class(Class::Certificate), Attr::Subject(subject)])
+            .expect("find"),
+        vec![h]
+    );
+    assert_eq!(
+        vendor::find_kek(token, Some(kek.0)).expect("the KEK by handle"),
+        kek
+    );
+    assert!(
+        vendor::find_kek(token, Some(h.0)).is_err(),
+        "a certificate is no KEK"
+    );
+
+    let value = [0x11u8; 32];
+    let id = Identity {
+        uid: "reg-aes",
+        name: None,
+        extractable: true,
+    };
+    let key = token
+        .create_object(&import::secret_key(
+            KeyType::Aes,
+            &value,
+            usage::ENCRYPT | usage::DECRYPT,
+            &id,
+        ))
+        .expect("C_CreateObject secret key");
+    let ct = token
+        .encrypt(key, &Mech::AesCbcPad([2u8; 16]), b"registered")
+        .expect("encrypt");
+
+    let data = token.create_object(&import::data_object(
+        b"a secret",
+        &Identity {
+            uid: "reg-data",
+            name: Some("reg-data"),
+            extractable: true,
+        },
+    ));
+    let data = data.expect("C_CreateObject data");
+    assert_eq!(
+        token
+            .find(&[Attr::Class(Class::Data), Attr::Label("reg-data".into())])
+            .expect("find"),
+        vec![data]
+    );
+    ct
 }
 
 #[test]

@@ -39,6 +39,13 @@ impl<'a> Der<'a> {
         Some((tag, content))
     }
 
+    /// The next TLV whole (tag, length and contents).
+    fn next_raw(&mut self) -> Option<&'a [u8]> {
+        let before = self.0;
+        self.next()?;
+        Some(&before[..before.len() - self.0.len()])
+    }
+
     fn expect(&mut self, tag: u8) -> Option<&'a [u8]> {
         match self.next()? {
             (t, c) if t == tag => Some(c),
@@ -117,4 +124,20 @@ fn time((tag, content): (u8, &[u8])) -> Option<i64> {
         &full[12..14]
     );
     crate::ttlv::parse_iso8601(&iso).map(|(t, _)| t)
+}
+
+/// The DER of a certificate's subject Name (what PKCS#11 wants in CKA_SUBJECT), and of its
+/// issuer and serial number.
+pub fn names_der(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    let cert = Der(der).expect(SEQUENCE)?;
+    let mut tbs = Der(Der(cert).expect(SEQUENCE)?);
+    let mut serial = tbs.next_raw()?;
+    if serial.first() == Some(&0xA0) {
+        serial = tbs.next_raw()?;
+    }
+    tbs.next_raw()?; // signature algorithm
+    let issuer = tbs.next_raw()?;
+    tbs.next_raw()?; // validity
+    let subject = tbs.next_raw()?;
+    Some((subject.to_vec(), issuer.to_vec(), serial.to_vec()))
 }

@@ -4,6 +4,7 @@
 //! Templates and mechanisms are built by pure functions from KMIP attributes
 //! (`template.rs`, `mechanism.rs`); HSM quirks live in one place per vendor (`vendor.rs`).
 
+pub mod import;
 pub mod mechanism;
 pub mod pkcs11;
 pub mod setup;
@@ -109,6 +110,14 @@ pub enum Attr {
     EcPoint(Vec<u8>),
     /// CKA_SUBJECT.
     Subject(Vec<u8>),
+    /// CKA_ISSUER.
+    Issuer(Vec<u8>),
+    /// CKA_SERIAL_NUMBER.
+    SerialNumber(Vec<u8>),
+    /// CKA_CERTIFICATE_TYPE = CKC_X_509.
+    CertificateX509,
+    /// CKA_APPLICATION (data objects).
+    Application(String),
 }
 
 impl fmt::Debug for Attr {
@@ -136,13 +145,15 @@ impl fmt::Debug for Attr {
             Attr::Wrap(b) => write!(f, "Wrap({b})"),
             Attr::Unwrap(b) => write!(f, "Unwrap({b})"),
             Attr::Derive(b) => write!(f, "Derive({b})"),
+            Attr::CertificateX509 => f.write_str("CertificateX509"),
+            Attr::Application(a) => write!(f, "Application({a:?})"),
             Attr::PublicExponent(v)
             | Attr::Modulus(v)
             | Attr::EcParams(v)
             | Attr::EcPoint(v)
-            | Attr::Subject(v) => {
-                write!(f, "Bytes({} bytes)", v.len())
-            }
+            | Attr::Subject(v)
+            | Attr::Issuer(v)
+            | Attr::SerialNumber(v) => write!(f, "Bytes({} bytes)", v.len()),
         }
     }
 }

@@ -513,6 +513,12 @@ fn to_cryptoki(a: &Attr) -> Attribute {
         Attr::EcParams(v) => Attribute::EcParams(v.clone()),
         Attr::EcPoint(v) => Attribute::EcPoint(v.clone()),
         Attr::Subject(v) => Attribute::Subject(v.clone()),
+        Attr::Issuer(v) => Attribute::Issuer(v.clone()),
+        Attr::SerialNumber(v) => Attribute::SerialNumber(v.clone()),
+        Attr::CertificateX509 => {
+            Attribute::CertificateType(cryptoki::object::CertificateType::X_509)
+        }
+        Attr::Application(a) => Attribute::Application(a.as_bytes().to_vec()),
     }
 }
 

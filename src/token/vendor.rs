@@ -58,3 +58,36 @@ impl Vendor {
         }
     }
 }
+
+/// Finds the customer KEK on the token: the object with the configured handle
+/// (`AWSCloudHSM_KEKHandle`, `CaviumLiquidSec_KEKHandle`) among the wrapping keys, else the one
+/// labelled P6RKEK1. Without one, keys cannot be exported: Get of a sensitive key is refused.
+pub fn find_kek(
+    token: &dyn super::Token,
+    configured: Option<u64>,
+) -> Result<super::Handle, super::TokenError> {
+    use super::{Attr, Class};
+    if let Some(want) = configured {
+        let wrappers = token.find(&[Attr::Class(Class::SecretKey), Attr::Wrap(true)])?;
+        return wrappers.into_iter().find(|h| h.0 == want).ok_or_else(|| {
+            super::TokenError::Unsupported(format!(
+                "no wrapping key with the configured KEK handle {want}"
+            ))
+        });
+    }
+    let found = token.find(&[Attr::Class(Class::SecretKey), Attr::Label(KEK_LABEL.into())])?;
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(super::TokenError::Unsupported(format!(
+            "no customer KEK labelled {KEK_LABEL} (see `ksg pkcs11 import-kek`)"
+        ))),
+        _ => Err(super::TokenError::Unsupported(format!(
+            "more than one key labelled {KEK_LABEL}"
+        ))),
+    }
+}
+
+/// Whether the Digest attribute may be computed with C_DigestKey (gateFlags 0x0004 forbids it).
+pub fn digest_key_allowed(gate_flags: u32) -> bool {
+    gate_flags & crate::config::gate_flags::NO_DIGEST_KEY == 0
+}
