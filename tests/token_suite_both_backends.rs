@@ -586,3 +586,68 @@ fn a_device_reset_behind_the_gateways_back_is_recovered_from() {
         },
     );
 }
+
+#[test]
+fn the_software_token_registers_objects() {
+    let token = SoftToken::new();
+    token.create_object(&kek_object(&[0u8; 32])).expect("kek");
+    assert_eq!(register_suite(&token).len(), 16);
+}
+
+#[test]
+fn softhsm2_registers_objects_the_same_way_and_unwraps_private_keys_inside() {
+    with_softhsm(
+        "softhsm2_registers_objects_the_same_way_and_unwraps_private_keys_inside",
+        |f| {
+            let kek_bytes = [0x6Bu8; 32];
+            f.token.create_object(&kek_object(&kek_bytes)).expect("kek");
+            let hsm_ct = register_suite(&f.token);
+            // The same registered key value encrypts the same on the software token.
+            let soft = SoftToken::new();
+            soft.create_object(&kek_object(&[0u8; 32])).expect("kek");
+            assert_eq!(register_suite(&soft), hsm_ct);
+            // A private key comes in wrapped under the KEK and is unwrapped inside the token.
+            let kek = vendor::find_kek(&f.token, None).expect("KEK");
+            let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("P-256");
+            let id = Identity {
+                uid: "reg-ec",
+                name: None,
+                extractable: false,
+            };
+            let der = pair.serialize_der();
+            let private = import::private_key_pkcs8(
+                &f.token,
+                kek,
+                &kek_bytes,
+                &der,
+                KeyType::Ec,
+                usage::SIGN,
+                &id,
+            )
+            .expect("C_UnwrapKey of a PKCS#8 private key");
+            let mut point = vec![0x04, 0x41];
+            point.extend_from_slice(pair.public_key_raw());
+            let public = f
+                .token
+                .create_object(&[
+                    Attr::Class(Class::PublicKey),
+                    Attr::KeyType(KeyType::Ec),
+                    Attr::Token(false),
+                    Attr::EcParams(template::ec_params(7).expect("P-256")),
+                    Attr::EcPoint(point),
+                    Attr::Verify(true),
+                ])
+                .expect("public key");
+            let digest = sha2::Sha256::digest(b"registered and signed").to_vec();
+            let sig = f
+                .token
+                .sign(private, &Mech::Ecdsa, &digest)
+                .expect("sign with the imported key");
+            assert!(
+                f.token
+                    .verify(public, &Mech::Ecdsa, &digest, &sig)
+                    .expect("verify")
+            );
+        },
+    );
+}
