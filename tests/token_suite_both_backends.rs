@@ -458,65 +458,128 @@ fn softhsm2_passes_the_secret_key_suite() {
     });
 }
 
+/// Key pairs: generate, sign a software hash with the raw mechanism, verify; a changed digest
+/// does not verify, and the public key's point (EC) can be read and re-imported.
+fn key_pair_suite(token: &dyn Token, cases: &[(u32, u32, Option<u32>)]) {
+    let message = b"to be signed";
+    for &(alg, bits, curve) in cases {
+        let spec = PairSpec {
+            alg,
+            bits,
+            curve,
+            private_mask: usage::SIGN,
+            public_mask: usage::VERIFY,
+            public: Identity {
+                uid: "pub",
+                name: None,
+                extractable: true,
+            },
+            private: Identity {
+                uid: "priv",
+                name: None,
+                extractable: false,
+            },
+        };
+        let (mech, public, private) = template::key_pair(&spec).expect("template");
+        let (pubk, privk) = token
+            .generate_key_pair(&mech, &public, &private)
+            .expect("C_GenerateKeyPair");
+        let params = CryptoParams {
+            hashing_algorithm: Some(6),
+            padding_method: Some(8),
+            ..CryptoParams::default()
+        };
+        let (sig_mech, hash) = mechanism::signature(alg, &params).expect("mechanism");
+        assert_eq!(hash, Some(Hash::Sha256));
+        let digest = sha2::Sha256::digest(message).to_vec();
+        let input = if sig_mech == Mech::RsaPkcs {
+            [mechanism::digest_info_prefix(Hash::Sha256), &digest].concat()
+        } else {
+            digest.clone()
+        };
+        let signature = token.sign(privk, &sig_mech, &input).expect("C_Sign");
+        assert!(
+            token
+                .verify(pubk, &sig_mech, &input, &signature)
+                .expect("C_Verify")
+        );
+        let mut wrong = input.clone();
+        wrong[input.len() - 1] ^= 1;
+        assert!(
+            !token
+                .verify(pubk, &sig_mech, &wrong, &signature)
+                .expect("C_Verify"),
+            "alg {alg}"
+        );
+        assert_eq!(
+            reason(token.sign(pubk, &sig_mech, &input)),
+            ResultReason::PermissionDenied,
+            "a public key cannot sign"
+        );
+        if let Some(c) = curve {
+            let point = token
+                .get_attributes(pubk, &[AttrType::EcPoint])
+                .expect("CKA_EC_POINT");
+            let Some(Attr::EcPoint(point)) = point.into_iter().next() else {
+                panic!("no point")
+            };
+            let again = token
+                .create_object(&[
+                    Attr::Class(Class::PublicKey),
+                    Attr::KeyType(KeyType::Ec),
+                    Attr::Token(false),
+                    Attr::EcParams(template::ec_params(c).expect("curve")),
+                    Attr::EcPoint(point),
+                    Attr::Verify(true),
+                ])
+                .expect("re-import the public key");
+            assert!(
+                token
+                    .verify(again, &sig_mech, &input, &signature)
+                    .expect("verify with the copy")
+            );
+        }
+    }
+}
+
 #[test]
-fn rsa_and_ec_key_pairs_sign_and_verify_with_software_hashing() {
-    with_softhsm(
-        "rsa_and_ec_key_pairs_sign_and_verify_with_software_hashing",
-        |f| {
-            let message = b"to be signed";
-            for (alg, bits, curve) in [(4, 2048, None), (6, 0, Some(7)), (6, 0, Some(10))] {
-                let spec = PairSpec {
-                    alg,
-                    bits,
-                    curve,
-                    private_mask: usage::SIGN,
-                    public_mask: usage::VERIFY,
-                    public: Identity {
-                        uid: "pub",
-                        name: None,
-                        extractable: true,
-                    },
-                    private: Identity {
-                        uid: "priv",
-                        name: None,
-                        extractable: false,
-                    },
-                };
-                let (mech, public, private) = template::key_pair(&spec).expect("template");
-                let (pubk, privk) = f
-                    .token
-                    .generate_key_pair(&mech, &public, &private)
-                    .expect("C_GenerateKeyPair");
-                let params = CryptoParams {
-                    hashing_algorithm: Some(6),
-                    padding_method: Some(8),
-                    ..CryptoParams::default()
-                };
-                let (sig_mech, hash) = mechanism::signature(alg, &params).expect("mechanism");
-                assert_eq!(hash, Some(Hash::Sha256));
-                let digest = sha2::Sha256::digest(message).to_vec();
-                let input = if sig_mech == Mech::RsaPkcs {
-                    [mechanism::digest_info_prefix(Hash::Sha256), &digest].concat()
-                } else {
-                    digest.clone()
-                };
-                let signature = f.token.sign(privk, &sig_mech, &input).expect("C_Sign");
-                assert!(
-                    f.token
-                        .verify(pubk, &sig_mech, &input, &signature)
-                        .expect("C_Verify")
-                );
-                let mut wrong = input.clone();
-                wrong[input.len() - 1] ^= 1;
-                assert!(
-                    !f.token
-                        .verify(pubk, &sig_mech, &wrong, &signature)
-                        .expect("C_Verify"),
-                    "alg {alg}"
-                );
-            }
-        },
+fn the_software_token_makes_ec_key_pairs() {
+    key_pair_suite(
+        &SoftToken::new(),
+        &[(6, 0, Some(7)), (6, 0, Some(10)), (0x1A, 0, Some(7))],
     );
+    let rsa = template::key_pair(&PairSpec {
+        alg: 4,
+        bits: 2048,
+        curve: None,
+        private_mask: usage::SIGN,
+        public_mask: usage::VERIFY,
+        public: Identity {
+            uid: "p",
+            name: None,
+            extractable: true,
+        },
+        private: Identity {
+            uid: "q",
+            name: None,
+            extractable: true,
+        },
+    })
+    .expect("template");
+    assert_eq!(
+        reason(SoftToken::new().generate_key_pair(&rsa.0, &rsa.1, &rsa.2)),
+        ResultReason::FeatureNotSupported
+    );
+}
+
+#[test]
+fn softhsm2_makes_rsa_and_ec_key_pairs() {
+    with_softhsm("softhsm2_makes_rsa_and_ec_key_pairs", |f| {
+        key_pair_suite(
+            &f.token,
+            &[(4, 2048, None), (6, 0, Some(7)), (6, 0, Some(10))],
+        );
+    });
 }
 
 #[test]

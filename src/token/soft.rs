@@ -5,8 +5,9 @@
 //!
 //! It answers like a PKCS#11 token, with the same return values, so the operations and their
 //! error mapping do not care which backend they talk to. This build covers secret keys (AES and
-//! HMAC: generation, import, ECB/CBC/CBC-PAD/GCM, key wrap, HMAC, digests of keys); RSA and EC
-//! key pairs are answered with CKR_MECHANISM_INVALID until they are added.
+//! HMAC: generation, import, ECB/CBC/CBC-PAD/GCM, key wrap, HMAC, digests of keys) and EC key
+//! pairs on P-256 and P-384 (raw ECDSA over a digest, as CKM_ECDSA); RSA key pairs are answered
+//! with CKR_MECHANISM_INVALID until they are added.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -268,6 +269,114 @@ fn key_wrap(kek: &[u8], mech: &Mech, data: &[u8], wrap: bool) -> Result<Vec<u8>>
     }
 }
 
+/// The NIST curves the software token signs with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Curve {
+    P256,
+    P384,
+}
+
+fn curve_of(params: &[u8]) -> Option<Curve> {
+    if super::template::ec_params(7).ok()?.as_slice() == params {
+        Some(Curve::P256)
+    } else if super::template::ec_params(10).ok()?.as_slice() == params {
+        Some(Curve::P384)
+    } else {
+        None
+    }
+}
+
+/// A new key pair: (private scalar, uncompressed SEC1 point).
+fn ec_generate(curve: Curve) -> Result<(Vec<u8>, Vec<u8>)> {
+    let len = if curve == Curve::P256 { 32 } else { 48 };
+    for _ in 0..64 {
+        let mut scalar = vec![0u8; len];
+        getrandom::fill(&mut scalar)
+            .or_else(|_| fail("C_GenerateKeyPair", RvError::RandomNoRng))?;
+        let point = match curve {
+            Curve::P256 => p256::ecdsa::SigningKey::from_slice(&scalar)
+                .ok()
+                .map(|k| k.verifying_key().to_sec1_point(false).as_bytes().to_vec()),
+            Curve::P384 => p384::ecdsa::SigningKey::from_slice(&scalar)
+                .ok()
+                .map(|k| k.verifying_key().to_sec1_point(false).as_bytes().to_vec()),
+        };
+        if let Some(point) = point {
+            return Ok((scalar, point));
+        }
+    }
+    fail("C_GenerateKeyPair", RvError::FunctionFailed)
+}
+
+fn ec_sign(curve: Curve, scalar: &[u8], digest: &[u8]) -> Result<Vec<u8>> {
+    use p256::ecdsa::signature::hazmat::PrehashSigner;
+    let sig = match curve {
+        Curve::P256 => p256::ecdsa::SigningKey::from_slice(scalar)
+            .ok()
+            .and_then(|k| PrehashSigner::<p256::ecdsa::Signature>::sign_prehash(&k, digest).ok())
+            .map(|s| s.to_bytes().to_vec()),
+        Curve::P384 => p384::ecdsa::SigningKey::from_slice(scalar)
+            .ok()
+            .and_then(|k| PrehashSigner::<p384::ecdsa::Signature>::sign_prehash(&k, digest).ok())
+            .map(|s| s.to_bytes().to_vec()),
+    };
+    sig.map_or_else(|| fail("C_Sign", RvError::DataInvalid), Ok)
+}
+
+fn ec_verify(curve: Curve, point: &[u8], digest: &[u8], signature: &[u8]) -> bool {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    match curve {
+        Curve::P256 => {
+            let (Ok(k), Ok(s)) = (
+                p256::ecdsa::VerifyingKey::from_sec1_bytes(point),
+                p256::ecdsa::Signature::from_slice(signature),
+            ) else {
+                return false;
+            };
+            k.verify_prehash(digest, &s).is_ok()
+        }
+        Curve::P384 => {
+            let (Ok(k), Ok(s)) = (
+                p384::ecdsa::VerifyingKey::from_sec1_bytes(point),
+                p384::ecdsa::Signature::from_slice(signature),
+            ) else {
+                return false;
+            };
+            k.verify_prehash(digest, &s).is_ok()
+        }
+    }
+}
+
+/// The point inside CKA_EC_POINT (a DER OCTET STRING).
+fn point_from_der(der: &[u8]) -> Option<&[u8]> {
+    match der {
+        [0x04, len, rest @ ..] if usize::from(*len) == rest.len() && *len < 0x80 => Some(rest),
+        [0x04, 0x81, len, rest @ ..] if usize::from(*len) == rest.len() => Some(rest),
+        _ => None,
+    }
+}
+
+fn point_to_der(point: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x04];
+    if point.len() < 0x80 {
+        out.push(point.len() as u8);
+    } else {
+        out.extend([0x81, point.len() as u8]);
+    }
+    out.extend_from_slice(point);
+    out
+}
+
+fn ec_params_of(attrs: &[Attr]) -> Option<Curve> {
+    attrs.iter().find_map(|a| {
+        if let Attr::EcParams(p) = a {
+            curve_of(p)
+        } else {
+            None
+        }
+    })
+}
+
 impl SoftToken {
     /// An empty token.
     pub fn new() -> SoftToken {
@@ -346,21 +455,48 @@ impl Token for SoftToken {
 
     fn generate_key_pair(
         &self,
-        _mech: &Mech,
-        _public: &[Attr],
-        _private: &[Attr],
+        mech: &Mech,
+        public: &[Attr],
+        private: &[Attr],
     ) -> Result<(Handle, Handle)> {
-        fail("C_GenerateKeyPair", RvError::MechanismInvalid)
+        if *mech != Mech::EcKeyPairGen {
+            return fail("C_GenerateKeyPair", RvError::MechanismInvalid);
+        }
+        let Some(curve) = ec_params_of(public) else {
+            return fail("C_GenerateKeyPair", RvError::CurveNotSupported);
+        };
+        let (scalar, point) = ec_generate(curve)?;
+        let mut public = public.to_vec();
+        public.push(Attr::EcPoint(point_to_der(&point)));
+        let mut private = private.to_vec();
+        private.extend(
+            public
+                .iter()
+                .filter(|a| matches!(a, Attr::EcParams(_)))
+                .cloned(),
+        );
+        Ok((self.insert(public, point), self.insert(private, scalar)))
     }
 
     fn create_object(&self, template: &[Attr]) -> Result<Handle> {
-        let value = template.iter().find_map(|a| {
-            if let Attr::Value(v) = a {
-                Some(v.clone())
+        // An EC public key's value is its point.
+        let point = template.iter().find_map(|a| {
+            if let Attr::EcPoint(p) = a {
+                point_from_der(p)
             } else {
                 None
             }
         });
+        let value = template
+            .iter()
+            .find_map(|a| {
+                if let Attr::Value(v) = a {
+                    Some(v.clone())
+                } else {
+                    None
+                }
+            })
+            .or_else(|| point.map(<[u8]>::to_vec));
         let Some(value) = value else {
             return fail("C_CreateObject", RvError::TemplateIncomplete);
         };
@@ -414,10 +550,15 @@ impl Token for SoftToken {
                             None
                         }
                     }))),
-                    AttrType::Modulus
-                    | AttrType::PublicExponent
-                    | AttrType::EcPoint
-                    | AttrType::EcParams => None,
+                    AttrType::EcPoint => attrs
+                        .iter()
+                        .find(|a| matches!(a, Attr::EcPoint(_)))
+                        .cloned(),
+                    AttrType::EcParams => attrs
+                        .iter()
+                        .find(|a| matches!(a, Attr::EcParams(_)))
+                        .cloned(),
+                    AttrType::Modulus | AttrType::PublicExponent => None,
                 };
                 out.extend(hit);
             }
@@ -482,6 +623,26 @@ impl Token for SoftToken {
     }
 
     fn sign(&self, key: Handle, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
+        if *mech == Mech::Ecdsa {
+            return self.with(key, "C_Sign", |attrs, value| {
+                if !attrs.contains(&Attr::Class(Class::PrivateKey)) {
+                    return fail("C_Sign", RvError::KeyTypeInconsistent);
+                }
+                if !flag(attrs, |a| {
+                    if let Attr::Sign(b) = a {
+                        Some(*b)
+                    } else {
+                        None
+                    }
+                }) {
+                    return fail("C_Sign", RvError::KeyFunctionNotPermitted);
+                }
+                let Some(curve) = ec_params_of(attrs) else {
+                    return fail("C_Sign", RvError::KeyTypeInconsistent);
+                };
+                ec_sign(curve, value, data)
+            });
+        }
         self.with(key, "C_Sign", |attrs, value| {
             Self::check_secret(attrs, "C_Sign", |a| {
                 if let Attr::Sign(b) = a {
@@ -498,6 +659,26 @@ impl Token for SoftToken {
     }
 
     fn verify(&self, key: Handle, mech: &Mech, data: &[u8], signature: &[u8]) -> Result<bool> {
+        if *mech == Mech::Ecdsa {
+            return self.with(key, "C_Verify", |attrs, value| {
+                if !attrs.contains(&Attr::Class(Class::PublicKey)) {
+                    return fail("C_Verify", RvError::KeyTypeInconsistent);
+                }
+                if !flag(attrs, |a| {
+                    if let Attr::Verify(b) = a {
+                        Some(*b)
+                    } else {
+                        None
+                    }
+                }) {
+                    return fail("C_Verify", RvError::KeyFunctionNotPermitted);
+                }
+                let Some(curve) = ec_params_of(attrs) else {
+                    return fail("C_Verify", RvError::KeyTypeInconsistent);
+                };
+                Ok(ec_verify(curve, value, data, signature))
+            });
+        }
         self.with(key, "C_Verify", |attrs, value| {
             Self::check_secret(attrs, "C_Verify", |a| {
                 if let Attr::Verify(b) = a {
