@@ -542,33 +542,80 @@ fn key_pair_suite(token: &dyn Token, cases: &[(u32, u32, Option<u32>)]) {
     }
 }
 
-#[test]
-fn the_software_token_makes_ec_key_pairs() {
-    key_pair_suite(
-        &SoftToken::new(),
-        &[(6, 0, Some(7)), (6, 0, Some(10)), (0x1A, 0, Some(7))],
-    );
-    let rsa = template::key_pair(&PairSpec {
+/// RSA encryption (PKCS#1 v1.5 and OAEP) and PSS signatures.
+fn rsa_suite(token: &dyn Token, encryption: &[Mech]) {
+    let spec = PairSpec {
         alg: 4,
         bits: 2048,
         curve: None,
-        private_mask: usage::SIGN,
-        public_mask: usage::VERIFY,
+        private_mask: usage::DECRYPT | usage::SIGN,
+        public_mask: usage::ENCRYPT | usage::VERIFY,
         public: Identity {
-            uid: "p",
+            uid: "rsa-pub",
             name: None,
             extractable: true,
         },
         private: Identity {
-            uid: "q",
+            uid: "rsa-priv",
             name: None,
-            extractable: true,
+            extractable: false,
         },
-    })
-    .expect("template");
-    assert_eq!(
-        reason(SoftToken::new().generate_key_pair(&rsa.0, &rsa.1, &rsa.2)),
-        ResultReason::FeatureNotSupported
+    };
+    let (mech, public, private) = template::key_pair(&spec).expect("template");
+    let (pubk, privk) = token
+        .generate_key_pair(&mech, &public, &private)
+        .expect("C_GenerateKeyPair");
+    for m in encryption {
+        let ct = token
+            .encrypt(pubk, m, b"a wrapped secret")
+            .expect("RSA encrypt");
+        assert_eq!(ct.len(), 256);
+        assert_eq!(
+            token.decrypt(privk, m, &ct).expect("RSA decrypt"),
+            b"a wrapped secret",
+            "{m:?}"
+        );
+    }
+    let digest = sha2::Sha256::digest(b"pss").to_vec();
+    let pss = Mech::RsaPss {
+        hash: Hash::Sha256,
+        salt: 32,
+    };
+    let sig = token.sign(privk, &pss, &digest).expect("PSS sign");
+    assert!(token.verify(pubk, &pss, &digest, &sig).expect("PSS verify"));
+    assert!(
+        !token
+            .verify(pubk, &pss, &sha2::Sha256::digest(b"other"), &sig)
+            .expect("PSS verify")
+    );
+    let n = token
+        .get_attributes(pubk, &[AttrType::Modulus])
+        .expect("CKA_MODULUS");
+    assert!(
+        matches!(n.as_slice(), [Attr::Modulus(m)] if m.len() == 256),
+        "{n:?}"
+    );
+}
+
+#[test]
+fn the_software_token_makes_rsa_and_ec_key_pairs() {
+    let token = SoftToken::new();
+    key_pair_suite(
+        &token,
+        &[
+            (4, 2048, None),
+            (6, 0, Some(7)),
+            (6, 0, Some(10)),
+            (0x1A, 0, Some(7)),
+        ],
+    );
+    rsa_suite(
+        &token,
+        &[
+            Mech::RsaPkcs,
+            Mech::RsaOaep(Hash::Sha256),
+            Mech::RsaOaep(Hash::Sha1),
+        ],
     );
 }
 
@@ -579,6 +626,8 @@ fn softhsm2_makes_rsa_and_ec_key_pairs() {
             &f.token,
             &[(4, 2048, None), (6, 0, Some(7)), (6, 0, Some(10))],
         );
+        // SoftHSM2 2.6 does OAEP with SHA-1 only.
+        rsa_suite(&f.token, &[Mech::RsaPkcs, Mech::RsaOaep(Hash::Sha1)]);
     });
 }
 

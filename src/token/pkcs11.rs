@@ -394,10 +394,7 @@ impl Pkcs11Token {
 }
 
 fn session_id(s: &Session) -> String {
-    format!("{:?}", s)
-        .chars()
-        .filter(char::is_ascii_digit)
-        .collect::<String>()
+    s.handle().to_string()
 }
 
 fn mech_type(h: Hash, hmac: bool) -> MechanismType {

@@ -6,8 +6,9 @@
 //! It answers like a PKCS#11 token, with the same return values, so the operations and their
 //! error mapping do not care which backend they talk to. This build covers secret keys (AES and
 //! HMAC: generation, import, ECB/CBC/CBC-PAD/GCM, key wrap, HMAC, digests of keys) and EC key
-//! pairs on P-256 and P-384 (raw ECDSA over a digest, as CKM_ECDSA); RSA key pairs are answered
-//! with CKR_MECHANISM_INVALID until they are added.
+//! pairs on P-256 and P-384 (raw ECDSA over a digest, as CKM_ECDSA) and RSA key pairs (PKCS#1
+//! v1.5 and PSS signatures over a digest, PKCS#1 v1.5 and OAEP encryption). An RSA private
+//! key's value is its PKCS#8 DER; an EC private key's, its scalar.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -347,6 +348,158 @@ fn ec_verify(curve: Curve, point: &[u8], digest: &[u8], signature: &[u8]) -> boo
     }
 }
 
+fn rsa_private(value: &[u8]) -> Option<rsa::PrivateKey> {
+    use rsa::pkcs8::DecodePrivateKey;
+    rsa::PrivateKey::from_pkcs8_der(value).ok()
+}
+
+fn rsa_public(attrs: &[Attr]) -> Option<rsa::PublicKey> {
+    let n = attrs.iter().find_map(|a| {
+        if let Attr::Modulus(n) = a {
+            Some(n)
+        } else {
+            None
+        }
+    })?;
+    let e = attrs.iter().find_map(|a| {
+        if let Attr::PublicExponent(e) = a {
+            Some(e)
+        } else {
+            None
+        }
+    })?;
+    let bits = |b: &[u8]| (b.len() as u32 * 8).div_ceil(64) * 64;
+    let n = rsa::BoxedUint::from_be_slice(n, bits(n)).ok()?;
+    let e = rsa::BoxedUint::from_be_slice(e, bits(e).max(64)).ok()?;
+    rsa::PublicKey::new(n, e).ok()
+}
+
+fn rsa_generate(bits: u64, exponent: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    use rsa::pkcs8::EncodePrivateKey;
+    use rsa::traits::PublicKeyParts;
+    if exponent != [0x01, 0x00, 0x01] {
+        return fail("C_GenerateKeyPair", RvError::TemplateInconsistent);
+    }
+    let key = rsa::PrivateKey::new(&mut getrandom::SysRng, bits as usize)
+        .or_else(|_| fail("C_GenerateKeyPair", RvError::KeySizeRange))?;
+    let der = key
+        .to_pkcs8_der()
+        .or_else(|_| fail("C_GenerateKeyPair", RvError::FunctionFailed))?;
+    Ok((
+        der.as_bytes().to_vec(),
+        key.n_bytes().to_vec(),
+        key.e_bytes().to_vec(),
+    ))
+}
+
+fn rsa_sign(value: &[u8], mech: &Mech, input: &[u8]) -> Result<Vec<u8>> {
+    let key = rsa_private(value)
+        .ok_or(())
+        .or_else(|()| fail("C_Sign", RvError::KeyTypeInconsistent))?;
+    let r = match mech {
+        Mech::RsaPkcs => key.sign(rsa::Pkcs1v15Sign::new_unprefixed(), input),
+        Mech::RsaPss { hash, salt } => {
+            let salt = *salt as usize;
+            let rng = &mut getrandom::SysRng;
+            match hash {
+                Hash::Sha1 => {
+                    key.sign_with_rng(rng, rsa::Pss::<sha1::Sha1>::new_with_salt(salt), input)
+                }
+                Hash::Sha224 => {
+                    key.sign_with_rng(rng, rsa::Pss::<sha2::Sha224>::new_with_salt(salt), input)
+                }
+                Hash::Sha256 => {
+                    key.sign_with_rng(rng, rsa::Pss::<sha2::Sha256>::new_with_salt(salt), input)
+                }
+                Hash::Sha384 => {
+                    key.sign_with_rng(rng, rsa::Pss::<sha2::Sha384>::new_with_salt(salt), input)
+                }
+                Hash::Sha512 => {
+                    key.sign_with_rng(rng, rsa::Pss::<sha2::Sha512>::new_with_salt(salt), input)
+                }
+            }
+        }
+        _ => return fail("C_Sign", RvError::MechanismInvalid),
+    };
+    r.or_else(|_| fail("C_Sign", RvError::DataLenRange))
+}
+
+fn rsa_verify(key: &rsa::PublicKey, mech: &Mech, input: &[u8], signature: &[u8]) -> Result<bool> {
+    let ok = match mech {
+        Mech::RsaPkcs => key
+            .verify(rsa::Pkcs1v15Sign::new_unprefixed(), input, signature)
+            .is_ok(),
+        Mech::RsaPss { hash, salt } => {
+            let salt = *salt as usize;
+            match hash {
+                Hash::Sha1 => key
+                    .verify(
+                        rsa::Pss::<sha1::Sha1>::new_with_salt(salt),
+                        input,
+                        signature,
+                    )
+                    .is_ok(),
+                Hash::Sha224 => key
+                    .verify(
+                        rsa::Pss::<sha2::Sha224>::new_with_salt(salt),
+                        input,
+                        signature,
+                    )
+                    .is_ok(),
+                Hash::Sha256 => key
+                    .verify(
+                        rsa::Pss::<sha2::Sha256>::new_with_salt(salt),
+                        input,
+                        signature,
+                    )
+                    .is_ok(),
+                Hash::Sha384 => key
+                    .verify(
+                        rsa::Pss::<sha2::Sha384>::new_with_salt(salt),
+                        input,
+                        signature,
+                    )
+                    .is_ok(),
+                Hash::Sha512 => key
+                    .verify(
+                        rsa::Pss::<sha2::Sha512>::new_with_salt(salt),
+                        input,
+                        signature,
+                    )
+                    .is_ok(),
+            }
+        }
+        _ => return fail("C_Verify", RvError::MechanismInvalid),
+    };
+    Ok(ok)
+}
+
+fn rsa_encrypt(key: &rsa::PublicKey, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
+    let rng = &mut getrandom::SysRng;
+    let r = match mech {
+        Mech::RsaPkcs => key.encrypt(rng, rsa::Pkcs1v15Encrypt, data),
+        Mech::RsaOaep(Hash::Sha1) => key.encrypt(rng, rsa::Oaep::<sha1::Sha1>::new(), data),
+        Mech::RsaOaep(Hash::Sha256) => key.encrypt(rng, rsa::Oaep::<sha2::Sha256>::new(), data),
+        Mech::RsaOaep(_) => return fail("C_Encrypt", RvError::MechanismParamInvalid),
+        _ => return fail("C_Encrypt", RvError::MechanismInvalid),
+    };
+    r.or_else(|_| fail("C_Encrypt", RvError::DataLenRange))
+}
+
+fn rsa_decrypt(value: &[u8], mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
+    let key = rsa_private(value)
+        .ok_or(())
+        .or_else(|()| fail("C_Decrypt", RvError::KeyTypeInconsistent))?;
+    let r = match mech {
+        Mech::RsaPkcs => key.decrypt(rsa::Pkcs1v15Encrypt, data),
+        Mech::RsaOaep(Hash::Sha1) => key.decrypt(rsa::Oaep::<sha1::Sha1>::new(), data),
+        Mech::RsaOaep(Hash::Sha256) => key.decrypt(rsa::Oaep::<sha2::Sha256>::new(), data),
+        Mech::RsaOaep(_) => return fail("C_Decrypt", RvError::MechanismParamInvalid),
+        _ => return fail("C_Decrypt", RvError::MechanismInvalid),
+    };
+    r.or_else(|_| fail("C_Decrypt", RvError::EncryptedDataInvalid))
+}
+
 /// The point inside CKA_EC_POINT (a DER OCTET STRING).
 fn point_from_der(der: &[u8]) -> Option<&[u8]> {
     match der {
@@ -414,6 +567,21 @@ impl SoftToken {
         }
     }
 
+    fn check_key(
+        attrs: &[Attr],
+        function: &str,
+        class: Class,
+        allowed: fn(&Attr) -> Option<bool>,
+    ) -> Result<()> {
+        if !attrs.contains(&Attr::Class(class)) {
+            return fail(function, RvError::KeyTypeInconsistent);
+        }
+        if !flag(attrs, allowed) {
+            return fail(function, RvError::KeyFunctionNotPermitted);
+        }
+        Ok(())
+    }
+
     fn check_secret(
         attrs: &[Attr],
         function: &str,
@@ -459,6 +627,32 @@ impl Token for SoftToken {
         public: &[Attr],
         private: &[Attr],
     ) -> Result<(Handle, Handle)> {
+        if *mech == Mech::RsaKeyPairGen {
+            let bits = public.iter().find_map(|a| {
+                if let Attr::ModulusBits(b) = a {
+                    Some(*b)
+                } else {
+                    None
+                }
+            });
+            let exponent = public.iter().find_map(|a| {
+                if let Attr::PublicExponent(e) = a {
+                    Some(e.clone())
+                } else {
+                    None
+                }
+            });
+            let (Some(bits), Some(exponent)) = (bits, exponent) else {
+                return fail("C_GenerateKeyPair", RvError::TemplateIncomplete);
+            };
+            let (der, n, e) = rsa_generate(bits, &exponent)?;
+            let mut public = public.to_vec();
+            public.retain(|a| !matches!(a, Attr::PublicExponent(_)));
+            public.extend([Attr::Modulus(n.clone()), Attr::PublicExponent(e.clone())]);
+            let mut private = private.to_vec();
+            private.extend([Attr::Modulus(n.clone()), Attr::PublicExponent(e)]);
+            return Ok((self.insert(public, n), self.insert(private, der)));
+        }
         if *mech != Mech::EcKeyPairGen {
             return fail("C_GenerateKeyPair", RvError::MechanismInvalid);
         }
@@ -496,7 +690,16 @@ impl Token for SoftToken {
                     None
                 }
             })
-            .or_else(|| point.map(<[u8]>::to_vec));
+            .or_else(|| point.map(<[u8]>::to_vec))
+            .or_else(|| {
+                template.iter().find_map(|a| {
+                    if let Attr::Modulus(n) = a {
+                        Some(n.clone())
+                    } else {
+                        None
+                    }
+                })
+            });
         let Some(value) = value else {
             return fail("C_CreateObject", RvError::TemplateIncomplete);
         };
@@ -558,7 +761,14 @@ impl Token for SoftToken {
                         .iter()
                         .find(|a| matches!(a, Attr::EcParams(_)))
                         .cloned(),
-                    AttrType::Modulus | AttrType::PublicExponent => None,
+                    AttrType::Modulus => attrs
+                        .iter()
+                        .find(|a| matches!(a, Attr::Modulus(_)))
+                        .cloned(),
+                    AttrType::PublicExponent => attrs
+                        .iter()
+                        .find(|a| matches!(a, Attr::PublicExponent(_)))
+                        .cloned(),
                 };
                 out.extend(hit);
             }
@@ -597,6 +807,21 @@ impl Token for SoftToken {
     }
 
     fn encrypt(&self, key: Handle, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
+        if matches!(mech, Mech::RsaPkcs | Mech::RsaOaep(_)) {
+            return self.with(key, "C_Encrypt", |attrs, _| {
+                Self::check_key(attrs, "C_Encrypt", Class::PublicKey, |a| {
+                    if let Attr::Encrypt(b) = a {
+                        Some(*b)
+                    } else {
+                        None
+                    }
+                })?;
+                let k = rsa_public(attrs)
+                    .ok_or(())
+                    .or_else(|()| fail("C_Encrypt", RvError::KeyTypeInconsistent))?;
+                rsa_encrypt(&k, mech, data)
+            });
+        }
         self.with(key, "C_Encrypt", |attrs, value| {
             Self::check_secret(attrs, "C_Encrypt", |a| {
                 if let Attr::Encrypt(b) = a {
@@ -610,6 +835,18 @@ impl Token for SoftToken {
     }
 
     fn decrypt(&self, key: Handle, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
+        if matches!(mech, Mech::RsaPkcs | Mech::RsaOaep(_)) {
+            return self.with(key, "C_Decrypt", |attrs, value| {
+                Self::check_key(attrs, "C_Decrypt", Class::PrivateKey, |a| {
+                    if let Attr::Decrypt(b) = a {
+                        Some(*b)
+                    } else {
+                        None
+                    }
+                })?;
+                rsa_decrypt(value, mech, data)
+            });
+        }
         self.with(key, "C_Decrypt", |attrs, value| {
             Self::check_secret(attrs, "C_Decrypt", |a| {
                 if let Attr::Decrypt(b) = a {
@@ -623,6 +860,18 @@ impl Token for SoftToken {
     }
 
     fn sign(&self, key: Handle, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
+        if matches!(mech, Mech::RsaPkcs | Mech::RsaPss { .. }) {
+            return self.with(key, "C_Sign", |attrs, value| {
+                Self::check_key(attrs, "C_Sign", Class::PrivateKey, |a| {
+                    if let Attr::Sign(b) = a {
+                        Some(*b)
+                    } else {
+                        None
+                    }
+                })?;
+                rsa_sign(value, mech, data)
+            });
+        }
         if *mech == Mech::Ecdsa {
             return self.with(key, "C_Sign", |attrs, value| {
                 if !attrs.contains(&Attr::Class(Class::PrivateKey)) {
@@ -659,6 +908,21 @@ impl Token for SoftToken {
     }
 
     fn verify(&self, key: Handle, mech: &Mech, data: &[u8], signature: &[u8]) -> Result<bool> {
+        if matches!(mech, Mech::RsaPkcs | Mech::RsaPss { .. }) {
+            return self.with(key, "C_Verify", |attrs, _| {
+                Self::check_key(attrs, "C_Verify", Class::PublicKey, |a| {
+                    if let Attr::Verify(b) = a {
+                        Some(*b)
+                    } else {
+                        None
+                    }
+                })?;
+                let k = rsa_public(attrs)
+                    .ok_or(())
+                    .or_else(|()| fail("C_Verify", RvError::KeyTypeInconsistent))?;
+                rsa_verify(&k, mech, data, signature)
+            });
+        }
         if *mech == Mech::Ecdsa {
             return self.with(key, "C_Verify", |attrs, value| {
                 if !attrs.contains(&Attr::Class(Class::PublicKey)) {
