@@ -80,6 +80,7 @@ pub fn cipher(
                 (BlockCipherMode::ECB, PaddingMethod::None) => Mech::AesEcb,
                 (BlockCipherMode::CBC, PaddingMethod::None) => Mech::AesCbc(iv16()?),
                 (BlockCipherMode::CBC, PaddingMethod::PKCS5) => Mech::AesCbcPad(iv16()?),
+                (BlockCipherMode::CTR, PaddingMethod::None) => Mech::AesCtr(iv16()?),
                 (BlockCipherMode::GCM, _) => {
                     let iv = iv.ok_or(MechError::MissingIv)?;
                     if iv.is_empty() {

@@ -190,6 +190,8 @@ pub enum Mech {
     AesCbc([u8; 16]),
     /// CKM_AES_CBC_PAD with an IV.
     AesCbcPad([u8; 16]),
+    /// CKM_AES_CTR with the initial counter block (the whole block counts: 128 counter bits).
+    AesCtr([u8; 16]),
     /// CKM_AES_GCM: IV, additional data, tag length in bits.
     AesGcm {
         iv: Vec<u8>,
@@ -219,6 +221,7 @@ impl fmt::Debug for Mech {
         match self {
             Mech::AesCbc(_) => f.write_str("AesCbc"),
             Mech::AesCbcPad(_) => f.write_str("AesCbcPad"),
+            Mech::AesCtr(_) => f.write_str("AesCtr"),
             Mech::AesGcm { iv, tag_bits, .. } => {
                 write!(f, "AesGcm(iv {} bytes, tag {tag_bits} bits)", iv.len())
             }

@@ -17,7 +17,15 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams};
+use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
+
+/// CK_AES_CTR_PARAMS.
+#[repr(C)]
+struct AesCtrParams {
+    counter_bits: std::os::raw::c_ulong,
+    cb: [u8; 16],
+}
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
@@ -435,6 +443,17 @@ fn with_mechanism<T>(
         Mech::AesEcb => f(&Mechanism::AesEcb),
         Mech::AesCbc(iv) => f(&Mechanism::AesCbc(*iv)),
         Mech::AesCbcPad(iv) => f(&Mechanism::AesCbcPad(*iv)),
+        Mech::AesCtr(cb) => {
+            // cryptoki has no CKM_AES_CTR variant: pass CK_AES_CTR_PARAMS as they are laid out.
+            let params = AesCtrParams {
+                counter_bits: 128,
+                cb: *cb,
+            };
+            f(&Mechanism::VendorDefined(VendorDefinedMechanism::new(
+                MechanismType::AES_CTR,
+                Some(&params),
+            )))
+        }
         Mech::AesGcm { iv, aad, tag_bits } => {
             let mut iv = iv.clone();
             let params = GcmParams::new(&mut iv, aad, (*tag_bits).into())

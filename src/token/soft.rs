@@ -206,6 +206,14 @@ fn cipher(key: &[u8], mech: &Mech, data: &[u8], encrypt: bool) -> Result<Vec<u8>
                 }
             })
         }
+        Mech::AesCtr(cb) => with_aes!(key, function, |_c: C| {
+            use ctr::cipher::StreamCipher;
+            let mut c = ctr::Ctr128BE::<C>::new_from_slices(key, cb).expect("sizes checked");
+            let mut buf = data.to_vec();
+            c.try_apply_keystream(&mut buf)
+                .or_else(|_| fail(function, bad_len))?;
+            Ok(buf)
+        }),
         Mech::AesGcm { iv, aad, tag_bits } => {
             if iv.len() != 12 || *tag_bits != 128 {
                 return fail(function, RvError::MechanismParamInvalid);
