@@ -428,7 +428,11 @@ fn register_suite(token: &dyn Token) -> Vec<u8> {
         .encrypt(key, &Mech::AesCbcPad([2u8; 16]), b"registered")
         .expect("encrypt");
     // CTR too: the same key value and counter give the same bytes on every backend.
-    ct.extend(token.encrypt(key, &Mech::AesCtr([0xFE; 16]), &[0u8; 40]).expect("CTR"));
+    ct.extend(
+        token
+            .encrypt(key, &Mech::AesCtr([0xFE; 16]), &[0u8; 40])
+            .expect("CTR"),
+    );
 
     let data = token.create_object(&import::data_object(
         b"a secret",

@@ -117,6 +117,9 @@ pub struct KsgConf {
     pub kek_key_path: Option<PathBuf>,
     /// pkcs11Trace (ksg): PKCS#11 call tracing, off / error / info / debug.
     pub pkcs11_trace: crate::token::pkcs11::Trace,
+    /// secretDataOnToken (ksg): keep Secret Data on the HSM as CKO_DATA instead of in the
+    /// keystore (the seed's limitation 4 lifted; default 0).
+    pub secret_data_on_token: bool,
 }
 
 /// `p6kmipserver.conf`.
@@ -211,6 +214,7 @@ const KSG_KEYS: &[&str] = &[
     "CaviumLiquidSec_KEKHandle",
     "KEKKeyPath",
     "pkcs11Trace",
+    "secretDataOnToken",
 ];
 const GEN_KEYS: &[&str] = &["logDir", "errorStream"];
 const SERVER_KEYS: &[&str] = &[
@@ -349,6 +353,7 @@ fn read_ksg(r: &Reader<'_>, data: &Path) -> Result<KsgConf, ConfError> {
                     )
                 })?,
         },
+        secret_data_on_token: r.boolean(S, &["secretDataOnToken"], false)?,
     })
 }
 
@@ -534,12 +539,14 @@ mod tests {
         let d = temp_dir("errors");
         write_confs(
             &d,
-            "[p6ksg-gen]\nserverLogFlags = P6KMIPFLG_TRACE_BASIC | P6KMIPFLG_TRACE_MSGS | TRACE_FORMATTTLV\nbogus = 1\n",
+            "[p6ksg-gen]\nserverLogFlags = P6KMIPFLG_TRACE_BASIC | P6KMIPFLG_TRACE_MSGS | TRACE_FORMATTTLV\nbogus = 1\nsecretDataOnToken = 1\npkcs11Trace = info\n",
             "[p6kmip-server-gen]\n",
             "[p6kmip-server-auxiliary]\n",
         );
         let c = Config::load(&d, Path::new("/data")).expect("loads");
         assert_eq!(c.ksg.server_log_flags, 0x200C);
+        assert!(c.ksg.secret_data_on_token);
+        assert_eq!(c.ksg.pkcs11_trace, crate::token::pkcs11::Trace::Info);
         assert_eq!(c.warnings.len(), 1);
         assert!(
             c.warnings[0].ends_with("ksg.conf:3: unknown key `bogus` in [p6ksg-gen] ignored"),
