@@ -91,3 +91,61 @@ pub fn find_kek(
 pub fn digest_key_allowed(gate_flags: u32) -> bool {
     gate_flags & crate::config::gate_flags::NO_DIGEST_KEY == 0
 }
+
+/// Reads the customer KEK from `KEKKeyPath`: 32 raw bytes, in a file others cannot read.
+pub fn load_kek(path: &std::path::Path) -> Result<zeroize::Zeroizing<[u8; 32]>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("KEKKeyPath {}: {e}", path.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(format!(
+            "KEKKeyPath {}: readable by other users; run `chmod 600` on it",
+            path.display()
+        ));
+    }
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(path).map_err(|e| format!("KEKKeyPath {}: {e}", path.display()))?,
+    );
+    let kek: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+        format!(
+            "KEKKeyPath {}: a KEK is 32 raw bytes (AES-256), found {}",
+            path.display(),
+            bytes.len()
+        )
+    })?;
+    Ok(zeroize::Zeroizing::new(kek))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_kek_file_is_32_private_bytes() {
+        let dir = std::env::temp_dir().join(format!("ksg-kek-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let p = dir.join("aes256.key");
+        std::fs::write(&p, [7u8; 32]).expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(*load_kek(&p).expect("loads"), [7u8; 32]);
+        std::fs::write(&p, [7u8; 31]).expect("write");
+        assert!(load_kek(&p).expect_err("short").contains("32 raw bytes"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert!(
+            load_kek(&p)
+                .expect_err("world-readable")
+                .contains("chmod 600")
+        );
+        assert!(digest_key_allowed(0x0002) && !digest_key_allowed(0x0004));
+        let kek = [9u8; 32];
+        let kwp = KwpAes256::new_from_slice(&kek).expect("key");
+        let mut wrapped = [0u8; 40];
+        kwp.wrap_key(&[1u8; 32], &mut wrapped).expect("wrap");
+        assert_eq!(
+            Vendor::from_hsm_type(1).unwrap_locally(&kek, &wrapped),
+            Some(vec![1u8; 32])
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
