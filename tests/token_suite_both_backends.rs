@@ -121,20 +121,7 @@ fn open_fixture() -> Fixture {
     }
 }
 fn kek_object(kek: &[u8; 32]) -> Vec<Attr> {
-    vec![
-        Attr::Class(Class::SecretKey),
-        Attr::KeyType(KeyType::Aes),
-        Attr::Token(true),
-        Attr::Private(true),
-        Attr::Label(KEK_LABEL.into()),
-        Attr::Value(kek.to_vec()),
-        Attr::Wrap(true),
-        Attr::Unwrap(true),
-        Attr::Encrypt(false),
-        Attr::Decrypt(false),
-        Attr::Extractable(false),
-        Attr::Sensitive(true),
-    ]
+    import::kek_object(kek)
 }
 
 fn reason<T: std::fmt::Debug>(r: Result<T, TokenError>) -> ResultReason {

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::token::pkcs11::list_slots;
 use crate::token::setup::{self, ModuleFile};
 use crate::token::vendor::KEK_LABEL;
-use crate::token::{Attr, Class, KeyType, Token};
+use crate::token::{Attr, Class, Token};
 
 const HELP: &str = "\
 Usage: ksg pkcs11 <setup|slots|import-kek> [options]
@@ -146,22 +146,7 @@ fn import_kek(a: &Args, data: &std::path::Path) -> Result<(), String> {
         ));
     }
     token
-        .create_object(&[
-            Attr::Class(Class::SecretKey),
-            Attr::KeyType(KeyType::Aes),
-            Attr::Token(true),
-            Attr::Private(true),
-            Attr::Label(KEK_LABEL.into()),
-            Attr::Value(kek.to_vec()),
-            Attr::Wrap(true),
-            Attr::Unwrap(true),
-            Attr::Encrypt(false),
-            Attr::Decrypt(false),
-            Attr::Sign(false),
-            Attr::Verify(false),
-            Attr::Sensitive(true),
-            Attr::Extractable(false),
-        ])
+        .create_object(&crate::token::import::kek_object(&kek))
         .map_err(|e| e.to_string())?;
     println!("imported the KEK as {KEK_LABEL} (wrap and unwrap only, not extractable)");
     Ok(())

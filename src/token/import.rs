@@ -122,3 +122,24 @@ pub fn private_key_pkcs8(
     }
     token.unwrap_key(kek_handle, &Mech::AesKeyWrapPad, &wrapped, &t)
 }
+
+/// The customer KEK as it goes on the token: an AES key labelled P6RKEK1 that can only wrap and
+/// unwrap, is sensitive and never extractable.
+pub fn kek_object(kek: &[u8]) -> Vec<Attr> {
+    vec![
+        Attr::Class(Class::SecretKey),
+        Attr::KeyType(KeyType::Aes),
+        Attr::Token(true),
+        Attr::Private(true),
+        Attr::Label(super::vendor::KEK_LABEL.into()),
+        Attr::Value(kek.to_vec()),
+        Attr::Wrap(true),
+        Attr::Unwrap(true),
+        Attr::Encrypt(false),
+        Attr::Decrypt(false),
+        Attr::Sign(false),
+        Attr::Verify(false),
+        Attr::Sensitive(true),
+        Attr::Extractable(false),
+    ]
+}

@@ -74,6 +74,71 @@ fn fail<T>(function: &str, rv: RvError) -> Result<T> {
     })
 }
 
+/// Readers of the boolean attributes, for [`flag`].
+fn may_encrypt(a: &Attr) -> Option<bool> {
+    if let Attr::Encrypt(b) = a {
+        Some(*b)
+    } else {
+        None
+    }
+}
+
+fn may_decrypt(a: &Attr) -> Option<bool> {
+    if let Attr::Decrypt(b) = a {
+        Some(*b)
+    } else {
+        None
+    }
+}
+
+fn may_sign(a: &Attr) -> Option<bool> {
+    if let Attr::Sign(b) = a {
+        Some(*b)
+    } else {
+        None
+    }
+}
+
+fn may_verify(a: &Attr) -> Option<bool> {
+    if let Attr::Verify(b) = a {
+        Some(*b)
+    } else {
+        None
+    }
+}
+
+fn may_wrap(a: &Attr) -> Option<bool> {
+    if let Attr::Wrap(b) = a {
+        Some(*b)
+    } else {
+        None
+    }
+}
+
+fn may_unwrap(a: &Attr) -> Option<bool> {
+    if let Attr::Unwrap(b) = a {
+        Some(*b)
+    } else {
+        None
+    }
+}
+
+fn may_extractable(a: &Attr) -> Option<bool> {
+    if let Attr::Extractable(b) = a {
+        Some(*b)
+    } else {
+        None
+    }
+}
+
+fn may_sensitive(a: &Attr) -> Option<bool> {
+    if let Attr::Sensitive(b) = a {
+        Some(*b)
+    } else {
+        None
+    }
+}
+
 fn same_kind(a: &Attr, b: &Attr) -> bool {
     std::mem::discriminant(a) == std::mem::discriminant(b)
 }
@@ -730,13 +795,7 @@ impl Token for SoftToken {
 
     fn get_attributes(&self, object: Handle, wanted: &[AttrType]) -> Result<Vec<Attr>> {
         self.with(object, "C_GetAttributeValue", |attrs, value| {
-            let sensitive = flag(attrs, |a| {
-                if let Attr::Sensitive(b) = a {
-                    Some(*b)
-                } else {
-                    None
-                }
-            });
+            let sensitive = flag(attrs, may_sensitive);
             let mut out = Vec::new();
             for w in wanted {
                 let hit = match w {
@@ -754,13 +813,7 @@ impl Token for SoftToken {
                         .find(|a| matches!(a, Attr::ValueLen(_)))
                         .cloned(),
                     AttrType::Sensitive => Some(Attr::Sensitive(sensitive)),
-                    AttrType::Extractable => Some(Attr::Extractable(flag(attrs, |a| {
-                        if let Attr::Extractable(b) = a {
-                            Some(*b)
-                        } else {
-                            None
-                        }
-                    }))),
+                    AttrType::Extractable => Some(Attr::Extractable(flag(attrs, may_extractable))),
                     AttrType::EcPoint => attrs
                         .iter()
                         .find(|a| matches!(a, Attr::EcPoint(_)))
@@ -817,13 +870,7 @@ impl Token for SoftToken {
     fn encrypt(&self, key: Handle, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
         if matches!(mech, Mech::RsaPkcs | Mech::RsaOaep(_)) {
             return self.with(key, "C_Encrypt", |attrs, _| {
-                Self::check_key(attrs, "C_Encrypt", Class::PublicKey, |a| {
-                    if let Attr::Encrypt(b) = a {
-                        Some(*b)
-                    } else {
-                        None
-                    }
-                })?;
+                Self::check_key(attrs, "C_Encrypt", Class::PublicKey, may_encrypt)?;
                 let k = rsa_public(attrs)
                     .ok_or(())
                     .or_else(|()| fail("C_Encrypt", RvError::KeyTypeInconsistent))?;
@@ -831,13 +878,7 @@ impl Token for SoftToken {
             });
         }
         self.with(key, "C_Encrypt", |attrs, value| {
-            Self::check_secret(attrs, "C_Encrypt", |a| {
-                if let Attr::Encrypt(b) = a {
-                    Some(*b)
-                } else {
-                    None
-                }
-            })?;
+            Self::check_secret(attrs, "C_Encrypt", may_encrypt)?;
             cipher(value, mech, data, true)
         })
     }
@@ -845,24 +886,12 @@ impl Token for SoftToken {
     fn decrypt(&self, key: Handle, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
         if matches!(mech, Mech::RsaPkcs | Mech::RsaOaep(_)) {
             return self.with(key, "C_Decrypt", |attrs, value| {
-                Self::check_key(attrs, "C_Decrypt", Class::PrivateKey, |a| {
-                    if let Attr::Decrypt(b) = a {
-                        Some(*b)
-                    } else {
-                        None
-                    }
-                })?;
+                Self::check_key(attrs, "C_Decrypt", Class::PrivateKey, may_decrypt)?;
                 rsa_decrypt(value, mech, data)
             });
         }
         self.with(key, "C_Decrypt", |attrs, value| {
-            Self::check_secret(attrs, "C_Decrypt", |a| {
-                if let Attr::Decrypt(b) = a {
-                    Some(*b)
-                } else {
-                    None
-                }
-            })?;
+            Self::check_secret(attrs, "C_Decrypt", may_decrypt)?;
             cipher(value, mech, data, false)
         })
     }
@@ -870,30 +899,13 @@ impl Token for SoftToken {
     fn sign(&self, key: Handle, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
         if matches!(mech, Mech::RsaPkcs | Mech::RsaPss { .. }) {
             return self.with(key, "C_Sign", |attrs, value| {
-                Self::check_key(attrs, "C_Sign", Class::PrivateKey, |a| {
-                    if let Attr::Sign(b) = a {
-                        Some(*b)
-                    } else {
-                        None
-                    }
-                })?;
+                Self::check_key(attrs, "C_Sign", Class::PrivateKey, may_sign)?;
                 rsa_sign(value, mech, data)
             });
         }
         if *mech == Mech::Ecdsa {
             return self.with(key, "C_Sign", |attrs, value| {
-                if !attrs.contains(&Attr::Class(Class::PrivateKey)) {
-                    return fail("C_Sign", RvError::KeyTypeInconsistent);
-                }
-                if !flag(attrs, |a| {
-                    if let Attr::Sign(b) = a {
-                        Some(*b)
-                    } else {
-                        None
-                    }
-                }) {
-                    return fail("C_Sign", RvError::KeyFunctionNotPermitted);
-                }
+                Self::check_key(attrs, "C_Sign", Class::PrivateKey, may_sign)?;
                 let Some(curve) = ec_params_of(attrs) else {
                     return fail("C_Sign", RvError::KeyTypeInconsistent);
                 };
@@ -901,13 +913,7 @@ impl Token for SoftToken {
             });
         }
         self.with(key, "C_Sign", |attrs, value| {
-            Self::check_secret(attrs, "C_Sign", |a| {
-                if let Attr::Sign(b) = a {
-                    Some(*b)
-                } else {
-                    None
-                }
-            })?;
+            Self::check_secret(attrs, "C_Sign", may_sign)?;
             match mech {
                 Mech::Hmac(h) => Ok(hmac(*h, value, data)),
                 _ => fail("C_Sign", RvError::MechanismInvalid),
@@ -918,13 +924,7 @@ impl Token for SoftToken {
     fn verify(&self, key: Handle, mech: &Mech, data: &[u8], signature: &[u8]) -> Result<bool> {
         if matches!(mech, Mech::RsaPkcs | Mech::RsaPss { .. }) {
             return self.with(key, "C_Verify", |attrs, _| {
-                Self::check_key(attrs, "C_Verify", Class::PublicKey, |a| {
-                    if let Attr::Verify(b) = a {
-                        Some(*b)
-                    } else {
-                        None
-                    }
-                })?;
+                Self::check_key(attrs, "C_Verify", Class::PublicKey, may_verify)?;
                 let k = rsa_public(attrs)
                     .ok_or(())
                     .or_else(|()| fail("C_Verify", RvError::KeyTypeInconsistent))?;
@@ -933,18 +933,7 @@ impl Token for SoftToken {
         }
         if *mech == Mech::Ecdsa {
             return self.with(key, "C_Verify", |attrs, value| {
-                if !attrs.contains(&Attr::Class(Class::PublicKey)) {
-                    return fail("C_Verify", RvError::KeyTypeInconsistent);
-                }
-                if !flag(attrs, |a| {
-                    if let Attr::Verify(b) = a {
-                        Some(*b)
-                    } else {
-                        None
-                    }
-                }) {
-                    return fail("C_Verify", RvError::KeyFunctionNotPermitted);
-                }
+                Self::check_key(attrs, "C_Verify", Class::PublicKey, may_verify)?;
                 let Some(curve) = ec_params_of(attrs) else {
                     return fail("C_Verify", RvError::KeyTypeInconsistent);
                 };
@@ -952,13 +941,7 @@ impl Token for SoftToken {
             });
         }
         self.with(key, "C_Verify", |attrs, value| {
-            Self::check_secret(attrs, "C_Verify", |a| {
-                if let Attr::Verify(b) = a {
-                    Some(*b)
-                } else {
-                    None
-                }
-            })?;
+            Self::check_secret(attrs, "C_Verify", may_verify)?;
             match mech {
                 Mech::Hmac(h) => {
                     let expected = hmac(*h, value, data);
@@ -985,22 +968,10 @@ impl Token for SoftToken {
         let (Some(w), Some(k)) = (objects.get(&wrapping.0), objects.get(&key.0)) else {
             return fail("C_WrapKey", RvError::KeyHandleInvalid);
         };
-        if !flag(&w.attrs, |a| {
-            if let Attr::Wrap(b) = a {
-                Some(*b)
-            } else {
-                None
-            }
-        }) {
+        if !flag(&w.attrs, may_wrap) {
             return fail("C_WrapKey", RvError::KeyFunctionNotPermitted);
         }
-        if !flag(&k.attrs, |a| {
-            if let Attr::Extractable(b) = a {
-                Some(*b)
-            } else {
-                None
-            }
-        }) {
+        if !flag(&k.attrs, may_extractable) {
             return fail("C_WrapKey", RvError::KeyUnextractable);
         }
         key_wrap(w.value.expose(), mech, k.value.expose(), true)
@@ -1014,13 +985,7 @@ impl Token for SoftToken {
         template: &[Attr],
     ) -> Result<Handle> {
         let value = self.with(unwrapping, "C_UnwrapKey", |attrs, kek| {
-            if !flag(attrs, |a| {
-                if let Attr::Unwrap(b) = a {
-                    Some(*b)
-                } else {
-                    None
-                }
-            }) {
+            if !flag(attrs, may_unwrap) {
                 return fail("C_UnwrapKey", RvError::KeyFunctionNotPermitted);
             }
             key_wrap(kek, mech, wrapped, false)
