@@ -123,6 +123,8 @@ pub struct Scan {
     keys: FileKeys,
     /// Whether the file was created by this scan.
     pub created: bool,
+    /// A read error met while scanning.
+    io_error: Option<StoreError>,
 }
 
 impl Scan {
@@ -139,6 +141,7 @@ impl Scan {
             next_seq: 1,
             keys,
             created,
+            io_error: None,
         }
     }
 }
@@ -193,88 +196,178 @@ pub fn scan(
         }
     };
     let mut s = Scan::empty(hsm_name, keys, &header, false);
+    // Two stages on two cores: one thread reads, verifies, decrypts and decodes records; this
+    // one applies them to the index (the two halves of the work are about equal).
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Event>(4096);
+    let producer_keys = s.keys.clone();
+    let start = s.prev_mac;
+    let mut outcome: Option<Result<(), Damage>> = None;
     // Records of an unfinished batch wait here until its last record arrives.
     let mut batch: Vec<Change> = Vec::new();
-    let mut offset = FILE_HEADER as u64;
-    let mut prev = s.prev_mac;
-    let mut seq = 1u64;
-    let mut head = [0u8; RECORD_HEADER];
-    loop {
-        if offset == file_len {
-            break;
-        }
-        let remaining = file_len - offset;
-        if remaining < RECORD_HEADER as u64 {
-            s.torn_bytes = remaining;
-            break;
-        }
-        r.read_exact(&mut head).map_err(|e| io(path, e))?;
-        let damage = |what: String| Damage {
-            offset,
-            seq,
-            what,
-            dropped_bytes: file_len - offset,
-        };
-        let Some(h) = record::read_head(&s.keys, &prev, &head) else {
-            // A crash can leave a zero-filled tail; anything else is damage.
-            let mut rest = head.to_vec();
-            r.read_to_end(&mut rest).map_err(|e| io(path, e))?;
-            if rest.iter().all(|&b| b == 0) {
-                s.torn_bytes = remaining;
-                break;
-            }
-            return finish_damaged(s, damage("record header does not verify".into()), recover);
-        };
-        if h.seq != seq {
-            return finish_damaged(
-                s,
-                damage(format!("sequence {} where {seq} was due", h.seq)),
-                recover,
-            );
-        }
-        if (h.total() as u64) > remaining {
-            s.torn_bytes = remaining;
-            break;
-        }
-        let mut rec = Zeroizing::new(vec![0u8; h.total()]);
-        rec[..RECORD_HEADER].copy_from_slice(&head);
-        r.read_exact(&mut rec[RECORD_HEADER..])
-            .map_err(|e| io(path, e))?;
-        let Some((mac, plain)) = record::open_record(&s.keys, &prev, &rec) else {
-            if rec[RECORD_HEADER..].iter().all(|&b| b == 0) && offset + h.total() as u64 == file_len
-            {
-                s.torn_bytes = remaining;
-                break;
-            }
-            return finish_damaged(s, damage("record MAC does not verify".into()), recover);
-        };
-        let change = match decode_body(h.kind, &plain) {
-            Ok(c) => c,
-            Err(e) => return finish_damaged(s, damage(e), recover),
-        };
-        prev = mac;
-        seq += 1;
-        offset += h.total() as u64;
-        s.by_kind[usize::from(h.kind).min(8)] += 1;
-        batch.push(change);
-        if h.flags & FLAG_MORE == 0 {
-            for c in batch.drain(..) {
-                if let Err(e) = s.index.apply(c) {
-                    s.inconsistent
-                        .push(format!("record before byte {offset}: {e}"));
+    std::thread::scope(|scope| {
+        scope.spawn(move || produce(path, r, &producer_keys, start, file_len, &tx));
+        for event in rx {
+            match event {
+                Event::Record {
+                    change,
+                    kind,
+                    more,
+                    end,
+                    mac,
+                    next_seq,
+                } => {
+                    s.by_kind[usize::from(kind).min(8)] += 1;
+                    batch.push(change);
+                    if !more {
+                        for c in batch.drain(..) {
+                            if let Err(e) = s.index.apply(c) {
+                                s.inconsistent
+                                    .push(format!("record before byte {end}: {e}"));
+                            }
+                            s.records += 1;
+                        }
+                        s.good_len = end;
+                        s.prev_mac = mac;
+                        s.next_seq = next_seq;
+                    }
                 }
-                s.records += 1;
+                Event::Torn(bytes) => s.torn_bytes = bytes,
+                Event::Damaged(d) => outcome = Some(Err(d)),
+                Event::Failed(e) => {
+                    outcome = Some(Ok(()));
+                    s.inconsistent.push(e.to_string());
+                    s.io_error = Some(e);
+                }
             }
-            s.good_len = offset;
-            s.prev_mac = prev;
-            s.next_seq = seq;
         }
+    });
+    if let Some(e) = s.io_error.take() {
+        return Err(e);
+    }
+    if let Some(Err(d)) = outcome {
+        return finish_damaged(s, d, recover);
     }
     if !batch.is_empty() {
         // An unfinished batch was never acknowledged: it is part of the torn tail.
         s.torn_bytes = file_len - s.good_len;
     }
     Ok(s)
+}
+
+/// What the reading stage of [`scan`] hands to the applying stage.
+enum Event {
+    /// A verified, decoded record.
+    Record {
+        change: Change,
+        kind: u8,
+        more: bool,
+        end: u64,
+        mac: [u8; 32],
+        next_seq: u64,
+    },
+    /// The file ends in this many bytes of an unfinished write.
+    Torn(u64),
+    /// The chain breaks here.
+    Damaged(Damage),
+    /// Reading failed.
+    Failed(StoreError),
+}
+
+/// Reads, verifies, decrypts and decodes every record after the header, in order.
+fn produce(
+    path: &Path,
+    mut r: std::io::BufReader<File>,
+    keys: &FileKeys,
+    start: [u8; 32],
+    file_len: u64,
+    tx: &std::sync::mpsc::SyncSender<Event>,
+) {
+    let mut offset = FILE_HEADER as u64;
+    let mut prev = start;
+    let mut seq = 1u64;
+    let mut head = [0u8; RECORD_HEADER];
+    let send = |e: Event| tx.send(e).is_ok();
+    loop {
+        if offset == file_len {
+            return;
+        }
+        let remaining = file_len - offset;
+        if remaining < RECORD_HEADER as u64 {
+            send(Event::Torn(remaining));
+            return;
+        }
+        if let Err(e) = r.read_exact(&mut head) {
+            send(Event::Failed(io(path, e)));
+            return;
+        }
+        let damage = |what: String| {
+            Event::Damaged(Damage {
+                offset,
+                seq,
+                what,
+                dropped_bytes: file_len - offset,
+            })
+        };
+        let Some(h) = record::read_head(keys, &prev, &head) else {
+            // A crash can leave a zero-filled tail; anything else is damage.
+            let mut rest = head.to_vec();
+            if let Err(e) = r.read_to_end(&mut rest) {
+                send(Event::Failed(io(path, e)));
+                return;
+            }
+            send(if rest.iter().all(|&b| b == 0) {
+                Event::Torn(remaining)
+            } else {
+                damage("record header does not verify".into())
+            });
+            return;
+        };
+        if h.seq != seq {
+            send(damage(format!("sequence {} where {seq} was due", h.seq)));
+            return;
+        }
+        if (h.total() as u64) > remaining {
+            send(Event::Torn(remaining));
+            return;
+        }
+        let mut rec = Zeroizing::new(vec![0u8; h.total()]);
+        rec[..RECORD_HEADER].copy_from_slice(&head);
+        if let Err(e) = r.read_exact(&mut rec[RECORD_HEADER..]) {
+            send(Event::Failed(io(path, e)));
+            return;
+        }
+        let Some((mac, plain)) = record::open_record(keys, &prev, &rec) else {
+            let zero_tail = rec[RECORD_HEADER..].iter().all(|&b| b == 0)
+                && offset + h.total() as u64 == file_len;
+            send(if zero_tail {
+                Event::Torn(remaining)
+            } else {
+                damage("record MAC does not verify".into())
+            });
+            return;
+        };
+        let change = match decode_body(h.kind, &plain) {
+            Ok(c) => c,
+            Err(e) => {
+                send(damage(e));
+                return;
+            }
+        };
+        prev = mac;
+        seq += 1;
+        offset += h.total() as u64;
+        let more = h.flags & FLAG_MORE != 0;
+        if !send(Event::Record {
+            change,
+            kind: h.kind,
+            more,
+            end: offset,
+            mac,
+            next_seq: seq,
+        }) {
+            return;
+        }
+    }
 }
 
 fn finish_damaged(mut s: Scan, damage: Damage, recover: bool) -> Result<Scan, StoreError> {
