@@ -59,3 +59,29 @@ impl Args {
         self.options.iter().any(|(n, _)| n == name)
     }
 }
+
+/// Splits `ksg <command> <subcommand> [options]`: the subcommand and its parsed options, or the
+/// exit status once usage (2) or help (0) has been printed.
+pub fn subcommand<'a>(
+    command: &str,
+    help: &str,
+    args: &'a [String],
+    with_value: &[&str],
+    switches: &[&str],
+) -> Result<(&'a str, Args), i32> {
+    let Some((sub, rest)) = args.split_first() else {
+        eprint!("{help}");
+        return Err(2);
+    };
+    let mut switches = switches.to_vec();
+    switches.push("help");
+    let a = Args::parse(rest, with_value, &switches).map_err(|e| {
+        eprintln!("ksg {command}: {e}\nRun `ksg {command} --help` for usage.");
+        2
+    })?;
+    if a.has("help") || sub == "--help" || sub == "help" {
+        print!("{help}");
+        return Err(0);
+    }
+    Ok((sub.as_str(), a))
+}

@@ -35,30 +35,20 @@ The store key comes from ksg.conf (customerKeyPath, else baseKeyPath) in --confs
 
 /// Runs `ksg keystore`.
 pub fn run(args: &[String]) -> i32 {
-    let Some((sub, rest)) = args.split_first() else {
-        eprint!("{HELP}");
-        return 2;
-    };
-    let parsed = Args::parse(
-        rest,
+    let (sub, a) = match super::args::subcommand(
+        "keystore",
+        HELP,
+        args,
         &[
             "confs", "data", "writers", "objects", "batch", "seconds", "ack-file", "locates",
         ],
-        &["recover", "open-only", "help"],
-    );
-    let a = match parsed {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("ksg keystore: {e}\nRun `ksg keystore --help` for usage.");
-            return 2;
-        }
+        &["recover", "open-only"],
+    ) {
+        Ok(parsed) => parsed,
+        Err(status) => return status,
     };
-    if a.has("help") || sub == "--help" || sub == "help" {
-        print!("{HELP}");
-        return 0;
-    }
     let data = PathBuf::from(a.value("data").unwrap_or("data"));
-    let result = match sub.as_str() {
+    let result = match sub {
         "verify" => with_config(&a, &data).and_then(|c| verify(&c, &data)),
         "dump" => with_config(&a, &data).and_then(|c| dump(&c, &data)),
         "compact" => with_config(&a, &data).and_then(|c| compact(&c, &data, a.has("recover"))),

@@ -28,27 +28,18 @@ All of them, like `ksg serve`, honour SOFTHSM2_CONF as SoftHSM2 does. --data def
 
 /// Runs `ksg pkcs11`.
 pub fn run(args: &[String]) -> i32 {
-    let Some((sub, rest)) = args.split_first() else {
-        eprint!("{HELP}");
-        return 2;
-    };
-    let a = match Args::parse(
-        rest,
+    let (sub, a) = match super::args::subcommand(
+        "pkcs11",
+        HELP,
+        args,
         &["module", "token-label", "data", "confs", "file"],
-        &["help"],
+        &[],
     ) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("ksg pkcs11: {e}\nRun `ksg pkcs11 --help` for usage.");
-            return 2;
-        }
+        Ok(parsed) => parsed,
+        Err(status) => return status,
     };
-    if a.has("help") || sub == "--help" || sub == "help" {
-        print!("{HELP}");
-        return 0;
-    }
     let data = PathBuf::from(a.value("data").unwrap_or("data"));
-    let result = match sub.as_str() {
+    let result = match sub {
         "setup" => setup_cmd(&a, &data),
         "slots" => slots(&a, &data),
         "import-kek" => import_kek(&a, &data),

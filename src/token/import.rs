@@ -6,7 +6,7 @@
 use aes_kw::KwpAes256;
 use aes_kw::cipher::KeyInit;
 
-use super::template::{Identity, usage};
+use super::template::{Identity, sensitive_key, usage};
 use super::{Attr, Class, Handle, KeyType, Mech, Token, TokenError};
 
 /// CKO_CERTIFICATE for an X.509 certificate (DER): subject, issuer and serial number from the
@@ -30,17 +30,8 @@ pub fn certificate(der: &[u8], id: &Identity<'_>) -> Result<Vec<Attr>, TokenErro
 
 /// A secret key with its value (no CKA_VALUE_LEN: tokens such as SoftHSM2 refuse both).
 pub fn secret_key(key_type: KeyType, value: &[u8], mask: u32, id: &Identity<'_>) -> Vec<Attr> {
-    let mut t = vec![
-        Attr::Class(Class::SecretKey),
-        Attr::KeyType(key_type),
-        Attr::Token(true),
-        Attr::Private(true),
-        Attr::Sensitive(true),
-        Attr::Extractable(id.extractable),
-        Attr::Id(id.uid.as_bytes().to_vec()),
-        Attr::Label(id.name.unwrap_or(id.uid).to_string()),
-        Attr::Value(value.to_vec()),
-    ];
+    let mut t = sensitive_key(Class::SecretKey, key_type, id);
+    t.push(Attr::Value(value.to_vec()));
     match key_type {
         KeyType::GenericSecret => t.extend([
             Attr::Sign(mask & (usage::MAC_GENERATE | usage::SIGN) != 0),
@@ -103,17 +94,8 @@ pub fn private_key_pkcs8(
         .map_err(|e| TokenError::Unsupported(format!("wrapping the private key: {e}")))?
         .len();
     wrapped.truncate(n);
-    let mut t = vec![
-        Attr::Class(Class::PrivateKey),
-        Attr::KeyType(key_type),
-        Attr::Token(true),
-        Attr::Private(true),
-        Attr::Sensitive(true),
-        Attr::Extractable(id.extractable),
-        Attr::Id(id.uid.as_bytes().to_vec()),
-        Attr::Label(id.name.unwrap_or(id.uid).to_string()),
-        Attr::Sign(mask & usage::SIGN != 0),
-    ];
+    let mut t = sensitive_key(Class::PrivateKey, key_type, id);
+    t.push(Attr::Sign(mask & usage::SIGN != 0));
     if key_type == KeyType::Rsa {
         t.extend([
             Attr::Decrypt(mask & usage::DECRYPT != 0),

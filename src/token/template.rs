@@ -60,12 +60,27 @@ pub struct Identity<'a> {
     pub extractable: bool,
 }
 
-fn common(id: &Identity<'_>) -> Vec<Attr> {
+/// CKA_TOKEN, CKA_ID and CKA_LABEL of an object.
+pub(crate) fn common(id: &Identity<'_>) -> Vec<Attr> {
     vec![
         Attr::Token(true),
         Attr::Id(id.uid.as_bytes().to_vec()),
         Attr::Label(id.name.unwrap_or(id.uid).to_string()),
     ]
+}
+
+/// The attributes every sensitive key (secret or private) carries: class, type, identity,
+/// private, sensitive, extractable as asked.
+pub(crate) fn sensitive_key(class: Class, key_type: KeyType, id: &Identity<'_>) -> Vec<Attr> {
+    let mut t = common(id);
+    t.extend([
+        Attr::Class(class),
+        Attr::KeyType(key_type),
+        Attr::Private(true),
+        Attr::Sensitive(true),
+        Attr::Extractable(id.extractable),
+    ]);
+    t
 }
 
 /// Generation mechanism and template of a secret key.
