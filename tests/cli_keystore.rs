@@ -174,21 +174,13 @@ fn serve_refuses_the_wrong_store_key_and_opens_damage_only_with_gate_flag_1() {
         "[p6ksg-gen]\nHSM_name = \"test\"\ngateFlags = 0x0003\n",
     )
     .expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_ksg"))
-        .args(["serve", "--confs"])
-        .arg(&confs)
-        .arg("--data")
-        .arg(&data)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run");
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(out.id().to_string())
-        .status();
-    let out = out.wait_with_output().expect("wait");
-    let log = text(&out);
+    let (_, log) = common::gateway::serve_then_stop(
+        Command::new(env!("CARGO_BIN_EXE_ksg"))
+            .args(["serve", "--confs"])
+            .arg(&confs)
+            .arg("--data")
+            .arg(&data),
+    );
     assert!(
         log.contains("KEYSTORE SIGNATURE CHECK FAILED")
             && log.contains("ksg keystore compact --recover"),

@@ -4,8 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
 
 use common::gateway::TempDir;
 
@@ -96,25 +95,13 @@ impl Hsm {
 
     /// Starts `ksg serve`, waits briefly, stops it, and returns its exit code and log.
     fn serve(&self, confs: &Path) -> (Option<i32>, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ksg"))
-            .args(["serve", "--confs"])
-            .arg(confs)
-            .arg("--data")
-            .arg(self.data())
-            .env("SOFTHSM2_CONF", &self.conf)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("serve");
-        std::thread::sleep(Duration::from_millis(800));
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let _ = child.try_wait();
-        let out = child.wait_with_output().expect("wait");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+        common::gateway::serve_then_stop(
+            Command::new(env!("CARGO_BIN_EXE_ksg"))
+                .args(["serve", "--confs"])
+                .arg(confs)
+                .arg("--data")
+                .arg(self.data())
+                .env("SOFTHSM2_CONF", &self.conf),
         )
     }
 }

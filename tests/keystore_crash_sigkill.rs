@@ -1,5 +1,6 @@
 //! Crash safety under load: `ksg keystore bench` writes with 8 concurrent writers and records
-//! every acknowledged Unique Identifier; it is SIGKILLed at random moments, five times. After
+//! every acknowledged Unique Identifier; it is SIGKILLed at random moments after its writes
+//! begin, five times. After
 //! each kill the keystore opens without the recover flag (the chain verifies, a torn tail is
 //! cut) and every acknowledged object is there.
 
@@ -41,7 +42,15 @@ fn every_acknowledged_write_survives_sigkill_and_the_chain_verifies() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let wait = 200 + seed % 600;
+        // Opening a growing store takes time: kill only once this round's writes have begun.
+        let before = std::fs::metadata(&acks).map_or(0, |m| m.len());
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::fs::metadata(&acks).map_or(0, |m| m.len()) == before
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let wait = 50 + seed % 500;
         std::thread::sleep(Duration::from_millis(wait));
         child.kill().expect("SIGKILL");
         let status = child.wait().expect("reaped");

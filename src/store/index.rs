@@ -362,17 +362,12 @@ impl Index {
                 value,
             } => {
                 let slot = self.by_uid[&uid];
-                let o = self.slots[slot as usize].as_mut().expect("checked");
-                let index = index
-                    .unwrap_or_else(|| o.attribute(&name).map(|a| a.index + 1).max().unwrap_or(0));
-                let shared = self.intern(&name);
-                let o = self.slots[slot as usize].as_mut().expect("checked");
-                o.attributes.push(StoredAttribute {
-                    name: shared,
-                    index,
-                    value: value.clone(),
-                });
+                let o = self.slots[slot as usize].as_ref().expect("checked");
+                let index = index.unwrap_or_else(|| o.next_index(&name));
                 self.index_value(slot, &name, &value);
+                let name = self.intern(&name);
+                let o = self.slots[slot as usize].as_mut().expect("checked");
+                o.attributes.push(StoredAttribute { name, index, value });
                 Ok(Some(index))
             }
             Change::ModifyAttribute {
@@ -452,8 +447,7 @@ impl Index {
             Change::AddAttribute {
                 name, index, value, ..
             } => {
-                let index = index
-                    .unwrap_or_else(|| o.attribute(&name).map(|a| a.index + 1).max().unwrap_or(0));
+                let index = index.unwrap_or_else(|| o.next_index(&name));
                 o.attributes.push(StoredAttribute {
                     name: name.into(),
                     index,

@@ -77,6 +77,11 @@ pub struct StoredObject {
 }
 
 impl StoredObject {
+    /// The Attribute Index a new instance of `name` gets: one past the highest in use.
+    pub fn next_index(&self, name: &str) -> u32 {
+        self.attribute(name).map(|a| a.index + 1).max().unwrap_or(0)
+    }
+
     /// The instances of attribute `name`, in index order.
     pub fn attribute(&self, name: &str) -> impl Iterator<Item = &StoredAttribute> {
         self.attributes.iter().filter(move |a| &*a.name == name)

@@ -325,3 +325,37 @@ pub fn results(response: &Item) -> Vec<(u32, Option<u32>)> {
 
 /// Result Status Operation Failed and Result Reason Invalid Message.
 pub const INVALID_MESSAGE: (u32, Option<u32>) = (1, Some(4));
+
+/// Runs `ksg serve` (as `cmd` describes) until it is listening or has exited, then stops it
+/// with SIGTERM; returns its exit status and everything it wrote on standard error.
+pub fn serve_then_stop(cmd: &mut Command) -> (Option<i32>, String) {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().expect("start ksg serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = log.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(mut l) = sink.lock() {
+                l.push_str(&line);
+                l.push('\n');
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if log.lock().is_ok_and(|l| l.contains("ksg listening"))
+            || child.try_wait().ok().flatten().is_some()
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let status = child.wait().expect("wait");
+    let _ = reader.join();
+    let text = log.lock().map(|l| l.clone()).unwrap_or_default();
+    (status.code(), text)
+}
