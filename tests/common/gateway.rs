@@ -350,10 +350,13 @@ pub fn serve_then_stop(cmd: &mut Command) -> (Option<i32>, String) {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
+    if child.try_wait().ok().flatten().is_none() {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .stderr(Stdio::null())
+            .status();
+    }
     let status = child.wait().expect("wait");
     let _ = reader.join();
     let text = log.lock().map(|l| l.clone()).unwrap_or_default();
