@@ -5,10 +5,15 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::kmip::{self, Error, RequestMessage, ResponseBatchItem, ResponseMessage};
+use crate::ops::vault::Vault;
 use crate::ops::{self, Context};
 use crate::store::Store;
+use crate::token::Token;
+use crate::token::soft::SoftToken;
 use crate::ttlv::tables::enums::BatchErrorContinuationOption;
-use crate::ttlv::{DecodeError, DecodeErrorKind, Item, Limits, Version, binary, json, xml};
+use crate::ttlv::{
+    DecodeError, DecodeErrorKind, Item, Limits, Tag, Value, Version, binary, json, xml,
+};
 
 /// The three message encodings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,11 +68,22 @@ pub struct Gateway {
     pub limits: Limits,
     /// The keystore (absent only in tests of the request path itself).
     pub store: Option<Arc<Store>>,
+    /// Token handles and streams.
+    pub vault: Arc<Vault>,
 }
 
 impl Gateway {
-    /// A gateway for `config`, with its keystore.
-    pub fn new(config: Arc<Config>, store: Option<Arc<Store>>) -> Self {
+    /// A gateway for `config`, with its keystore, on `token` (an HSM) or, when `None`, the
+    /// built-in software token.
+    pub fn new(
+        config: Arc<Config>,
+        store: Option<Arc<Store>>,
+        token: Option<Arc<dyn Token>>,
+    ) -> Self {
+        let vault = Arc::new(match token {
+            Some(t) => Vault::new(t, false),
+            None => Vault::new(Arc::new(SoftToken::new()), true),
+        });
         let limits = Limits {
             max_size: config.server.max_buf_size,
             ..Limits::default()
@@ -76,6 +92,7 @@ impl Gateway {
             config,
             limits,
             store,
+            vault,
         }
     }
 
@@ -131,11 +148,16 @@ impl Gateway {
         let Some(version) = kmip::negotiate(requested) else {
             return error_response(requested, now, &Error::UnsupportedVersion(requested));
         };
-        let ctx = Context {
+        let mut ctx = Context {
             version,
             identity,
             now,
             aux: &self.config.aux,
+            hsm_name: &self.config.ksg.hsm_name,
+            store: self.store.as_deref(),
+            vault: Some(&self.vault),
+            id_placeholder: None,
+            created: Vec::new(),
         };
         let continue_on_error =
             message.header.batch_error_continuation == BatchErrorContinuationOption::Continue;
@@ -143,7 +165,7 @@ impl Gateway {
         for item in message.items {
             let op = item.operation;
             let result = if ops::offered(op, &self.config.aux) {
-                ops::dispatch(op, &ctx, item.payload)
+                ops::dispatch(op, &mut ctx, item.payload)
             } else {
                 Err(Error::OperationNotSupported(format!(
                     "{} is switched off",
@@ -151,16 +173,25 @@ impl Gateway {
                 )))
             };
             match result {
-                Ok(payload) => items.push(ResponseBatchItem::success(
-                    op,
-                    item.unique_batch_item_id,
-                    payload,
-                )),
+                Ok(payload) => {
+                    if let Some(uid) = payload.as_ref().and_then(placeholder_of) {
+                        ctx.id_placeholder = Some(uid);
+                    }
+                    items.push(ResponseBatchItem::success(
+                        op,
+                        item.unique_batch_item_id,
+                        payload,
+                    ));
+                }
                 Err(e) => {
+                    if let Error::Internal(detail) | Error::Store(detail) = &e {
+                        crate::log::error(&format!("{}: {detail}", ops::operation_name(op)));
+                    }
                     items.push(ResponseBatchItem::failure(
                         Some(op),
                         item.unique_batch_item_id,
                         &e,
+                        version,
                     ));
                     if !continue_on_error {
                         break;
@@ -168,12 +199,36 @@ impl Gateway {
                 }
             }
         }
-        ResponseMessage {
+        let mut response = ResponseMessage {
             version,
             time_stamp: now,
             items,
+        };
+        if let Some(max) = message.header.maximum_response_size {
+            let size = crate::ttlv::tree::encoded_len(&response.clone().into_item());
+            if size.is_none_or(|n| n > max.max(0) as usize) {
+                for it in &mut response.items {
+                    *it = ResponseBatchItem::failure(
+                        it.operation,
+                        it.unique_batch_item_id.take(),
+                        &Error::ResponseTooLarge,
+                        version,
+                    );
+                }
+            }
         }
+        response
     }
+}
+
+/// The identifier a successful item hands to the next one as the ID Placeholder.
+fn placeholder_of(payload: &Item) -> Option<String> {
+    [Tag::PRIVATE_KEY_UNIQUE_IDENTIFIER, Tag::UNIQUE_IDENTIFIER]
+        .iter()
+        .find_map(|t| match payload.child(*t).map(|v| &v.value) {
+            Some(Value::TextString(s)) => Some(s.clone()),
+            _ => None,
+        })
 }
 
 /// A response with one failed batch item and no operation (the request could not be read).
@@ -181,7 +236,7 @@ pub fn error_response(version: Version, now: i64, error: &Error) -> ResponseMess
     ResponseMessage {
         version,
         time_stamp: now,
-        items: vec![ResponseBatchItem::failure(None, None, error)],
+        items: vec![ResponseBatchItem::failure(None, None, error, version)],
     }
 }
 
@@ -218,7 +273,6 @@ pub fn encode(item: &Item, encoding: Encoding) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ttlv::{Tag, Value};
 
     fn gateway(aux_operations: Option<Vec<u32>>) -> Gateway {
         let dir = std::env::temp_dir().join(format!("ksg-service-{}", std::process::id()));
@@ -232,7 +286,7 @@ mod tests {
         }
         let mut config = Config::load(&dir, &dir).expect("config");
         config.aux.operations = aux_operations;
-        Gateway::new(Arc::new(config), None)
+        Gateway::new(Arc::new(config), None, None)
     }
 
     fn request(minor: i32, continue_on_error: bool, ops: &[u32]) -> Item {

@@ -70,6 +70,7 @@ pub fn run(args: &[String]) -> i32 {
         }
     };
     // The HSM is reached at start, so a wrong module, PIN or slot stops the gateway here.
+    let mut hsm: Option<Arc<dyn crate::token::Token>> = None;
     if config.ksg.gate_flags & gate_flags::SOFTWARE_TOKEN == 0 {
         match crate::token::open_configured(&config) {
             Ok((token, warning)) => {
@@ -77,6 +78,7 @@ pub fn run(args: &[String]) -> i32 {
                     log::error(&w);
                 }
                 log::info(&format!("PKCS#11 token reachable and logged in: {token:?}"));
+                hsm = Some(Arc::new(token));
             }
             Err(e) => {
                 eprintln!("ksg serve: HSM: {e}");
@@ -84,7 +86,7 @@ pub fn run(args: &[String]) -> i32 {
             }
         }
     }
-    let server = match Server::bind(Arc::new(config), Some(Arc::new(store)), now) {
+    let server = match Server::bind(Arc::new(config), Some(Arc::new(store)), hsm, now) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ksg serve: {e}");

@@ -25,6 +25,34 @@ pub enum Error {
     Internal(String),
     /// The token (HSM or software token) refused or failed a call.
     Token(TokenError),
+    /// No object (or attribute instance) with that identifier.
+    ItemNotFound(String),
+    /// The caller may not do this to this object.
+    PermissionDenied(String),
+    /// The object's state does not allow the operation.
+    WrongKeyLifecycleState(String),
+    /// The object's Cryptographic Usage Mask does not allow the operation.
+    IncompatibleUsageMask(String),
+    /// A cryptographic check failed (e.g. an authentication tag).
+    CryptographicFailure(String),
+    /// The attribute may not be set or changed by a client.
+    AttributeReadOnly(String),
+    /// The attribute instance index does not exist.
+    IndexOutOfBounds(String),
+    /// The key may not leave the token.
+    NotExtractable(String),
+    /// The key is sensitive and may only leave wrapped.
+    Sensitive(String),
+    /// The object's Usage Limits are used up.
+    UsageLimitExceeded(String),
+    /// A feature of the request is not supported.
+    FeatureNotSupported(String),
+    /// The requested Key Format Type is not supported for this object.
+    KeyFormatTypeNotSupported(String),
+    /// The object is archived and must be recovered first.
+    ObjectArchived(String),
+    /// The keystore could not record the change (detail logged).
+    Store(String),
 }
 
 impl Error {
@@ -41,6 +69,57 @@ impl Error {
             Error::Token(TokenError::Call { rv, .. }) => token_reason(*rv),
             Error::Token(TokenError::Unsupported(_)) => ResultReason::FeatureNotSupported,
             Error::Token(TokenError::Setup(_)) => ResultReason::GeneralFailure,
+            Error::ItemNotFound(_) => ResultReason::ItemNotFound,
+            Error::PermissionDenied(_) => ResultReason::PermissionDenied,
+            Error::WrongKeyLifecycleState(_) => ResultReason::WrongKeyLifecycleState,
+            Error::IncompatibleUsageMask(_) => ResultReason::IncompatibleCryptographicUsageMask,
+            Error::CryptographicFailure(_) => ResultReason::CryptographicFailure,
+            Error::AttributeReadOnly(_) => ResultReason::AttributeReadOnly,
+            Error::IndexOutOfBounds(_) => ResultReason::IndexOutOfBounds,
+            Error::NotExtractable(_) => ResultReason::NotExtractable,
+            Error::Sensitive(_) => ResultReason::Sensitive,
+            Error::UsageLimitExceeded(_) => ResultReason::UsageLimitExceeded,
+            Error::FeatureNotSupported(_) => ResultReason::FeatureNotSupported,
+            Error::KeyFormatTypeNotSupported(_) => ResultReason::KeyFormatTypeNotSupported,
+            Error::ObjectArchived(_) => ResultReason::ObjectArchived,
+            Error::Store(_) => ResultReason::GeneralFailure,
+        }
+    }
+
+    /// The Result Reason as protocol version `v` can express it: reasons that version does not
+    /// define become the reason it used for the same failure (KMIP 1.x says Permission Denied
+    /// for a wrong state or usage mask, Invalid Field for a read-only attribute).
+    pub fn result_reason_in(&self, v: crate::ttlv::Version) -> ResultReason {
+        let reason = self.result_reason();
+        let defined = crate::ttlv::tables::enum_by_name("ResultReason")
+            .and_then(|t| t.by_value(reason.to_u32()))
+            .is_some_and(|nv| nv.since <= v && nv.until.is_none_or(|u| v < u));
+        if defined {
+            return reason;
+        }
+        match self {
+            Error::WrongKeyLifecycleState(_)
+            | Error::IncompatibleUsageMask(_)
+            | Error::AttributeReadOnly(_)
+            | Error::UsageLimitExceeded(_)
+            | Error::NotExtractable(_)
+            | Error::Sensitive(_) => ResultReason::PermissionDenied,
+            Error::IndexOutOfBounds(_) => ResultReason::ItemNotFound,
+            Error::InvalidMessage(_)
+            | Error::UnsupportedVersion(_)
+            | Error::OperationNotSupported(_)
+            | Error::InvalidField(_)
+            | Error::MissingData(_)
+            | Error::ResponseTooLarge
+            | Error::Internal(_)
+            | Error::Token(_)
+            | Error::ItemNotFound(_)
+            | Error::PermissionDenied(_)
+            | Error::CryptographicFailure(_)
+            | Error::FeatureNotSupported(_)
+            | Error::KeyFormatTypeNotSupported(_)
+            | Error::ObjectArchived(_)
+            | Error::Store(_) => ResultReason::GeneralFailure,
         }
     }
 }
@@ -177,6 +256,20 @@ impl fmt::Display for Error {
                 write!(f, "not supported by this token: {m}")
             }
             Error::Token(TokenError::Setup(_)) => f.write_str("the key store is unavailable"),
+            Error::ItemNotFound(m) => write!(f, "not found: {m}"),
+            Error::PermissionDenied(m) => write!(f, "permission denied: {m}"),
+            Error::WrongKeyLifecycleState(m) => write!(f, "wrong key lifecycle state: {m}"),
+            Error::IncompatibleUsageMask(m) => write!(f, "the usage mask does not allow {m}"),
+            Error::CryptographicFailure(m) => write!(f, "cryptographic failure: {m}"),
+            Error::AttributeReadOnly(m) => write!(f, "attribute is read-only: {m}"),
+            Error::IndexOutOfBounds(m) => write!(f, "no such attribute instance: {m}"),
+            Error::NotExtractable(m) => write!(f, "not extractable: {m}"),
+            Error::Sensitive(m) => write!(f, "sensitive: {m}"),
+            Error::UsageLimitExceeded(m) => write!(f, "usage limit exceeded: {m}"),
+            Error::FeatureNotSupported(m) => write!(f, "not supported: {m}"),
+            Error::KeyFormatTypeNotSupported(m) => write!(f, "key format type not supported: {m}"),
+            Error::ObjectArchived(m) => write!(f, "object archived: {m}"),
+            Error::Store(_) => f.write_str("the keystore could not record the change"),
         }
     }
 }

@@ -80,13 +80,18 @@ impl ResponseBatchItem {
         }
     }
 
-    /// A failed item carrying `error`'s Result Reason and message.
-    pub fn failure(operation: Option<Operation>, id: Option<Vec<u8>>, error: &Error) -> Self {
+    /// A failed item carrying `error`'s Result Reason (as `version` names it) and message.
+    pub fn failure(
+        operation: Option<Operation>,
+        id: Option<Vec<u8>>,
+        error: &Error,
+        version: Version,
+    ) -> Self {
         ResponseBatchItem {
             operation,
             unique_batch_item_id: id,
             status: ResultStatus::OperationFailed,
-            reason: Some(error.result_reason()),
+            reason: Some(error.result_reason_in(version)),
             message: Some(error.to_string()),
             payload: None,
         }

@@ -7,7 +7,7 @@ use crate::kmip::{Error, SUPPORTED_VERSIONS};
 use crate::ttlv::{Item, Tag, Value, Version};
 
 /// Handles one Discover Versions request payload.
-pub fn handle(_ctx: &Context<'_>, payload: Item) -> Outcome {
+pub fn handle(_ctx: &mut Context<'_>, payload: Item) -> Outcome {
     let mut offered = Vec::new();
     for v in payload.children_with(Tag::PROTOCOL_VERSION) {
         let part = |tag| match v.child(tag).map(|i| &i.value) {

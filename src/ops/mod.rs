@@ -1,13 +1,49 @@
 //! KMIP operations, one module per operation, all with the same `handle` signature, dispatched
 //! by an exhaustive `match` on the typed Operation.
 
+pub mod activate;
+pub mod add_attribute;
+pub mod archive;
+pub mod attributes;
+pub mod check;
+pub mod create;
+pub mod create_key_pair;
+pub mod crypto;
+pub mod decrypt;
+pub mod delete_attribute;
+pub mod destroy;
 pub mod discover_versions;
+pub mod encrypt;
+pub mod get;
+pub mod get_attribute_list;
+pub mod get_attributes;
+pub mod get_usage_allocation;
+pub mod hash;
+pub mod keyblock;
+pub mod locate;
+pub mod mac;
+pub mod mac_verify;
+pub mod modify_attribute;
+pub mod object;
+pub mod obtain_lease;
 pub mod query;
+pub mod re_key;
+pub mod re_key_key_pair;
+pub mod recover;
+pub mod register;
+pub mod revoke;
+pub mod rng_retrieve;
+pub mod rng_seed;
+pub mod sign;
+pub mod signature_verify;
+pub mod vault;
 
 use crate::config::AuxConf;
 use crate::kmip::Error;
-use crate::ttlv::tables::enums::Operation;
+use crate::store::Store;
+use crate::ttlv::tables::enums::{ObjectType, Operation};
 use crate::ttlv::{Item, Version};
+use vault::Vault;
 
 /// What an operation may use while it handles one batch item.
 #[derive(Debug)]
@@ -20,59 +56,130 @@ pub struct Context<'a> {
     pub now: i64,
     /// What Query reports.
     pub aux: &'a AuxConf,
+    /// The gateway's HSM_name (recorded with every object).
+    pub hsm_name: &'a str,
+    /// The keystore.
+    pub store: Option<&'a Store>,
+    /// Token handles and streams.
+    pub vault: Option<&'a Vault>,
+    /// The ID Placeholder: the Unique Identifier the last batch item created or used.
+    pub id_placeholder: Option<String>,
+    /// Objects created by earlier items of this batch (for Undo).
+    pub created: Vec<String>,
+}
+
+impl Context<'_> {
+    /// The keystore, or an internal error when this gateway has none (request-path tests).
+    pub fn store(&self) -> Result<&Store, Error> {
+        self.store
+            .ok_or_else(|| Error::Internal("no keystore is open".into()))
+    }
+
+    /// The token vault.
+    pub fn vault(&self) -> Result<&Vault, Error> {
+        self.vault
+            .ok_or_else(|| Error::Internal("no token is open".into()))
+    }
+
+    /// The gateway's HSM_name.
+    pub fn hsm_name(&self) -> &str {
+        self.hsm_name
+    }
 }
 
 /// The result of an operation: a Response Payload, or none for operations that have none.
 pub type Outcome = Result<Option<Item>, Error>;
 
 /// The operations this build implements, in Operation value order.
-pub const IMPLEMENTED: &[Operation] = &[Operation::Query, Operation::DiscoverVersions];
+pub const IMPLEMENTED: &[Operation] = &[
+    Operation::Create,
+    Operation::CreateKeyPair,
+    Operation::Register,
+    Operation::ReKey,
+    Operation::Locate,
+    Operation::Check,
+    Operation::Get,
+    Operation::GetAttributes,
+    Operation::GetAttributeList,
+    Operation::AddAttribute,
+    Operation::ModifyAttribute,
+    Operation::DeleteAttribute,
+    Operation::ObtainLease,
+    Operation::GetUsageAllocation,
+    Operation::Activate,
+    Operation::Revoke,
+    Operation::Destroy,
+    Operation::Archive,
+    Operation::Recover,
+    Operation::Query,
+    Operation::DiscoverVersions,
+    Operation::ReKeyKeyPair,
+    Operation::Encrypt,
+    Operation::Decrypt,
+    Operation::Sign,
+    Operation::SignatureVerify,
+    Operation::MAC,
+    Operation::MACVerify,
+    Operation::RNGRetrieve,
+    Operation::RNGSeed,
+    Operation::Hash,
+];
 
 /// The Object Types this build can manage (Query Objects reports these, filtered by the conf).
-pub const SUPPORTED_OBJECT_TYPES: &[u32] = &[];
+pub const SUPPORTED_OBJECT_TYPES: &[u32] = &[
+    ObjectType::Certificate.to_u32(),
+    ObjectType::SymmetricKey.to_u32(),
+    ObjectType::PublicKey.to_u32(),
+    ObjectType::PrivateKey.to_u32(),
+    ObjectType::SplitKey.to_u32(),
+    ObjectType::Template.to_u32(),
+    ObjectType::SecretData.to_u32(),
+    ObjectType::OpaqueObject.to_u32(),
+    ObjectType::PGPKey.to_u32(),
+];
 
 /// Runs `operation` on `payload`.
-pub fn dispatch(operation: Operation, ctx: &Context<'_>, payload: Item) -> Outcome {
+pub fn dispatch(operation: Operation, ctx: &mut Context<'_>, payload: Item) -> Outcome {
     match operation {
         Operation::DiscoverVersions => discover_versions::handle(ctx, payload),
         Operation::Query => query::handle(ctx, payload),
-        Operation::Create
-        | Operation::CreateKeyPair
-        | Operation::Register
-        | Operation::ReKey
-        | Operation::DeriveKey
+        Operation::Create => create::handle(ctx, payload),
+        Operation::CreateKeyPair => create_key_pair::handle(ctx, payload),
+        Operation::Register => register::handle(ctx, payload),
+        Operation::ReKey => re_key::handle(ctx, payload),
+        Operation::Locate => locate::handle(ctx, payload),
+        Operation::Check => check::handle(ctx, payload),
+        Operation::Get => get::handle(ctx, payload),
+        Operation::GetAttributes => get_attributes::handle(ctx, payload),
+        Operation::GetAttributeList => get_attribute_list::handle(ctx, payload),
+        Operation::AddAttribute => add_attribute::handle(ctx, payload),
+        Operation::ModifyAttribute => modify_attribute::handle(ctx, payload),
+        Operation::DeleteAttribute => delete_attribute::handle(ctx, payload),
+        Operation::ObtainLease => obtain_lease::handle(ctx, payload),
+        Operation::GetUsageAllocation => get_usage_allocation::handle(ctx, payload),
+        Operation::Activate => activate::handle(ctx, payload),
+        Operation::Revoke => revoke::handle(ctx, payload),
+        Operation::Destroy => destroy::handle(ctx, payload),
+        Operation::Archive => archive::handle(ctx, payload),
+        Operation::Recover => recover::handle(ctx, payload),
+        Operation::ReKeyKeyPair => re_key_key_pair::handle(ctx, payload),
+        Operation::Encrypt => encrypt::handle(ctx, payload),
+        Operation::Decrypt => decrypt::handle(ctx, payload),
+        Operation::Sign => sign::handle(ctx, payload),
+        Operation::SignatureVerify => signature_verify::handle(ctx, payload),
+        Operation::MAC => mac::handle(ctx, payload),
+        Operation::MACVerify => mac_verify::handle(ctx, payload),
+        Operation::RNGRetrieve => rng_retrieve::handle(ctx, payload),
+        Operation::RNGSeed => rng_seed::handle(ctx, payload),
+        Operation::Hash => hash::handle(ctx, payload),
+        Operation::DeriveKey
         | Operation::Certify
         | Operation::ReCertify
-        | Operation::Locate
-        | Operation::Check
-        | Operation::Get
-        | Operation::GetAttributes
-        | Operation::GetAttributeList
-        | Operation::AddAttribute
-        | Operation::ModifyAttribute
-        | Operation::DeleteAttribute
-        | Operation::ObtainLease
-        | Operation::GetUsageAllocation
-        | Operation::Activate
-        | Operation::Revoke
-        | Operation::Destroy
-        | Operation::Archive
-        | Operation::Recover
         | Operation::Validate
         | Operation::Cancel
         | Operation::Poll
         | Operation::Notify
         | Operation::Put
-        | Operation::ReKeyKeyPair
-        | Operation::Encrypt
-        | Operation::Decrypt
-        | Operation::Sign
-        | Operation::SignatureVerify
-        | Operation::MAC
-        | Operation::MACVerify
-        | Operation::RNGRetrieve
-        | Operation::RNGSeed
-        | Operation::Hash
         | Operation::CreateSplitKey
         | Operation::JoinSplitKey
         | Operation::Import

@@ -16,7 +16,7 @@ fn defined_in(table: &str, value: u32, v: Version) -> bool {
 }
 
 /// Handles one Query request payload.
-pub fn handle(ctx: &Context<'_>, payload: Item) -> Outcome {
+pub fn handle(ctx: &mut Context<'_>, payload: Item) -> Outcome {
     let mut functions = Vec::new();
     for f in payload.children_with(Tag::QUERY_FUNCTION) {
         match f.value {

@@ -62,6 +62,7 @@ impl Server {
     pub fn bind(
         config: Arc<Config>,
         store: Option<Arc<Store>>,
+        token: Option<Arc<dyn crate::token::Token>>,
         now: i64,
     ) -> Result<Server, String> {
         let sc = config.server.clone();
@@ -107,7 +108,7 @@ impl Server {
         );
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
-            gateway: Arc::new(Gateway::new(config.clone(), store)),
+            gateway: Arc::new(Gateway::new(config.clone(), store, token)),
             tracer: Arc::new(tracer),
             tls,
             pool: BufferPool::new(sc.initial_buf_count, sc.grow_buf_by, sc.max_buf_size),

@@ -87,7 +87,7 @@ pub fn cipher(
                         return Err(MechError::MissingIv);
                     }
                     let tag = p.tag_length.unwrap_or(16);
-                    if !(12..=16).contains(&tag) {
+                    if !(4..=16).contains(&tag) {
                         return Err(MechError::Unsupported(format!("a GCM tag of {tag} bytes")));
                     }
                     Mech::AesGcm {

@@ -16,8 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use aes::{Aes128, Aes192, Aes256};
+use aes_gcm::AesGcm;
+use aes_gcm::aead::array::ArraySize;
+use aes_gcm::aead::consts::{U8, U12, U16, U60};
 use aes_gcm::aead::{AeadInOut, Nonce, Tag as GcmTag};
-use aes_gcm::{AesGcm, aead::consts::U12};
 use aes_kw::{AesKw, AesKwp};
 use cbc::cipher::KeyIvInit;
 use cbc::cipher::block_padding::{NoPadding, Pkcs7};
@@ -280,35 +282,66 @@ fn cipher(key: &[u8], mech: &Mech, data: &[u8], encrypt: bool) -> Result<Vec<u8>
             Ok(buf)
         }),
         Mech::AesGcm { iv, aad, tag_bits } => {
-            if iv.len() != 12 || *tag_bits != 128 {
+            let tag_len = (*tag_bits / 8) as usize;
+            if !tag_bits.is_multiple_of(8) || !(4..=16).contains(&tag_len) {
                 return fail(function, RvError::MechanismParamInvalid);
             }
-            let nonce = Nonce::<AesGcm<Aes256, U12>>::try_from(iv.as_slice()).expect("12 bytes");
-            with_aes!(key, function, |_c: C| {
-                let gcm = AesGcm::<C, U12>::new_from_slice(key).expect("size checked");
-                if encrypt {
-                    let mut buf = data.to_vec();
-                    let tag = gcm
-                        .encrypt_inout_detached(&nonce, aad, buf.as_mut_slice().into())
-                        .expect("any length");
-                    buf.extend_from_slice(&tag);
-                    Ok(buf)
-                } else {
-                    if data.len() < 16 {
-                        return fail(function, bad_len);
-                    }
-                    let (ct, tag) = data.split_at(data.len() - 16);
-                    let tag = GcmTag::<AesGcm<C, U12>>::try_from(tag).expect("16 bytes");
-                    let mut buf = ct.to_vec();
-                    match gcm.decrypt_inout_detached(&nonce, aad, buf.as_mut_slice().into(), &tag) {
-                        Ok(()) => Ok(buf),
-                        Err(_) => fail(function, RvError::EncryptedDataInvalid),
-                    }
-                }
-            })
+            match iv.len() {
+                8 => gcm::<U8>(key, iv, aad, data, tag_len, encrypt, function),
+                12 => gcm::<U12>(key, iv, aad, data, tag_len, encrypt, function),
+                16 => gcm::<U16>(key, iv, aad, data, tag_len, encrypt, function),
+                60 => gcm::<U60>(key, iv, aad, data, tag_len, encrypt, function),
+                _ => fail(function, RvError::MechanismParamInvalid),
+            }
         }
         _ => fail(function, RvError::MechanismInvalid),
     }
+}
+
+/// AES-GCM with a nonce of `N` bytes and a tag of `tag_len` bytes (the ciphertext carries the
+/// tag at its end, as PKCS#11 does). A truncated tag is checked by recomputing the full tag over
+/// the recovered plaintext: GCM's keystream is the encryption of zeros under the same nonce.
+fn gcm<N: ArraySize>(
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    data: &[u8],
+    tag_len: usize,
+    encrypt: bool,
+    function: &str,
+) -> Result<Vec<u8>> {
+    let nonce = Nonce::<AesGcm<Aes256, N>>::try_from(iv).expect("length matched");
+    with_aes!(key, function, |_c: C| {
+        let gcm = AesGcm::<C, N>::new_from_slice(key).expect("size checked");
+        let seal = |plain: &[u8]| {
+            let mut buf = plain.to_vec();
+            let tag = gcm
+                .encrypt_inout_detached(&nonce, aad, buf.as_mut_slice().into())
+                .expect("any length");
+            (buf, tag)
+        };
+        if encrypt {
+            let (mut buf, tag) = seal(data);
+            buf.extend_from_slice(&tag[..tag_len]);
+            return Ok(buf);
+        }
+        if data.len() < tag_len {
+            return fail(function, RvError::EncryptedDataLenRange);
+        }
+        let (ct, tag) = data.split_at(data.len() - tag_len);
+        let (keystream, _) = seal(&vec![0u8; ct.len()]);
+        let mut plain: Vec<u8> = ct.iter().zip(&keystream).map(|(c, k)| c ^ k).collect();
+        let (_, full) = seal(&plain);
+        let diff = full[..tag_len]
+            .iter()
+            .zip(tag)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if diff != 0 {
+            zeroize::Zeroize::zeroize(&mut plain);
+            return fail(function, RvError::EncryptedDataInvalid);
+        }
+        Ok(plain)
+    })
 }
 
 fn key_wrap(kek: &[u8], mech: &Mech, data: &[u8], wrap: bool) -> Result<Vec<u8>> {
@@ -552,8 +585,10 @@ fn rsa_encrypt(key: &rsa::PublicKey, mech: &Mech, data: &[u8]) -> Result<Vec<u8>
     let r = match mech {
         Mech::RsaPkcs => key.encrypt(rng, rsa::Pkcs1v15Encrypt, data),
         Mech::RsaOaep(Hash::Sha1) => key.encrypt(rng, rsa::Oaep::<sha1::Sha1>::new(), data),
+        Mech::RsaOaep(Hash::Sha224) => key.encrypt(rng, rsa::Oaep::<sha2::Sha224>::new(), data),
         Mech::RsaOaep(Hash::Sha256) => key.encrypt(rng, rsa::Oaep::<sha2::Sha256>::new(), data),
-        Mech::RsaOaep(_) => return fail("C_Encrypt", RvError::MechanismParamInvalid),
+        Mech::RsaOaep(Hash::Sha384) => key.encrypt(rng, rsa::Oaep::<sha2::Sha384>::new(), data),
+        Mech::RsaOaep(Hash::Sha512) => key.encrypt(rng, rsa::Oaep::<sha2::Sha512>::new(), data),
         _ => return fail("C_Encrypt", RvError::MechanismInvalid),
     };
     r.or_else(|_| fail("C_Encrypt", RvError::DataLenRange))
@@ -566,8 +601,10 @@ fn rsa_decrypt(value: &[u8], mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
     let r = match mech {
         Mech::RsaPkcs => key.decrypt(rsa::Pkcs1v15Encrypt, data),
         Mech::RsaOaep(Hash::Sha1) => key.decrypt(rsa::Oaep::<sha1::Sha1>::new(), data),
+        Mech::RsaOaep(Hash::Sha224) => key.decrypt(rsa::Oaep::<sha2::Sha224>::new(), data),
         Mech::RsaOaep(Hash::Sha256) => key.decrypt(rsa::Oaep::<sha2::Sha256>::new(), data),
-        Mech::RsaOaep(_) => return fail("C_Decrypt", RvError::MechanismParamInvalid),
+        Mech::RsaOaep(Hash::Sha384) => key.decrypt(rsa::Oaep::<sha2::Sha384>::new(), data),
+        Mech::RsaOaep(Hash::Sha512) => key.decrypt(rsa::Oaep::<sha2::Sha512>::new(), data),
         _ => return fail("C_Decrypt", RvError::MechanismInvalid),
     };
     r.or_else(|_| fail("C_Decrypt", RvError::EncryptedDataInvalid))

@@ -1,0 +1,74 @@
+//! Get: the object's value, in the format it is stored in or the Key Format Type asked for.
+//! Sensitive keys leave only wrapped; non-extractable keys never.
+
+use super::attributes;
+use super::object::{self, payload, uid_item};
+use super::{Context, Outcome, keyblock};
+use crate::kmip::Error;
+use crate::ttlv::tables::enums::{KeyFormatType, ObjectType, State};
+use crate::ttlv::{Item, Tag, Value};
+
+/// Handles one Get request payload.
+pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
+    let obj = object::load_target(ctx, &payload_in)?;
+    if matches!(
+        State::from_u32(obj.state),
+        State::Destroyed | State::DestroyedCompromised
+    ) {
+        return Err(Error::WrongKeyLifecycleState(format!(
+            "{} is destroyed",
+            obj.uid
+        )));
+    }
+    object::check_not_archived(&obj)?;
+    let object_type = ObjectType::from_u32(obj.object_type);
+    let want = match payload_in.child(Tag::KEY_FORMAT_TYPE).map(|v| &v.value) {
+        Some(Value::Enumeration(f)) => Some(KeyFormatType::from_u32(*f)),
+        Some(_) => return Err(Error::InvalidField("Key Format Type".into())),
+        None => None,
+    };
+    if let Some(Value::Enumeration(c)) = payload_in
+        .child(Tag::KEY_COMPRESSION_TYPE)
+        .map(|v| &v.value)
+    {
+        return Err(Error::FeatureNotSupported(format!(
+            "Key Compression Type {c}"
+        )));
+    }
+    let wrapping = payload_in.child(Tag::KEY_WRAPPING_SPECIFICATION);
+    if wrapping.is_some() {
+        return Err(Error::FeatureNotSupported(
+            "Key Wrapping Specification".into(),
+        ));
+    }
+    if attributes::bool_of(&obj, "Extractable") == Some(false) {
+        return Err(Error::NotExtractable(obj.uid.clone()));
+    }
+    if attributes::bool_of(&obj, "Sensitive") == Some(true) {
+        return Err(Error::Sensitive(format!(
+            "{} may leave only wrapped",
+            obj.uid
+        )));
+    }
+    let value = if object_type == ObjectType::Template {
+        let attrs = obj
+            .attributes
+            .iter()
+            .filter(|a| attributes::rule_of(&a.name).is_some_and(|r| r.client_sets))
+            .map(|a| attributes::to_item(&a.name, a.index, &a.value))
+            .collect();
+        Item::structure(Tag::TEMPLATE, attrs)
+    } else if obj.value.is_some() {
+        keyblock::convert(object::stored_value(&obj)?, want)?
+    } else {
+        return Err(Error::NotExtractable(format!(
+            "{} lives on the HSM; ksg cannot export it",
+            obj.uid
+        )));
+    };
+    Ok(payload(vec![
+        Item::new(Tag::OBJECT_TYPE, Value::Enumeration(obj.object_type)),
+        uid_item(&obj.uid),
+        value,
+    ]))
+}

@@ -1,0 +1,489 @@
+//! Managed-object values: the object structures of Register and Get (Symmetric Key, Public and
+//! Private Key, Secret Data, Certificate, Opaque Object, Split Key, PGP Key, Template), the key
+//! material inside them, and conversion between Key Format Types.
+//!
+//! The keystore keeps an object's value as the TTLV encoding of its object structure, in the
+//! format it was registered or generated in, so Get returns exactly what was registered unless
+//! another format is asked for.
+
+use crate::kmip::Error;
+use crate::ttlv::tables::enums::{CryptographicAlgorithm, KeyFormatType, ObjectType};
+use crate::ttlv::{Item, Tag, Value, binary};
+
+/// The tag of the object structure for an Object Type.
+pub fn object_tag(t: ObjectType) -> Option<Tag> {
+    Some(match t {
+        ObjectType::Certificate => Tag::CERTIFICATE,
+        ObjectType::SymmetricKey => Tag::SYMMETRIC_KEY,
+        ObjectType::PublicKey => Tag::PUBLIC_KEY,
+        ObjectType::PrivateKey => Tag::PRIVATE_KEY,
+        ObjectType::SplitKey => Tag::SPLIT_KEY,
+        ObjectType::Template => Tag::TEMPLATE,
+        ObjectType::SecretData => Tag::SECRET_DATA,
+        ObjectType::OpaqueObject => Tag::OPAQUE_OBJECT,
+        ObjectType::PGPKey => Tag::PGP_KEY,
+        _ => return None,
+    })
+}
+
+/// Key material as the crypto path needs it.
+#[derive(Clone)]
+pub enum Material {
+    /// A secret key's bytes (symmetric keys, secret data, HMAC keys).
+    Secret(Vec<u8>),
+    /// An RSA private key, PKCS#8 DER.
+    RsaPrivate(Vec<u8>),
+    /// An RSA public key: modulus and public exponent, big-endian.
+    RsaPublic { n: Vec<u8>, e: Vec<u8> },
+    /// An EC private key: curve (Recommended Curve) and scalar.
+    EcPrivate { curve: u32, d: Vec<u8> },
+    /// An EC public key: curve and uncompressed point.
+    EcPublic { curve: u32, q: Vec<u8> },
+}
+
+impl std::fmt::Debug for Material {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Material::Secret(_) => "Secret",
+            Material::RsaPrivate(_) => "RsaPrivate",
+            Material::RsaPublic { .. } => "RsaPublic",
+            Material::EcPrivate { .. } => "EcPrivate",
+            Material::EcPublic { .. } => "EcPublic",
+        })
+    }
+}
+
+/// Encodes an object structure for the keystore.
+pub fn seal(object: &Item) -> Result<Vec<u8>, Error> {
+    binary::to_vec(object).map_err(|e| Error::Internal(format!("encoding an object: {e}")))
+}
+
+/// Decodes an object structure from the keystore.
+pub fn unseal(bytes: &[u8]) -> Result<Item, Error> {
+    binary::decode(bytes, &binary::Limits::default())
+        .map_err(|e| Error::Internal(format!("decoding a stored object: {e}")))
+}
+
+/// The Key Block of an object structure, if it has one.
+pub fn key_block(object: &Item) -> Option<&Item> {
+    object.child(Tag::KEY_BLOCK)
+}
+
+/// A Key Block's Key Format Type.
+pub fn format_of(block: &Item) -> Option<KeyFormatType> {
+    match block.child(Tag::KEY_FORMAT_TYPE).map(|v| &v.value) {
+        Some(Value::Enumeration(v)) => Some(KeyFormatType::from_u32(*v)),
+        _ => None,
+    }
+}
+
+/// The Key Material item of a Key Block (absent when the key value is wrapped).
+pub fn key_material(block: &Item) -> Option<&Item> {
+    block
+        .child(Tag::KEY_VALUE)
+        .and_then(|v| v.child(Tag::KEY_MATERIAL))
+}
+
+fn bytes_of(item: Option<&Item>) -> Option<Vec<u8>> {
+    match item.map(|i| &i.value) {
+        Some(Value::ByteString(b)) => Some(b.clone()),
+        Some(Value::BigInteger(b)) => Some(unsigned(b)),
+        _ => None,
+    }
+}
+
+/// A BigInteger's magnitude without sign-extension bytes.
+fn unsigned(b: &[u8]) -> Vec<u8> {
+    let skip = b.iter().take_while(|x| **x == 0).count();
+    b[skip.min(b.len().saturating_sub(1))..].to_vec()
+}
+
+/// A positive big-endian number as a KMIP Big Integer (two's complement, 8-byte multiple).
+fn big(tag: Tag, magnitude: &[u8]) -> Item {
+    let mut v = magnitude.to_vec();
+    if v.first().is_some_and(|b| b & 0x80 != 0) {
+        v.insert(0, 0);
+    }
+    Item::new(
+        tag,
+        Value::BigInteger(crate::ttlv::canonical_big_integer(v)),
+    )
+}
+
+fn unsupported_format(f: KeyFormatType) -> Error {
+    Error::KeyFormatTypeNotSupported(format!("{f:?}"))
+}
+
+/// The key material of a stored or registered object, for the token.
+pub fn material(object: &Item) -> Result<Material, Error> {
+    let block = key_block(object).ok_or_else(|| Error::InvalidField("no Key Block".into()))?;
+    if block.child(Tag::KEY_WRAPPING_DATA).is_some() {
+        return Err(Error::FeatureNotSupported(
+            "using a key registered in wrapped form".into(),
+        ));
+    }
+    let format = format_of(block).ok_or_else(|| Error::InvalidField("Key Format Type".into()))?;
+    let km = key_material(block).ok_or_else(|| Error::InvalidField("Key Material".into()))?;
+    let bytes = || bytes_of(Some(km)).ok_or_else(|| Error::InvalidField("Key Material".into()));
+    let is_private = object.tag == Tag::PRIVATE_KEY;
+    Ok(match format {
+        KeyFormatType::Raw | KeyFormatType::Opaque
+            if !is_private && object.tag != Tag::PUBLIC_KEY =>
+        {
+            Material::Secret(bytes()?)
+        }
+        KeyFormatType::TransparentSymmetricKey => Material::Secret(
+            bytes_of(km.child(Tag::KEY)).ok_or_else(|| Error::InvalidField("Key".into()))?,
+        ),
+        KeyFormatType::PKCS_8 if is_private => {
+            let der = bytes()?;
+            rsa_from_pkcs8(&der)?;
+            Material::RsaPrivate(der)
+        }
+        KeyFormatType::PKCS_1 if is_private => Material::RsaPrivate(pkcs1_to_pkcs8(&bytes()?)?),
+        KeyFormatType::PKCS_1 => {
+            use rsa::pkcs1::DecodeRsaPublicKey;
+            use rsa::traits::PublicKeyParts;
+            let k = rsa::PublicKey::from_pkcs1_der(&bytes()?)
+                .map_err(|_| Error::InvalidField("not a PKCS#1 RSA public key".into()))?;
+            Material::RsaPublic {
+                n: k.n_bytes().to_vec(),
+                e: k.e_bytes().to_vec(),
+            }
+        }
+        KeyFormatType::X_509 if object.tag == Tag::PUBLIC_KEY => {
+            use rsa::pkcs8::DecodePublicKey;
+            use rsa::traits::PublicKeyParts;
+            let k = rsa::PublicKey::from_public_key_der(&bytes()?)
+                .map_err(|_| Error::InvalidField("not an X.509 RSA public key".into()))?;
+            Material::RsaPublic {
+                n: k.n_bytes().to_vec(),
+                e: k.e_bytes().to_vec(),
+            }
+        }
+        KeyFormatType::TransparentRSAPublicKey => Material::RsaPublic {
+            n: bytes_of(km.child(Tag::MODULUS))
+                .ok_or_else(|| Error::InvalidField("Modulus".into()))?,
+            e: bytes_of(km.child(Tag::PUBLIC_EXPONENT))
+                .ok_or_else(|| Error::InvalidField("Public Exponent".into()))?,
+        },
+        KeyFormatType::TransparentRSAPrivateKey => {
+            Material::RsaPrivate(transparent_rsa_to_pkcs8(km)?)
+        }
+        KeyFormatType::TransparentECDSAPrivateKey | KeyFormatType::TransparentECPrivateKey => {
+            Material::EcPrivate {
+                curve: curve_of(km)?,
+                d: bytes_of(km.child(Tag::D)).ok_or_else(|| Error::InvalidField("D".into()))?,
+            }
+        }
+        KeyFormatType::TransparentECDSAPublicKey | KeyFormatType::TransparentECPublicKey => {
+            Material::EcPublic {
+                curve: curve_of(km)?,
+                q: bytes_of(km.child(Tag::Q_STRING))
+                    .ok_or_else(|| Error::InvalidField("Q String".into()))?,
+            }
+        }
+        other => return Err(unsupported_format(other)),
+    })
+}
+
+fn curve_of(km: &Item) -> Result<u32, Error> {
+    match km.child(Tag::RECOMMENDED_CURVE).map(|v| &v.value) {
+        Some(Value::Enumeration(c)) => Ok(*c),
+        _ => Err(Error::InvalidField("Recommended Curve".into())),
+    }
+}
+
+fn rsa_from_pkcs8(der: &[u8]) -> Result<rsa::PrivateKey, Error> {
+    use rsa::pkcs8::DecodePrivateKey;
+    rsa::PrivateKey::from_pkcs8_der(der)
+        .map_err(|_| Error::InvalidField("not a PKCS#8 RSA private key".into()))
+}
+
+fn pkcs1_to_pkcs8(der: &[u8]) -> Result<Vec<u8>, Error> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::EncodePrivateKey;
+    let k = rsa::PrivateKey::from_pkcs1_der(der)
+        .map_err(|_| Error::InvalidField("not a PKCS#1 RSA private key".into()))?;
+    Ok(k.to_pkcs8_der()
+        .map_err(|_| Error::Internal("PKCS#8 encoding".into()))?
+        .as_bytes()
+        .to_vec())
+}
+
+fn transparent_rsa_to_pkcs8(km: &Item) -> Result<Vec<u8>, Error> {
+    use rsa::pkcs8::EncodePrivateKey;
+    let get = |tag: Tag, what: &str| {
+        bytes_of(km.child(tag)).ok_or_else(|| Error::InvalidField(what.to_string()))
+    };
+    let n = get(Tag::MODULUS, "Modulus")?;
+    let e = get(Tag::PUBLIC_EXPONENT, "Public Exponent")?;
+    let d = get(Tag::PRIVATE_EXPONENT, "Private Exponent")?;
+    let p = get(Tag::P, "P")?;
+    let q = get(Tag::Q, "Q")?;
+    let num = |b: &[u8]| {
+        rsa::BoxedUint::from_be_slice(b, (b.len() as u32 * 8).max(64))
+            .map_err(|_| Error::InvalidField("RSA component".into()))
+    };
+    let key =
+        rsa::PrivateKey::from_components(num(&n)?, num(&e)?, num(&d)?, vec![num(&p)?, num(&q)?])
+            .map_err(|_| Error::InvalidField("inconsistent RSA components".into()))?;
+    Ok(key
+        .to_pkcs8_der()
+        .map_err(|_| Error::Internal("PKCS#8 encoding".into()))?
+        .as_bytes()
+        .to_vec())
+}
+
+/// A Key Block holding `material` in format `format`.
+fn block(format: KeyFormatType, km: Item, alg: Option<u32>, len: Option<i32>) -> Item {
+    let mut children = vec![
+        Item::new(Tag::KEY_FORMAT_TYPE, Value::Enumeration(format.to_u32())),
+        Item::structure(Tag::KEY_VALUE, vec![km]),
+    ];
+    if let Some(a) = alg {
+        children.push(Item::new(
+            Tag::CRYPTOGRAPHIC_ALGORITHM,
+            Value::Enumeration(a),
+        ));
+    }
+    if let Some(l) = len {
+        children.push(Item::new(Tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(l)));
+    }
+    Item::structure(Tag::KEY_BLOCK, children)
+}
+
+/// The object structure of a newly generated secret key (Raw).
+pub fn symmetric_key(value: &[u8], alg: u32, bits: i32) -> Item {
+    Item::structure(
+        Tag::SYMMETRIC_KEY,
+        vec![block(
+            KeyFormatType::Raw,
+            Item::new(Tag::KEY_MATERIAL, Value::ByteString(value.to_vec())),
+            Some(alg),
+            Some(bits),
+        )],
+    )
+}
+
+/// The object structure of Secret Data (Opaque key format).
+pub fn secret_data(value: &[u8], data_type: u32) -> Item {
+    Item::structure(
+        Tag::SECRET_DATA,
+        vec![
+            Item::new(Tag::SECRET_DATA_TYPE, Value::Enumeration(data_type)),
+            block(
+                KeyFormatType::Opaque,
+                Item::new(Tag::KEY_MATERIAL, Value::ByteString(value.to_vec())),
+                None,
+                None,
+            ),
+        ],
+    )
+}
+
+/// The object structure of a generated key-pair half, in the format the material suggests
+/// (PKCS#1 for RSA, Transparent EC for EC).
+pub fn key_pair_half(m: &Material, bits: i32) -> Result<Item, Error> {
+    let (tag, b) = match m {
+        Material::RsaPrivate(pkcs8) => {
+            use rsa::pkcs1::EncodeRsaPrivateKey;
+            let k = rsa_from_pkcs8(pkcs8)?;
+            let der = k
+                .to_pkcs1_der()
+                .map_err(|_| Error::Internal("PKCS#1 encoding".into()))?;
+            (
+                Tag::PRIVATE_KEY,
+                block(
+                    KeyFormatType::PKCS_1,
+                    Item::new(
+                        Tag::KEY_MATERIAL,
+                        Value::ByteString(der.as_bytes().to_vec()),
+                    ),
+                    Some(CryptographicAlgorithm::RSA.to_u32()),
+                    Some(bits),
+                ),
+            )
+        }
+        Material::RsaPublic { .. } => (
+            Tag::PUBLIC_KEY,
+            block(
+                KeyFormatType::PKCS_1,
+                Item::new(Tag::KEY_MATERIAL, Value::ByteString(rsa_public_pkcs1(m)?)),
+                Some(CryptographicAlgorithm::RSA.to_u32()),
+                Some(bits),
+            ),
+        ),
+        Material::EcPrivate { curve, d } => (
+            Tag::PRIVATE_KEY,
+            block(
+                KeyFormatType::TransparentECPrivateKey,
+                Item::structure(
+                    Tag::KEY_MATERIAL,
+                    vec![
+                        Item::new(Tag::RECOMMENDED_CURVE, Value::Enumeration(*curve)),
+                        big(Tag::D, d),
+                    ],
+                ),
+                Some(CryptographicAlgorithm::EC.to_u32()),
+                Some(bits),
+            ),
+        ),
+        Material::EcPublic { curve, q } => (
+            Tag::PUBLIC_KEY,
+            block(
+                KeyFormatType::TransparentECPublicKey,
+                Item::structure(
+                    Tag::KEY_MATERIAL,
+                    vec![
+                        Item::new(Tag::RECOMMENDED_CURVE, Value::Enumeration(*curve)),
+                        Item::new(Tag::Q_STRING, Value::ByteString(q.clone())),
+                    ],
+                ),
+                Some(CryptographicAlgorithm::EC.to_u32()),
+                Some(bits),
+            ),
+        ),
+        Material::Secret(_) => return Err(Error::Internal("not a key pair half".into())),
+    };
+    Ok(Item::structure(tag, vec![b]))
+}
+
+fn rsa_public_pkcs1(m: &Material) -> Result<Vec<u8>, Error> {
+    use rsa::pkcs1::EncodeRsaPublicKey;
+    let Material::RsaPublic { n, e } = m else {
+        return Err(Error::Internal("not an RSA public key".into()));
+    };
+    let num = |b: &[u8]| {
+        rsa::BoxedUint::from_be_slice(b, (b.len() as u32 * 8).max(64))
+            .map_err(|_| Error::InvalidField("RSA component".into()))
+    };
+    let k = rsa::PublicKey::new(num(n)?, num(e)?)
+        .map_err(|_| Error::InvalidField("RSA public key".into()))?;
+    Ok(k.to_pkcs1_der()
+        .map_err(|_| Error::Internal("PKCS#1 encoding".into()))?
+        .as_bytes()
+        .to_vec())
+}
+
+/// The object in Key Format Type `want` (None: as stored). Conversions: Raw ↔ Transparent
+/// Symmetric Key; RSA private PKCS#1 ↔ PKCS#8 ↔ Transparent; RSA public PKCS#1 ↔ X.509 ↔
+/// Transparent.
+pub fn convert(object: Item, want: Option<KeyFormatType>) -> Result<Item, Error> {
+    let Some(want) = want else { return Ok(object) };
+    let Some(b) = key_block(&object) else {
+        return Err(unsupported_format(want));
+    };
+    let have = format_of(b);
+    if have == Some(want) {
+        return Ok(object);
+    }
+    if b.child(Tag::KEY_WRAPPING_DATA).is_some() {
+        return Err(unsupported_format(want));
+    }
+    let m = material(&object)?;
+    let alg = match b.child(Tag::CRYPTOGRAPHIC_ALGORITHM).map(|v| &v.value) {
+        Some(Value::Enumeration(a)) => Some(*a),
+        _ => None,
+    };
+    let len = match b.child(Tag::CRYPTOGRAPHIC_LENGTH).map(|v| &v.value) {
+        Some(Value::Integer(l)) => Some(*l),
+        _ => None,
+    };
+    let km = match (&m, want) {
+        (Material::Secret(k), KeyFormatType::Raw) if object.tag != Tag::SECRET_DATA => {
+            Item::new(Tag::KEY_MATERIAL, Value::ByteString(k.clone()))
+        }
+        (Material::Secret(k), KeyFormatType::Opaque) if object.tag == Tag::SECRET_DATA => {
+            Item::new(Tag::KEY_MATERIAL, Value::ByteString(k.clone()))
+        }
+        (Material::Secret(k), KeyFormatType::TransparentSymmetricKey)
+            if object.tag == Tag::SYMMETRIC_KEY =>
+        {
+            Item::structure(
+                Tag::KEY_MATERIAL,
+                vec![Item::new(Tag::KEY, Value::ByteString(k.clone()))],
+            )
+        }
+        (Material::RsaPrivate(der), KeyFormatType::PKCS_8) => {
+            Item::new(Tag::KEY_MATERIAL, Value::ByteString(der.clone()))
+        }
+        (Material::RsaPrivate(der), KeyFormatType::PKCS_1) => {
+            use rsa::pkcs1::EncodeRsaPrivateKey;
+            let k = rsa_from_pkcs8(der)?;
+            let out = k
+                .to_pkcs1_der()
+                .map_err(|_| Error::Internal("PKCS#1 encoding".into()))?;
+            Item::new(
+                Tag::KEY_MATERIAL,
+                Value::ByteString(out.as_bytes().to_vec()),
+            )
+        }
+        (Material::RsaPrivate(der), KeyFormatType::TransparentRSAPrivateKey) => {
+            use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+            let k = rsa_from_pkcs8(der)?;
+            let primes = k.primes();
+            if primes.len() != 2 {
+                return Err(unsupported_format(want));
+            }
+            let be = |x: &rsa::BoxedUint| unsigned(&x.to_be_bytes());
+            let mut children = vec![
+                big(Tag::MODULUS, &k.n_bytes()),
+                big(Tag::PRIVATE_EXPONENT, &be(k.d())),
+                big(Tag::PUBLIC_EXPONENT, &k.e_bytes()),
+                big(Tag::P, &be(&primes[0])),
+                big(Tag::Q, &be(&primes[1])),
+            ];
+            if let (Some(dp), Some(dq)) = (k.dp(), k.dq()) {
+                children.push(big(Tag::PRIME_EXPONENT_P, &be(dp)));
+                children.push(big(Tag::PRIME_EXPONENT_Q, &be(dq)));
+            }
+            if let Some(c) = k.crt_coefficient() {
+                children.push(big(Tag::CRT_COEFFICIENT, &be(&c)));
+            }
+            Item::structure(Tag::KEY_MATERIAL, children)
+        }
+        (Material::RsaPublic { .. }, KeyFormatType::PKCS_1) => {
+            Item::new(Tag::KEY_MATERIAL, Value::ByteString(rsa_public_pkcs1(&m)?))
+        }
+        (Material::RsaPublic { n, e }, KeyFormatType::X_509) => {
+            use rsa::pkcs8::EncodePublicKey;
+            let num = |b: &[u8]| {
+                rsa::BoxedUint::from_be_slice(b, (b.len() as u32 * 8).max(64))
+                    .map_err(|_| Error::InvalidField("RSA component".into()))
+            };
+            let k = rsa::PublicKey::new(num(n)?, num(e)?)
+                .map_err(|_| Error::InvalidField("RSA public key".into()))?;
+            let der = k
+                .to_public_key_der()
+                .map_err(|_| Error::Internal("SPKI encoding".into()))?;
+            Item::new(
+                Tag::KEY_MATERIAL,
+                Value::ByteString(der.as_bytes().to_vec()),
+            )
+        }
+        (Material::RsaPublic { n, e }, KeyFormatType::TransparentRSAPublicKey) => Item::structure(
+            Tag::KEY_MATERIAL,
+            vec![big(Tag::MODULUS, n), big(Tag::PUBLIC_EXPONENT, e)],
+        ),
+        _ => return Err(unsupported_format(want)),
+    };
+    let mut children: Vec<Item> = object
+        .children()
+        .iter()
+        .filter(|c| c.tag != Tag::KEY_BLOCK)
+        .cloned()
+        .collect();
+    children.push(block(want, km, alg, len));
+    Ok(Item::structure(object.tag, children))
+}
+
+/// Bytes for the Digest attribute: the key material (or certificate / opaque value) as stored.
+pub fn digest_input(object: &Item) -> Option<Vec<u8>> {
+    if let Some(b) = key_block(object) {
+        return bytes_of(key_material(b))
+            .or_else(|| key_material(b).and_then(|km| bytes_of(km.child(Tag::KEY))));
+    }
+    bytes_of(object.child(Tag::CERTIFICATE_VALUE))
+        .or_else(|| bytes_of(object.child(Tag::OPAQUE_DATA_VALUE)))
+}

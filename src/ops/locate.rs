@@ -1,0 +1,163 @@
+//! Locate: the objects whose attributes match every given attribute (date attributes given
+//! twice give a range), with Maximum Items, Offset Items, Storage Status Mask and Object Group
+//! Member. Destroyed objects are found only when the State is asked for.
+
+use super::attributes::{self, Attribute};
+use super::object::{self, payload, uid_item};
+use super::{Context, Outcome};
+use crate::kmip::Error;
+use crate::store::StoredObject;
+use crate::store::index::{Criterion, key_of};
+use crate::ttlv::tables::enums::{ObjectGroupMember, State};
+
+/// Storage Status Mask bits.
+const ON_LINE: u32 = 1;
+const ARCHIVAL: u32 = 2;
+use crate::ttlv::{Item, ItemType, Tag, Value, Version};
+
+/// Most identifiers one Locate returns when the client sets no Maximum Items.
+pub const MAX_LOCATE_RESULTS: usize = 10_000;
+
+/// Handles one Locate request payload.
+pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
+    let int = |tag: Tag| match payload_in.child(tag).map(|v| &v.value) {
+        Some(Value::Integer(n)) if *n >= 0 => Ok(Some(*n as usize)),
+        Some(_) => Err(Error::InvalidField(format!("{tag}"))),
+        None => Ok(None),
+    };
+    let max = int(Tag::MAXIMUM_ITEMS)?
+        .unwrap_or(MAX_LOCATE_RESULTS)
+        .min(MAX_LOCATE_RESULTS);
+    let offset = int(Tag::OFFSET_ITEMS)?.unwrap_or(0);
+    let storage = int(Tag::STORAGE_STATUS_MASK)?.map_or(ON_LINE, |m| m as u32);
+    let group_member = match payload_in.child(Tag::OBJECT_GROUP_MEMBER).map(|v| &v.value) {
+        Some(Value::Enumeration(g)) => Some(ObjectGroupMember::from_u32(*g)),
+        _ => None,
+    };
+    let wanted: Vec<Attribute> = payload_in
+        .children_with(Tag::ATTRIBUTE)
+        .map(attributes::parse)
+        .collect::<Result<_, _>>()?;
+    let state_asked = wanted.iter().any(|a| a.name == "State");
+    let criteria = index_criteria(&wanted);
+    let store = ctx.store()?;
+    let index = store.read();
+    let mut found = Vec::new();
+    for uid in index.find(&criteria) {
+        let Some(obj) = index.get(&uid) else { continue };
+        let mut obj_now;
+        let obj = if object::state_at(obj, ctx.now) != obj.state {
+            obj_now = obj.clone();
+            obj_now.state = object::state_at(obj, ctx.now);
+            &obj_now
+        } else {
+            obj
+        };
+        let destroyed = matches!(
+            State::from_u32(obj.state),
+            State::Destroyed | State::DestroyedCompromised
+        );
+        if destroyed && !state_asked {
+            continue;
+        }
+        let archived = attributes::date_of(obj, "Archive Date").is_some();
+        let status = if archived { ARCHIVAL } else { ON_LINE };
+        if storage & status == 0 {
+            continue;
+        }
+        if group_member == Some(ObjectGroupMember::GroupMemberFresh)
+            && attributes::bool_of(obj, "Fresh") != Some(true)
+        {
+            continue;
+        }
+        if matches_all(obj, &wanted, ctx.version) {
+            found.push(uid);
+        }
+    }
+    drop(index);
+    let total = found.len();
+    let mut out = Vec::new();
+    // Located Items is optional; it is given when the client pages (Maximum or Offset Items).
+    let paging = payload_in.child(Tag::MAXIMUM_ITEMS).is_some()
+        || payload_in.child(Tag::OFFSET_ITEMS).is_some();
+    if ctx.version >= Version::new(1, 3) && paging {
+        out.push(Item::new(Tag::LOCATED_ITEMS, Value::Integer(total as i32)));
+    }
+    out.extend(found.iter().skip(offset).take(max).map(|u| uid_item(u)));
+    Ok(payload(out))
+}
+
+/// Criteria the index can answer (exact values, date ranges); the rest is checked per object.
+fn index_criteria(wanted: &[Attribute]) -> Vec<Criterion> {
+    let mut out = Vec::new();
+    for a in wanted {
+        let Some(v) = &a.value else { continue };
+        if v.value.item_type() == ItemType::DateTime
+            || a.name == "Cryptographic Usage Mask"
+            || a.name == "State"
+        {
+            continue;
+        }
+        if let Some(k) = key_of(&a.name, v) {
+            out.push(Criterion::Equals(a.name.clone(), k));
+        }
+    }
+    out
+}
+
+fn matches_all(obj: &StoredObject, wanted: &[Attribute], v: Version) -> bool {
+    let mut i = 0;
+    while i < wanted.len() {
+        let a = &wanted[i];
+        let Some(value) = &a.value else {
+            i += 1;
+            continue;
+        };
+        // Two instances of a date attribute in a row: a range.
+        if let Value::DateTime(lo) = value.value
+            && let Some(next) = wanted.get(i + 1)
+            && next.name == a.name
+            && let Some(Value::DateTime(hi)) = next.value.as_ref().map(|x| &x.value)
+        {
+            if !instances(obj, &a.name, v)
+                .iter()
+                .any(|x| matches!(x.value, Value::DateTime(d) if d >= lo && d <= *hi))
+            {
+                return false;
+            }
+            i += 2;
+            continue;
+        }
+        let mask = a.name == "Cryptographic Usage Mask";
+        if !instances(obj, &a.name, v)
+            .iter()
+            .any(|x| match (&x.value, &value.value) {
+                // A usage mask matches objects having at least those bits.
+                (Value::Integer(h), Value::Integer(w)) if mask => h & w == *w,
+                _ => same(x, value),
+            })
+        {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+fn instances(obj: &StoredObject, name: &str, v: Version) -> Vec<Item> {
+    super::get_attributes::all(obj, v)
+        .into_iter()
+        .filter(|(n, _, _)| n == name)
+        .map(|(_, _, item)| item)
+        .collect()
+}
+
+/// Equal values; for structures, every field the request gives must match.
+fn same(have: &Item, want: &Item) -> bool {
+    match (&have.value, &want.value) {
+        (Value::Structure(h), Value::Structure(w)) => w
+            .iter()
+            .all(|wc| h.iter().any(|hc| hc.tag == wc.tag && same(hc, wc))),
+        (h, w) => h == w,
+    }
+}

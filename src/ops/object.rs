@@ -1,0 +1,388 @@
+//! Managed objects as the operations see them: finding one by identifier (or the ID
+//! Placeholder), its lifecycle state as of now, making a new one from client attributes, and
+//! committing changes.
+
+use std::sync::Arc;
+
+use super::Context;
+use super::attributes::{self, Attribute};
+use crate::kmip::Error;
+use crate::store::{Change, StoredAttribute, StoredObject};
+use crate::ttlv::tables::enums::{ObjectType, State};
+use crate::ttlv::{Item, Tag, Value};
+
+/// The Unique Identifier a request names, or the batch's ID Placeholder when it names none.
+pub fn target_uid(ctx: &Context<'_>, payload: &Item) -> Result<String, Error> {
+    match payload.child(Tag::UNIQUE_IDENTIFIER).map(|u| &u.value) {
+        Some(Value::TextString(s)) => Ok(s.clone()),
+        Some(_) => Err(Error::InvalidField("Unique Identifier must be text".into())),
+        None => ctx
+            .id_placeholder
+            .clone()
+            .ok_or_else(|| Error::MissingData("Unique Identifier".into())),
+    }
+}
+
+/// The state an object is in at `now`: dates that have passed move it along
+/// (Pre-Active → Active at the Activation Date, Active → Deactivated at the Deactivation Date).
+pub fn state_at(obj: &StoredObject, now: i64) -> u32 {
+    let s = obj.state;
+    let reached = |name| attributes::date_of(obj, name).is_some_and(|d| d <= now);
+    if s == State::PreActive.to_u32() && reached("Deactivation Date") {
+        return State::Deactivated.to_u32();
+    }
+    if s == State::PreActive.to_u32() && reached("Activation Date") {
+        return State::Active.to_u32();
+    }
+    if s == State::Active.to_u32() && reached("Deactivation Date") {
+        return State::Deactivated.to_u32();
+    }
+    s
+}
+
+/// A copy of object `uid` with its current state, or Item Not Found.
+pub fn load(ctx: &Context<'_>, uid: &str) -> Result<StoredObject, Error> {
+    let store = ctx.store()?;
+    let mut obj = store
+        .with_object(uid, StoredObject::clone)
+        .ok_or_else(|| Error::ItemNotFound(format!("no object {uid}")))?;
+    obj.state = state_at(&obj, ctx.now);
+    Ok(obj)
+}
+
+/// Loads the request's target object.
+pub fn load_target(ctx: &Context<'_>, payload: &Item) -> Result<StoredObject, Error> {
+    let uid = target_uid(ctx, payload)?;
+    load(ctx, &uid)
+}
+
+/// Commits `changes`, mapping store failures to a safe KMIP error.
+pub fn commit(
+    ctx: &Context<'_>,
+    changes: Vec<Change>,
+) -> Result<Vec<crate::store::CommitResult>, Error> {
+    ctx.store()?.commit(changes).map_err(|e| {
+        crate::log::error(&format!("keystore commit failed: {e}"));
+        Error::Store(e.to_string())
+    })
+}
+
+/// The changes that record `uid`'s state change and bump its Last Change Date.
+pub fn state_changes(obj: &StoredObject, state: u32, now: i64) -> Vec<Change> {
+    let mut c = vec![Change::State {
+        uid: obj.uid.clone(),
+        state,
+    }];
+    c.extend(touch(obj, now));
+    c
+}
+
+/// The change that sets Last Change Date to `now`.
+pub fn touch(obj: &StoredObject, now: i64) -> Option<Change> {
+    set_single(obj, "Last Change Date", Value::DateTime(now))
+}
+
+/// Sets a single-instance attribute (modify when present, add otherwise).
+pub fn set_single(obj: &StoredObject, name: &str, v: Value) -> Option<Change> {
+    let value = attributes::value(v);
+    Some(if obj.attribute(name).next().is_some() {
+        Change::ModifyAttribute {
+            uid: obj.uid.clone(),
+            name: name.into(),
+            index: 0,
+            value,
+        }
+    } else {
+        Change::AddAttribute {
+            uid: obj.uid.clone(),
+            name: name.into(),
+            index: Some(0),
+            value,
+        }
+    })
+}
+
+/// Checks that the client may give these attributes when creating an object of `object_type`.
+pub fn check_client_attributes(ctx: &Context<'_>, list: &[Attribute]) -> Result<(), Error> {
+    for a in list {
+        let Some(rule) = attributes::rule_of(&a.name) else {
+            return Err(Error::InvalidField(format!(
+                "unknown attribute {:?}",
+                a.name
+            )));
+        };
+        if !attributes::defined_in(&a.name, ctx.version) {
+            return Err(Error::InvalidField(format!(
+                "{} is not defined in KMIP {}",
+                a.name, ctx.version
+            )));
+        }
+        if !rule.client_sets {
+            return Err(Error::AttributeReadOnly(a.name.clone()));
+        }
+        if a.value.is_none() {
+            return Err(Error::InvalidMessage(format!("{} has no value", a.name)));
+        }
+        if !rule.multi && list.iter().filter(|b| b.name == a.name).count() > 1 {
+            return Err(Error::InvalidField(format!("{} may occur once", a.name)));
+        }
+    }
+    Ok(())
+}
+
+/// A new object (Unique Identifier chosen by the store) with the client's attributes and the
+/// server's own: Initial Date, Last Change Date, the state its Activation Date gives, Fresh.
+pub fn new_object(
+    ctx: &Context<'_>,
+    object_type: ObjectType,
+    client: &[Attribute],
+    extra: Vec<(&str, Value)>,
+) -> Result<StoredObject, Error> {
+    check_client_attributes(ctx, client)?;
+    if ctx
+        .aux
+        .objects
+        .as_ref()
+        .is_some_and(|l| !l.contains(&object_type.to_u32()))
+    {
+        return Err(Error::FeatureNotSupported(format!(
+            "{object_type:?} objects are switched off"
+        )));
+    }
+    let mut obj = StoredObject {
+        uid: String::new(),
+        object_type: object_type.to_u32(),
+        state: State::PreActive.to_u32(),
+        owner: ctx.identity.map(Arc::from),
+        hsm_name: Arc::from(ctx.hsm_name()),
+        attributes: Vec::new(),
+        token_ref: None,
+        value: None,
+    };
+    for a in client {
+        let Some(v) = &a.value else { continue };
+        add(&mut obj, &a.name, v.clone());
+    }
+    for (name, v) in extra {
+        if obj.attribute(name).next().is_none() {
+            add(&mut obj, name, attributes::value(v));
+        }
+    }
+    add(
+        &mut obj,
+        "Initial Date",
+        attributes::value(Value::DateTime(ctx.now)),
+    );
+    add(
+        &mut obj,
+        "Last Change Date",
+        attributes::value(Value::DateTime(ctx.now)),
+    );
+    add(
+        &mut obj,
+        "Original Creation Date",
+        attributes::value(Value::DateTime(ctx.now)),
+    );
+    if is_secret_key_like(object_type) {
+        // KMIP 1.4 key-protection attributes, with their defaults.
+        let sensitive = attributes::find_bool(client, "Sensitive").unwrap_or(false);
+        let extractable = attributes::find_bool(client, "Extractable").unwrap_or(true);
+        for (name, v) in [
+            ("Sensitive", sensitive),
+            ("Always Sensitive", sensitive),
+            ("Extractable", extractable),
+            ("Never Extractable", !extractable),
+        ] {
+            if obj.attribute(name).next().is_none() {
+                add(&mut obj, name, attributes::value(Value::Boolean(v)));
+            }
+        }
+    }
+    if is_key_like(object_type.to_u32()) && object_type != ObjectType::Certificate {
+        add(
+            &mut obj,
+            "Lease Time",
+            attributes::value(Value::Interval(super::obtain_lease::LEASE_SECONDS)),
+        );
+    }
+    add(&mut obj, "Fresh", attributes::value(Value::Boolean(true)));
+    obj.state = state_at(&obj, ctx.now);
+    Ok(obj)
+}
+
+/// Appends an attribute instance with the next index.
+pub fn add(obj: &mut StoredObject, name: &str, mut value: Item) {
+    value.tag = Tag::ATTRIBUTE_VALUE;
+    let index = obj.next_index(name);
+    obj.attributes.push(StoredAttribute {
+        name: Arc::from(name),
+        index,
+        value,
+    });
+}
+
+/// Replaces (or sets) a single-instance attribute on an object not yet stored.
+pub fn put(obj: &mut StoredObject, name: &str, v: Value) {
+    obj.attributes.retain(|a| &*a.name != name);
+    add(obj, name, attributes::value(v));
+}
+
+/// Whether the object holds cryptographic material whose use the lifecycle restricts.
+pub fn is_key_like(object_type: u32) -> bool {
+    matches!(
+        ObjectType::from_u32(object_type),
+        ObjectType::SymmetricKey
+            | ObjectType::PublicKey
+            | ObjectType::PrivateKey
+            | ObjectType::SplitKey
+            | ObjectType::SecretData
+            | ObjectType::Certificate
+            | ObjectType::PGPKey
+    )
+}
+
+/// Objects whose value may be secret (the Sensitive/Extractable attributes apply).
+fn is_secret_key_like(t: ObjectType) -> bool {
+    matches!(
+        t,
+        ObjectType::SymmetricKey
+            | ObjectType::PrivateKey
+            | ObjectType::SplitKey
+            | ObjectType::SecretData
+    )
+}
+
+/// Refuses use of an archived object.
+pub fn check_not_archived(obj: &StoredObject) -> Result<(), Error> {
+    if attributes::date_of(obj, "Archive Date").is_some() {
+        return Err(Error::ObjectArchived(obj.uid.clone()));
+    }
+    Ok(())
+}
+
+/// The object may be used to protect (encrypt, sign, MAC, wrap): it must be Active, and the
+/// Protect Stop Date must not have passed.
+pub fn check_may_protect(obj: &StoredObject, now: i64) -> Result<(), Error> {
+    check_not_archived(obj)?;
+    if obj.state != State::Active.to_u32() {
+        return Err(Error::WrongKeyLifecycleState(format!(
+            "{} is not active",
+            obj.uid
+        )));
+    }
+    if attributes::date_of(obj, "Protect Stop Date").is_some_and(|d| d <= now) {
+        return Err(Error::WrongKeyLifecycleState(format!(
+            "{} is past its Protect Stop Date",
+            obj.uid
+        )));
+    }
+    Ok(())
+}
+
+/// The object may be used to process (decrypt, verify): Active, or Deactivated/Compromised
+/// (to read old data), and the Process Start Date reached.
+pub fn check_may_process(obj: &StoredObject, now: i64) -> Result<(), Error> {
+    check_not_archived(obj)?;
+    let s = State::from_u32(obj.state);
+    if !matches!(s, State::Active | State::Deactivated | State::Compromised) {
+        return Err(Error::WrongKeyLifecycleState(format!(
+            "{} may not be used in state {s:?}",
+            obj.uid
+        )));
+    }
+    if attributes::date_of(obj, "Process Start Date").is_some_and(|d| d > now) {
+        return Err(Error::WrongKeyLifecycleState(format!(
+            "{} is before its Process Start Date",
+            obj.uid
+        )));
+    }
+    Ok(())
+}
+
+/// The usage mask allows `bits` (any of them).
+pub fn check_usage(obj: &StoredObject, bits: u32, what: &str) -> Result<(), Error> {
+    let mask = attributes::int_of(obj, "Cryptographic Usage Mask").unwrap_or(0) as u32;
+    if mask & bits == 0 {
+        return Err(Error::IncompatibleUsageMask(what.to_string()));
+    }
+    Ok(())
+}
+
+/// A Unique Identifier response item.
+pub fn uid_item(uid: &str) -> Item {
+    Item::new(Tag::UNIQUE_IDENTIFIER, Value::TextString(uid.to_string()))
+}
+
+/// A Response Payload.
+pub fn payload(children: Vec<Item>) -> Option<Item> {
+    Some(Item::structure(Tag::RESPONSE_PAYLOAD, children))
+}
+
+/// Seals `value` (an object structure) into `obj`, with the Digest attribute of its key
+/// material (SHA-256, as KMIP recommends).
+pub fn set_value(ctx: &Context<'_>, obj: &mut StoredObject, value: &Item) -> Result<(), Error> {
+    use sha2::Digest as _;
+    if let Some(input) = super::keyblock::digest_input(value) {
+        let mut d = vec![
+            Item::new(
+                Tag::HASHING_ALGORITHM,
+                Value::Enumeration(crate::ttlv::tables::enums::HashingAlgorithm::SHA_256.to_u32()),
+            ),
+            Item::new(
+                Tag::DIGEST_VALUE,
+                Value::ByteString(sha2::Sha256::digest(&input).to_vec()),
+            ),
+        ];
+        if ctx.version.minor >= 1 || ctx.version.major > 1 {
+            let fmt = super::keyblock::key_block(value)
+                .and_then(super::keyblock::format_of)
+                .map_or(
+                    crate::ttlv::tables::enums::KeyFormatType::Raw.to_u32(),
+                    |f| f.to_u32(),
+                );
+            d.push(Item::new(Tag::KEY_FORMAT_TYPE, Value::Enumeration(fmt)));
+        }
+        obj.attributes.retain(|a| &*a.name != "Digest");
+        add(obj, "Digest", Item::structure(Tag::ATTRIBUTE_VALUE, d));
+    }
+    obj.value = Some(crate::store::SecretBytes::new(super::keyblock::seal(
+        value,
+    )?));
+    Ok(())
+}
+
+/// Stores new objects; returns their Unique Identifiers (and remembers them for Undo and the ID
+/// Placeholder: the last one becomes the placeholder).
+pub fn store_new(ctx: &mut Context<'_>, objects: Vec<StoredObject>) -> Result<Vec<String>, Error> {
+    let results = commit(ctx, objects.into_iter().map(Change::Create).collect())?;
+    let uids: Vec<String> = results.into_iter().filter_map(|r| r.uid).collect();
+    ctx.created.extend(uids.iter().cloned());
+    Ok(uids)
+}
+
+/// The stored object structure of `obj`.
+pub fn stored_value(obj: &StoredObject) -> Result<Item, Error> {
+    let v = obj
+        .value
+        .as_ref()
+        .ok_or_else(|| Error::ItemNotFound(format!("{} has no value", obj.uid)))?;
+    super::keyblock::unseal(v.expose())
+}
+
+/// The Object Type of a request payload.
+pub fn object_type_of(payload: &Item) -> Result<ObjectType, Error> {
+    match payload.child(Tag::OBJECT_TYPE).map(|v| &v.value) {
+        Some(Value::Enumeration(t)) => Ok(ObjectType::from_u32(*t)),
+        Some(_) => Err(Error::InvalidField("Object Type".into())),
+        None => Err(Error::InvalidMessage("Object Type is missing".into())),
+    }
+}
+
+/// The Random Number Generator attribute of keys ksg generates: the token's DRBG (the operating
+/// system's generator for the software token, the HSM's for PKCS#11).
+pub fn rng_attribute() -> Value {
+    Value::Structure(vec![Item::new(
+        Tag::RNG_ALGORITHM,
+        Value::Enumeration(crate::ttlv::tables::enums::RNGAlgorithm::DRBG.to_u32()),
+    )])
+}
