@@ -10,7 +10,7 @@ use crate::ops::{self, Context};
 use crate::store::Store;
 use crate::token::Token;
 use crate::token::soft::SoftToken;
-use crate::ttlv::tables::enums::BatchErrorContinuationOption;
+use crate::ttlv::tables::enums::{BatchErrorContinuationOption, Operation};
 use crate::ttlv::{
     DecodeError, DecodeErrorKind, Item, Limits, Tag, Value, Version, binary, json, xml,
 };
@@ -164,7 +164,15 @@ impl Gateway {
         let mut items = Vec::with_capacity(message.items.len());
         for item in message.items {
             let op = item.operation;
-            let result = if ops::offered(op, &self.config.aux) {
+            // Discover Versions is answered in every version: it is how a client finds one.
+            let defined = op == Operation::DiscoverVersions
+                || ops::query::defined_in("Operation", op.to_u32(), version);
+            let result = if !defined {
+                Err(Error::OperationNotSupported(format!(
+                    "{} is not a KMIP {version} operation",
+                    ops::operation_name(op)
+                )))
+            } else if ops::offered(op, &self.config.aux) {
                 ops::dispatch(op, &mut ctx, item.payload)
             } else {
                 Err(Error::OperationNotSupported(format!(

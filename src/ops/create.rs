@@ -68,7 +68,13 @@ pub fn new_symmetric_key(
     if vault.software() {
         let value = vault
             .token()
-            .random(bits as usize / 8)
+            .random(
+                if CryptographicAlgorithm::from_u32(alg) == CryptographicAlgorithm::DES3 {
+                    24
+                } else {
+                    bits as usize / 8
+                },
+            )
             .map_err(Error::Token)?;
         let key = keyblock::symmetric_key(&value, alg, bits);
         object::set_value(ctx, &mut obj, &key)?;
@@ -103,6 +109,7 @@ pub fn hex_id(b: &[u8]) -> String {
 fn check_symmetric(alg: u32, bits: i32) -> Result<(), Error> {
     let ok = match CryptographicAlgorithm::from_u32(alg) {
         CryptographicAlgorithm::AES => matches!(bits, 128 | 192 | 256),
+        CryptographicAlgorithm::DES3 => matches!(bits, 168 | 192),
         CryptographicAlgorithm::HMAC_SHA1
         | CryptographicAlgorithm::HMAC_SHA224
         | CryptographicAlgorithm::HMAC_SHA256

@@ -304,7 +304,10 @@ fn mech_for(
     }
     let mut iv = bytes(payload, Tag::IV_COUNTER_NONCE)?;
     let mut made = None;
-    let is_aes = CryptographicAlgorithm::from_u32(alg) == CryptographicAlgorithm::AES;
+    let is_aes = matches!(
+        CryptographicAlgorithm::from_u32(alg),
+        CryptographicAlgorithm::AES | CryptographicAlgorithm::DES3
+    );
     let mode = prm.p.block_cipher_mode.map(BlockCipherMode::from_u32);
     let needs_iv = is_aes
         && matches!(
@@ -315,6 +318,7 @@ fn mech_for(
         let len = match (mode, prm.iv_length) {
             (_, Some(bits)) if bits % 8 == 0 && bits > 0 && bits <= 1024 => bits as usize / 8,
             (Some(BlockCipherMode::GCM), _) => 12,
+            _ if !is_aes_only(alg) => 8,
             _ => 16,
         };
         let fresh = ctx.vault()?.token().random(len).map_err(Error::Token)?;
@@ -329,6 +333,10 @@ fn mech_for(
     }
     let mech = mechanism::cipher(alg, &p, iv.as_deref(), &aad).map_err(mech_error)?;
     Ok((mech, made))
+}
+
+fn is_aes_only(alg: u32) -> bool {
+    CryptographicAlgorithm::from_u32(alg) == CryptographicAlgorithm::AES
 }
 
 fn is_ecb_pkcs5(alg: u32, p: &CryptoParams) -> bool {

@@ -5,7 +5,9 @@ use super::attributes;
 use super::object::{self, payload, uid_item};
 use super::{Context, Outcome, keyblock};
 use crate::kmip::Error;
-use crate::ttlv::tables::enums::{KeyFormatType, ObjectType, State};
+use crate::ttlv::tables::enums::{
+    BlockCipherMode, EncodingOption, KeyFormatType, ObjectType, State, WrappingMethod,
+};
 use crate::ttlv::{Item, Tag, Value};
 
 /// Handles one Get request payload.
@@ -36,13 +38,17 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         )));
     }
     let wrapping = payload_in.child(Tag::KEY_WRAPPING_SPECIFICATION);
-    if wrapping.is_some() {
-        return Err(Error::FeatureNotSupported(
-            "Key Wrapping Specification".into(),
-        ));
-    }
     if attributes::bool_of(&obj, "Extractable") == Some(false) {
         return Err(Error::NotExtractable(obj.uid.clone()));
+    }
+    if let Some(spec) = wrapping {
+        let value = wrapped(ctx, &obj, spec, want)?;
+        mark_not_fresh(ctx, &obj)?;
+        return Ok(payload(vec![
+            Item::new(Tag::OBJECT_TYPE, Value::Enumeration(obj.object_type)),
+            uid_item(&obj.uid),
+            value,
+        ]));
     }
     if attributes::bool_of(&obj, "Sensitive") == Some(true) {
         return Err(Error::Sensitive(format!(
@@ -66,9 +72,131 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
             obj.uid
         )));
     };
+    mark_not_fresh(ctx, &obj)?;
     Ok(payload(vec![
         Item::new(Tag::OBJECT_TYPE, Value::Enumeration(obj.object_type)),
         uid_item(&obj.uid),
         value,
     ]))
+}
+
+/// An object handed out is no longer Fresh.
+fn mark_not_fresh(ctx: &Context<'_>, obj: &crate::store::StoredObject) -> Result<(), Error> {
+    if attributes::bool_of(obj, "Fresh") == Some(true) {
+        let changes = object::set_single(obj, "Fresh", Value::Boolean(false))
+            .into_iter()
+            .collect();
+        object::commit(ctx, changes)?;
+    }
+    Ok(())
+}
+
+/// The object with its key value wrapped as the Key Wrapping Specification asks: method
+/// Encrypt, AES key wrap (RFC 3394 or 5649) under a wrapping key the caller may use, the key
+/// material wrapped as it is (no TTLV encoding).
+fn wrapped(
+    ctx: &Context<'_>,
+    obj: &crate::store::StoredObject,
+    spec: &Item,
+    want: Option<KeyFormatType>,
+) -> Result<Item, Error> {
+    if let Some(Value::Enumeration(m)) = spec.child(Tag::WRAPPING_METHOD).map(|v| &v.value)
+        && *m != WrappingMethod::Encrypt.to_u32()
+    {
+        return Err(Error::FeatureNotSupported(
+            "wrapping methods other than Encrypt".into(),
+        ));
+    }
+    if spec.child(Tag::MAC_SIGNATURE_KEY_INFORMATION).is_some() {
+        return Err(Error::FeatureNotSupported(
+            "MAC/signature key wrapping".into(),
+        ));
+    }
+    if let Some(Value::Enumeration(e)) = spec.child(Tag::ENCODING_OPTION).map(|v| &v.value)
+        && *e != EncodingOption::NoEncoding.to_u32()
+    {
+        return Err(Error::FeatureNotSupported("TTLV-encoded wrapping".into()));
+    }
+    let info = spec
+        .child(Tag::ENCRYPTION_KEY_INFORMATION)
+        .ok_or_else(|| Error::MissingData("Encryption Key Information".into()))?;
+    let wrapping_uid = match info.child(Tag::UNIQUE_IDENTIFIER).map(|v| &v.value) {
+        Some(Value::TextString(s)) => s.clone(),
+        _ => {
+            return Err(Error::MissingData(
+                "the wrapping key's Unique Identifier".into(),
+            ));
+        }
+    };
+    let wrapping = object::load(ctx, &wrapping_uid)?;
+    object::check_may_protect(&wrapping, ctx.now)?;
+    object::check_usage(
+        &wrapping,
+        crate::token::template::usage::WRAP_KEY,
+        "Wrap Key",
+    )?;
+    let params = info
+        .child(Tag::CRYPTOGRAPHIC_PARAMETERS)
+        .or_else(|| attributes::first(&wrapping, "Cryptographic Parameters"));
+    let mode = params
+        .and_then(|p| p.child(Tag::BLOCK_CIPHER_MODE))
+        .and_then(|m| match m.value {
+            Value::Enumeration(v) => Some(BlockCipherMode::from_u32(v)),
+            _ => None,
+        });
+    let mech = match mode {
+        Some(BlockCipherMode::NISTKeyWrap) | None => crate::token::Mech::AesKeyWrap,
+        Some(BlockCipherMode::AESKeyWrapPadding) => crate::token::Mech::AesKeyWrapPad,
+        Some(other) => {
+            return Err(Error::FeatureNotSupported(format!(
+                "wrapping with {other:?}"
+            )));
+        }
+    };
+    let plain = keyblock::convert(object::stored_value(obj)?, want)?;
+    let block = keyblock::key_block(&plain)
+        .ok_or_else(|| Error::InvalidField("only keys can be wrapped".into()))?;
+    if !matches!(keyblock::material(&plain)?, keyblock::Material::Secret(_)) {
+        return Err(Error::FeatureNotSupported(
+            "wrapping asymmetric keys".into(),
+        ));
+    }
+    let vault = ctx.vault()?;
+    let wrapped = vault
+        .token()
+        .wrap_key(vault.handle(&wrapping)?, vault.handle(obj)?, &mech)
+        .map_err(Error::Token)?;
+    let mut info_out = vec![uid_item(&wrapping_uid)];
+    if let Some(p) = info.child(Tag::CRYPTOGRAPHIC_PARAMETERS) {
+        info_out.push(p.clone());
+    }
+    let mut children: Vec<Item> = block
+        .children()
+        .iter()
+        .map(|c| {
+            if c.tag == Tag::KEY_VALUE {
+                Item::new(Tag::KEY_VALUE, Value::ByteString(wrapped.clone()))
+            } else {
+                c.clone()
+            }
+        })
+        .collect();
+    children.push(Item::structure(
+        Tag::KEY_WRAPPING_DATA,
+        vec![
+            Item::new(
+                Tag::WRAPPING_METHOD,
+                Value::Enumeration(WrappingMethod::Encrypt.to_u32()),
+            ),
+            Item::structure(Tag::ENCRYPTION_KEY_INFORMATION, info_out),
+        ],
+    ));
+    let others: Vec<Item> = plain
+        .children()
+        .iter()
+        .filter(|c| c.tag != Tag::KEY_BLOCK)
+        .cloned()
+        .chain(std::iter::once(Item::structure(Tag::KEY_BLOCK, children)))
+        .collect();
+    Ok(Item::structure(plain.tag, others))
 }

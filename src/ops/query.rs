@@ -9,7 +9,7 @@ use crate::ttlv::tables::{self, NamedValue};
 use crate::ttlv::{Item, Tag, Value, Version};
 
 /// Whether `value` of enumeration `table` exists in protocol version `v`.
-fn defined_in(table: &str, value: u32, v: Version) -> bool {
+pub fn defined_in(table: &str, value: u32, v: Version) -> bool {
     tables::enum_by_name(table)
         .and_then(|t| t.by_value(value))
         .is_some_and(|nv: &NamedValue| nv.since <= v && nv.until.is_none_or(|u| v < u))

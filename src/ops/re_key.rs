@@ -27,6 +27,7 @@ pub const NOT_INHERITED: &[&str] = &[
     "Original Creation Date",
     "Always Sensitive",
     "Never Extractable",
+    "Random Number Generator",
 ];
 
 /// The old object's attributes for its replacement, with date offsets applied and the
@@ -40,7 +41,10 @@ pub fn inherited(
     let mut out: Vec<Attribute> = Vec::new();
     let old_activation = attributes::date_of(old, "Activation Date");
     for a in &old.attributes {
-        if NOT_INHERITED.contains(&&*a.name) || template.iter().any(|t| t.name == *a.name) {
+        if NOT_INHERITED.contains(&&*a.name)
+            || template.iter().any(|t| t.name == *a.name)
+            || !attributes::defined_in(&a.name, ctx.version)
+        {
             continue;
         }
         let rule = attributes::rule_of(&a.name);

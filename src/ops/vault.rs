@@ -159,6 +159,7 @@ fn session_template(m: &Material, alg: Option<u32>) -> Result<Vec<Attr>, Error> 
         Material::Secret(v) => {
             let kt = match alg.map(CryptographicAlgorithm::from_u32) {
                 Some(CryptographicAlgorithm::AES) | None => KeyType::Aes,
+                Some(CryptographicAlgorithm::DES3) => KeyType::Des3,
                 Some(
                     CryptographicAlgorithm::HMAC_SHA1
                     | CryptographicAlgorithm::HMAC_SHA224

@@ -105,6 +105,25 @@ pub fn cipher(
                 }
             })
         }
+        CryptographicAlgorithm::DES3 => {
+            let mode = BlockCipherMode::from_u32(p.block_cipher_mode.unwrap_or(1));
+            let padding = PaddingMethod::from_u32(p.padding_method.unwrap_or(1));
+            let iv8 = || -> Result<[u8; 8], MechError> {
+                iv.ok_or(MechError::MissingIv)?
+                    .try_into()
+                    .map_err(|_| MechError::Unsupported("the IV must be 8 bytes".into()))
+            };
+            Ok(match (mode, padding) {
+                (BlockCipherMode::ECB, PaddingMethod::None) => Mech::Des3Ecb,
+                (BlockCipherMode::CBC, PaddingMethod::None) => Mech::Des3Cbc(iv8()?),
+                (BlockCipherMode::CBC, PaddingMethod::PKCS5) => Mech::Des3CbcPad(iv8()?),
+                (m, pad) => {
+                    return Err(MechError::Unsupported(format!(
+                        "DES3 {m:?} with padding {pad:?}"
+                    )));
+                }
+            })
+        }
         CryptographicAlgorithm::RSA => match PaddingMethod::from_u32(p.padding_method.unwrap_or(8))
         {
             PaddingMethod::PKCS1V1_5 => Ok(Mech::RsaPkcs),

@@ -53,6 +53,8 @@ impl Class {
 pub enum KeyType {
     /// CKK_AES.
     Aes,
+    /// CKK_DES3 (three-key Triple-DES).
+    Des3,
     /// CKK_GENERIC_SECRET (HMAC keys).
     GenericSecret,
     /// CKK_RSA.
@@ -178,6 +180,14 @@ pub enum Hash {
 pub enum Mech {
     /// CKM_AES_KEY_GEN.
     AesKeyGen,
+    /// CKM_DES3_KEY_GEN.
+    Des3KeyGen,
+    /// CKM_DES3_ECB.
+    Des3Ecb,
+    /// CKM_DES3_CBC with an IV.
+    Des3Cbc([u8; 8]),
+    /// CKM_DES3_CBC_PAD with an IV.
+    Des3CbcPad([u8; 8]),
     /// CKM_GENERIC_SECRET_KEY_GEN.
     GenericSecretKeyGen,
     /// CKM_RSA_PKCS_KEY_PAIR_GEN.
@@ -226,6 +236,10 @@ impl fmt::Debug for Mech {
                 write!(f, "AesGcm(iv {} bytes, tag {tag_bits} bits)", iv.len())
             }
             Mech::AesKeyGen => f.write_str("AesKeyGen"),
+            Mech::Des3KeyGen => f.write_str("Des3KeyGen"),
+            Mech::Des3Ecb => f.write_str("Des3Ecb"),
+            Mech::Des3Cbc(_) => f.write_str("Des3Cbc"),
+            Mech::Des3CbcPad(_) => f.write_str("Des3CbcPad"),
             Mech::GenericSecretKeyGen => f.write_str("GenericSecretKeyGen"),
             Mech::RsaKeyPairGen => f.write_str("RsaKeyPairGen"),
             Mech::EcKeyPairGen => f.write_str("EcKeyPairGen"),

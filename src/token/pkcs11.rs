@@ -437,6 +437,10 @@ fn with_mechanism<T>(
 ) -> std::result::Result<T, TokenError> {
     Ok(match m {
         Mech::AesKeyGen => f(&Mechanism::AesKeyGen),
+        Mech::Des3KeyGen => f(&Mechanism::Des3KeyGen),
+        Mech::Des3Ecb => f(&Mechanism::Des3Ecb),
+        Mech::Des3Cbc(iv) => f(&Mechanism::Des3Cbc(*iv)),
+        Mech::Des3CbcPad(iv) => f(&Mechanism::Des3CbcPad(*iv)),
         Mech::GenericSecretKeyGen => f(&Mechanism::GenericSecretKeyGen),
         Mech::RsaKeyPairGen => f(&Mechanism::RsaPkcsKeyPairGen),
         Mech::EcKeyPairGen => f(&Mechanism::EccKeyPairGen),
@@ -504,6 +508,7 @@ fn to_cryptoki(a: &Attr) -> Attribute {
         }),
         Attr::KeyType(k) => Attribute::KeyType(match k {
             KeyType::Aes => cryptoki::object::KeyType::AES,
+            KeyType::Des3 => cryptoki::object::KeyType::DES3,
             KeyType::GenericSecret => cryptoki::object::KeyType::GENERIC_SECRET,
             KeyType::Rsa => cryptoki::object::KeyType::RSA,
             KeyType::Ec => cryptoki::object::KeyType::EC,
@@ -581,6 +586,7 @@ fn from_cryptoki(a: Attribute) -> Option<Attr> {
         }),
         Attribute::KeyType(k) => Attr::KeyType(match k {
             cryptoki::object::KeyType::AES => KeyType::Aes,
+            cryptoki::object::KeyType::DES3 => KeyType::Des3,
             cryptoki::object::KeyType::GENERIC_SECRET => KeyType::GenericSecret,
             cryptoki::object::KeyType::RSA => KeyType::Rsa,
             cryptoki::object::KeyType::EC => KeyType::Ec,

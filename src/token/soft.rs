@@ -19,7 +19,7 @@ use aes::{Aes128, Aes192, Aes256};
 use aes_gcm::AesGcm;
 use aes_gcm::aead::array::ArraySize;
 use aes_gcm::aead::consts::{U8, U12, U16, U60};
-use aes_gcm::aead::{AeadInOut, Nonce, Tag as GcmTag};
+use aes_gcm::aead::{AeadInOut, Nonce};
 use aes_kw::{AesKw, AesKwp};
 use cbc::cipher::KeyIvInit;
 use cbc::cipher::block_padding::{NoPadding, Pkcs7};
@@ -200,9 +200,7 @@ fn digest(h: Hash, data: &[u8]) -> Vec<u8> {
 
 fn ecb<C>(c: &C, data: &[u8], encrypt: bool, function: &str) -> Result<Vec<u8>>
 where
-    C: BlockCipherEncrypt
-        + BlockCipherDecrypt
-        + aes::cipher::BlockSizeUser<BlockSize = aes::cipher::consts::U16>,
+    C: BlockCipherEncrypt + BlockCipherDecrypt + aes::cipher::BlockSizeUser<BlockSize = U16>,
 {
     if !data.len().is_multiple_of(16) {
         return fail(
@@ -235,6 +233,9 @@ fn cipher(key: &[u8], mech: &Mech, data: &[u8], encrypt: bool) -> Result<Vec<u8>
         RvError::EncryptedDataLenRange
     };
     match mech {
+        Mech::Des3Ecb | Mech::Des3Cbc(_) | Mech::Des3CbcPad(_) => {
+            des3(key, mech, data, encrypt, function, bad_len)
+        }
         Mech::AesEcb => with_aes!(key, function, |c: C| ecb(&c, data, encrypt, function)),
         Mech::AesCbc(iv) | Mech::AesCbcPad(iv) => {
             let pad = matches!(mech, Mech::AesCbcPad(_));
@@ -342,6 +343,68 @@ fn gcm<N: ArraySize>(
         }
         Ok(plain)
     })
+}
+
+/// Triple-DES (three-key, 24-byte keys) in ECB, CBC or CBC with PKCS#7 padding.
+fn des3(
+    key: &[u8],
+    mech: &Mech,
+    data: &[u8],
+    encrypt: bool,
+    function: &str,
+    bad_len: RvError,
+) -> Result<Vec<u8>> {
+    use des::TdesEde3;
+    let Ok(c) = TdesEde3::new_from_slice(key) else {
+        return fail(function, RvError::KeyTypeInconsistent);
+    };
+    let iv = match mech {
+        Mech::Des3Cbc(iv) | Mech::Des3CbcPad(iv) => Some(*iv),
+        _ => None,
+    };
+    let pad = matches!(mech, Mech::Des3CbcPad(_));
+    if !pad && !data.len().is_multiple_of(8) {
+        return fail(function, bad_len);
+    }
+    let Some(iv) = iv else {
+        let mut out = Vec::with_capacity(data.len());
+        for chunk in data.chunks(8) {
+            let mut block = des::cipher::Block::<TdesEde3>::try_from(chunk).expect("8 bytes");
+            if encrypt {
+                c.encrypt_block(&mut block);
+            } else {
+                c.decrypt_block(&mut block);
+            }
+            out.extend_from_slice(&block);
+        }
+        return Ok(out);
+    };
+    if encrypt {
+        let e = cbc::Encryptor::<TdesEde3>::new_from_slices(key, &iv).expect("sizes checked");
+        let mut buf = data.to_vec();
+        buf.resize(data.len() + 8, 0);
+        let n = if pad {
+            e.encrypt_padded::<Pkcs7>(&mut buf, data.len())
+        } else {
+            e.encrypt_padded::<NoPadding>(&mut buf, data.len())
+        }
+        .map(<[u8]>::len)
+        .or_else(|_| fail(function, bad_len))?;
+        buf.truncate(n);
+        Ok(buf)
+    } else {
+        let d = cbc::Decryptor::<TdesEde3>::new_from_slices(key, &iv).expect("sizes checked");
+        let mut buf = data.to_vec();
+        let n = if pad {
+            d.decrypt_padded::<Pkcs7>(&mut buf)
+        } else {
+            d.decrypt_padded::<NoPadding>(&mut buf)
+        }
+        .map(<[u8]>::len)
+        .or_else(|_| fail(function, bad_len))?;
+        buf.truncate(n);
+        Ok(buf)
+    }
 }
 
 fn key_wrap(kek: &[u8], mech: &Mech, data: &[u8], wrap: bool) -> Result<Vec<u8>> {
@@ -716,10 +779,17 @@ impl Token for SoftToken {
                 None
             }
         });
+        // CKM_DES3_KEY_GEN has a fixed length and takes no CKA_VALUE_LEN.
+        let len = if *mech == Mech::Des3KeyGen {
+            Some(24)
+        } else {
+            len
+        };
         let Some(len) = len else {
             return fail("C_GenerateKey", RvError::TemplateIncomplete);
         };
         match mech {
+            Mech::Des3KeyGen => {}
             Mech::AesKeyGen if matches!(len, 16 | 24 | 32) => {}
             Mech::GenericSecretKeyGen if (1..=512).contains(&len) => {}
             Mech::AesKeyGen | Mech::GenericSecretKeyGen => {

@@ -130,6 +130,20 @@ pub fn secret_key(
             ]);
             Mech::GenericSecretKeyGen
         }
+        CryptographicAlgorithm::DES3 => {
+            if !matches!(bits, 168 | 192) {
+                return Err(TemplateError::Unsupported(format!("DES3-{bits}")));
+            }
+            t.push(Attr::KeyType(KeyType::Des3));
+            t.extend([
+                Attr::Encrypt(mask & usage::ENCRYPT != 0),
+                Attr::Decrypt(mask & usage::DECRYPT != 0),
+                Attr::Wrap(mask & usage::WRAP_KEY != 0),
+                Attr::Unwrap(mask & usage::UNWRAP_KEY != 0),
+            ]);
+            // The length is fixed: tokens refuse CKA_VALUE_LEN with CKM_DES3_KEY_GEN.
+            return Ok((Mech::Des3KeyGen, t));
+        }
         other => {
             return Err(TemplateError::Unsupported(format!(
                 "secret keys of algorithm {other:?}"
