@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod conformance;
 pub mod kmip;
 pub mod log;
 pub mod ops;

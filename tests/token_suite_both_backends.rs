@@ -617,8 +617,8 @@ fn the_software_token_makes_rsa_and_ec_key_pairs() {
         &token,
         &[
             Mech::RsaPkcs,
-            Mech::RsaOaep(Hash::Sha256),
-            Mech::RsaOaep(Hash::Sha1),
+            Mech::RsaOaep(Hash::Sha256, Hash::Sha256, vec![]),
+            Mech::RsaOaep(Hash::Sha1, Hash::Sha1, vec![]),
         ],
     );
 }
@@ -631,7 +631,10 @@ fn softhsm2_makes_rsa_and_ec_key_pairs() {
             &[(4, 2048, None), (6, 0, Some(7)), (6, 0, Some(10))],
         );
         // SoftHSM2 2.6 does OAEP with SHA-1 only.
-        rsa_suite(&f.token, &[Mech::RsaPkcs, Mech::RsaOaep(Hash::Sha1)]);
+        rsa_suite(
+            &f.token,
+            &[Mech::RsaPkcs, Mech::RsaOaep(Hash::Sha1, Hash::Sha1, vec![])],
+        );
     });
 }
 

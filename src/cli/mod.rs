@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod codec;
+pub mod conformance;
 pub mod keystore;
 pub mod pkcs11;
 pub mod serve;
@@ -16,6 +17,7 @@ Commands:
   keystore  verify, dump, compact or benchmark the keystore
   pkcs11    set up the PKCS#11 module, list slots, import the customer KEK
   codec     convert KMIP messages between TTLV, hex, XML, JSON and an annotated tree dump
+  conformance  replay OASIS KMIP XML test cases against a running KMIP server
   help      show this help, or `ksg help <command>` for one command
 
 Run `ksg <command> --help` for the options of a command.
@@ -32,11 +34,13 @@ pub fn run(args: &[String]) -> i32 {
         "serve" => serve::run(rest),
         "keystore" => keystore::run(rest),
         "pkcs11" => pkcs11::run(rest),
+        "conformance" => conformance::run(rest),
         "help" | "--help" | "-h" => match rest.first().map(String::as_str) {
             Some("codec") => codec::run(&["--help".to_string()]),
             Some("serve") => serve::run(&["--help".to_string()]),
             Some("keystore") => keystore::run(&["--help".to_string()]),
             Some("pkcs11") => pkcs11::run(&["--help".to_string()]),
+            Some("conformance") => conformance::run(&["--help".to_string()]),
             _ => {
                 print!("{USAGE}");
                 0

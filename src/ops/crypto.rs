@@ -102,6 +102,10 @@ pub fn params(item: &Item) -> Params {
             tag_length: i(Tag::TAG_LENGTH),
             mask_generator_hash: e(Tag::MASK_GENERATOR_HASHING_ALGORITHM),
             salt_length: i(Tag::SALT_LENGTH),
+            p_source: match item.child(Tag::P_SOURCE).map(|v| &v.value) {
+                Some(Value::ByteString(b)) => Some(b.clone()),
+                _ => None,
+            },
         },
         algorithm: e(Tag::CRYPTOGRAPHIC_ALGORITHM),
         random_iv: matches!(
@@ -467,7 +471,19 @@ fn single(
             } else {
                 let sig = bytes(payload, Tag::SIGNATURE_DATA)?
                     .ok_or_else(|| Error::MissingData("Signature Data".into()))?;
-                let ok = token.verify(h, &mech, &tbs, &sig).map_err(Error::Token)?;
+                let mut ok = token.verify(h, &mech, &tbs, &sig).map_err(Error::Token)?;
+                if !ok
+                    && let Mech::RsaPss { hash, .. } = mech
+                    && request_params(payload, obj).p.salt_length.is_none()
+                    && let Some(bits) = attributes::int_of(obj, "Cryptographic Length")
+                {
+                    // No Salt Length given: also accept the maximum salt, as signers such as
+                    // OpenSSL use by default (verifiers there detect the salt length).
+                    let em_len = (bits.max(8) as u64 - 1).div_ceil(8);
+                    let salt = em_len.saturating_sub(mechanism::hash_len(hash) + 2);
+                    let max = Mech::RsaPss { hash, salt };
+                    ok = token.verify(h, &max, &tbs, &sig).map_err(Error::Token)?;
+                }
                 out.push(validity(ok));
             }
         }

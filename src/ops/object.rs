@@ -241,12 +241,13 @@ pub fn is_key_like(object_type: u32) -> bool {
     )
 }
 
-/// Objects whose value may be secret (the Sensitive/Extractable attributes apply).
+/// Keys and secrets: the Sensitive/Extractable attributes apply (public keys carry them too).
 fn is_secret_key_like(t: ObjectType) -> bool {
     matches!(
         t,
         ObjectType::SymmetricKey
             | ObjectType::PrivateKey
+            | ObjectType::PublicKey
             | ObjectType::SplitKey
             | ObjectType::SecretData
     )

@@ -23,6 +23,8 @@ pub struct CryptoParams {
     pub mask_generator_hash: Option<u32>,
     /// Salt length (PSS), in bytes.
     pub salt_length: Option<u32>,
+    /// OAEP label (P Source).
+    pub p_source: Option<Vec<u8>>,
 }
 
 /// Why no mechanism fits.
@@ -127,7 +129,11 @@ pub fn cipher(
         CryptographicAlgorithm::RSA => match PaddingMethod::from_u32(p.padding_method.unwrap_or(8))
         {
             PaddingMethod::PKCS1V1_5 => Ok(Mech::RsaPkcs),
-            PaddingMethod::OAEP => Ok(Mech::RsaOaep(hash(p.hashing_algorithm.unwrap_or(4))?)),
+            PaddingMethod::OAEP => {
+                let h = hash(p.hashing_algorithm.unwrap_or(4))?;
+                let m = p.mask_generator_hash.map(hash).transpose()?.unwrap_or(h);
+                Ok(Mech::RsaOaep(h, m, p.p_source.clone().unwrap_or_default()))
+            }
             other => Err(MechError::Unsupported(format!(
                 "RSA encryption with padding {other:?}"
             ))),
@@ -302,7 +308,10 @@ mod tests {
             hashing_algorithm: Some(6),
             ..CryptoParams::default()
         };
-        assert_eq!(cipher(4, &oaep, None, &[]), Ok(Mech::RsaOaep(Hash::Sha256)));
+        assert_eq!(
+            cipher(4, &oaep, None, &[]),
+            Ok(Mech::RsaOaep(Hash::Sha256, Hash::Sha256, vec![]))
+        );
         let dsa = CryptoParams {
             digital_signature_algorithm: Some(5),
             ..CryptoParams::default()

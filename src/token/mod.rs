@@ -214,8 +214,8 @@ pub enum Mech {
     AesKeyWrapPad,
     /// CKM_RSA_PKCS (PKCS#1 v1.5 encryption, or signing of a DigestInfo).
     RsaPkcs,
-    /// CKM_RSA_PKCS_OAEP with its hash (MGF1 with the same hash).
-    RsaOaep(Hash),
+    /// CKM_RSA_PKCS_OAEP with its hash, the MGF1 hash and the label (PSource).
+    RsaOaep(Hash, Hash, Vec<u8>),
     /// CKM_RSA_PKCS_PSS over a digest, with its hash and salt length.
     RsaPss { hash: Hash, salt: u64 },
     /// CKM_ECDSA over a digest.
@@ -247,7 +247,9 @@ impl fmt::Debug for Mech {
             Mech::AesKeyWrap => f.write_str("AesKeyWrap"),
             Mech::AesKeyWrapPad => f.write_str("AesKeyWrapPad"),
             Mech::RsaPkcs => f.write_str("RsaPkcs"),
-            Mech::RsaOaep(h) => write!(f, "RsaOaep({h:?})"),
+            Mech::RsaOaep(h, m, l) => {
+                write!(f, "RsaOaep({h:?}, MGF1 {m:?}, label {} bytes)", l.len())
+            }
             Mech::RsaPss { hash, salt } => write!(f, "RsaPss({hash:?}, salt {salt})"),
             Mech::Ecdsa => f.write_str("Ecdsa"),
             Mech::Hmac(h) => write!(f, "Hmac({h:?})"),

@@ -467,8 +467,13 @@ fn with_mechanism<T>(
         Mech::AesKeyWrap => f(&Mechanism::AesKeyWrap),
         Mech::AesKeyWrapPad => f(&Mechanism::AesKeyWrapPad),
         Mech::RsaPkcs => f(&Mechanism::RsaPkcs),
-        Mech::RsaOaep(h) => {
-            let p = PkcsOaepParams::new(mech_type(*h, false), mgf(*h), PkcsOaepSource::empty());
+        Mech::RsaOaep(h, m, label) => {
+            let source = if label.is_empty() {
+                PkcsOaepSource::empty()
+            } else {
+                PkcsOaepSource::data_specified(label)
+            };
+            let p = PkcsOaepParams::new(mech_type(*h, false), mgf(*m), source);
             f(&Mechanism::RsaPkcsOaep(p))
         }
         Mech::RsaPss { hash, salt } => {

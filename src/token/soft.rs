@@ -643,15 +643,72 @@ fn rsa_verify(key: &rsa::PublicKey, mech: &Mech, input: &[u8], signature: &[u8])
     Ok(ok)
 }
 
+/// Calls `$f::<D, M>(args)` for the OAEP hash `D` and MGF1 hash `M` named at run time.
+macro_rules! oaep_dispatch {
+    ($f:ident, $hash:expr, $mgf:expr, $($arg:expr),*) => {
+        match ($hash, $mgf) {
+            (Hash::Sha1, Hash::Sha1) => $f::<sha1::Sha1, sha1::Sha1>($($arg),*),
+            (Hash::Sha1, Hash::Sha224) => $f::<sha1::Sha1, sha2::Sha224>($($arg),*),
+            (Hash::Sha1, Hash::Sha256) => $f::<sha1::Sha1, sha2::Sha256>($($arg),*),
+            (Hash::Sha1, Hash::Sha384) => $f::<sha1::Sha1, sha2::Sha384>($($arg),*),
+            (Hash::Sha1, Hash::Sha512) => $f::<sha1::Sha1, sha2::Sha512>($($arg),*),
+            (Hash::Sha224, Hash::Sha1) => $f::<sha2::Sha224, sha1::Sha1>($($arg),*),
+            (Hash::Sha224, Hash::Sha224) => $f::<sha2::Sha224, sha2::Sha224>($($arg),*),
+            (Hash::Sha224, Hash::Sha256) => $f::<sha2::Sha224, sha2::Sha256>($($arg),*),
+            (Hash::Sha224, Hash::Sha384) => $f::<sha2::Sha224, sha2::Sha384>($($arg),*),
+            (Hash::Sha224, Hash::Sha512) => $f::<sha2::Sha224, sha2::Sha512>($($arg),*),
+            (Hash::Sha256, Hash::Sha1) => $f::<sha2::Sha256, sha1::Sha1>($($arg),*),
+            (Hash::Sha256, Hash::Sha224) => $f::<sha2::Sha256, sha2::Sha224>($($arg),*),
+            (Hash::Sha256, Hash::Sha256) => $f::<sha2::Sha256, sha2::Sha256>($($arg),*),
+            (Hash::Sha256, Hash::Sha384) => $f::<sha2::Sha256, sha2::Sha384>($($arg),*),
+            (Hash::Sha256, Hash::Sha512) => $f::<sha2::Sha256, sha2::Sha512>($($arg),*),
+            (Hash::Sha384, Hash::Sha1) => $f::<sha2::Sha384, sha1::Sha1>($($arg),*),
+            (Hash::Sha384, Hash::Sha224) => $f::<sha2::Sha384, sha2::Sha224>($($arg),*),
+            (Hash::Sha384, Hash::Sha256) => $f::<sha2::Sha384, sha2::Sha256>($($arg),*),
+            (Hash::Sha384, Hash::Sha384) => $f::<sha2::Sha384, sha2::Sha384>($($arg),*),
+            (Hash::Sha384, Hash::Sha512) => $f::<sha2::Sha384, sha2::Sha512>($($arg),*),
+            (Hash::Sha512, Hash::Sha1) => $f::<sha2::Sha512, sha1::Sha1>($($arg),*),
+            (Hash::Sha512, Hash::Sha224) => $f::<sha2::Sha512, sha2::Sha224>($($arg),*),
+            (Hash::Sha512, Hash::Sha256) => $f::<sha2::Sha512, sha2::Sha256>($($arg),*),
+            (Hash::Sha512, Hash::Sha384) => $f::<sha2::Sha512, sha2::Sha384>($($arg),*),
+            (Hash::Sha512, Hash::Sha512) => $f::<sha2::Sha512, sha2::Sha512>($($arg),*),
+        }
+    };
+}
+
+fn oaep_padding<D, M>(label: &[u8]) -> rsa::Oaep<D, M>
+where
+    D: Digest + sha2::digest::FixedOutputReset,
+    M: Digest + sha2::digest::FixedOutputReset,
+{
+    if label.is_empty() {
+        rsa::Oaep::<D, M>::new_with_mgf_hash()
+    } else {
+        rsa::Oaep::<D, M>::new_with_mgf_hash_and_label(label.to_vec())
+    }
+}
+
+fn oaep_encrypt<D, M>(key: &rsa::PublicKey, data: &[u8], label: &[u8]) -> rsa::Result<Vec<u8>>
+where
+    D: Digest + sha2::digest::FixedOutputReset,
+    M: Digest + sha2::digest::FixedOutputReset,
+{
+    key.encrypt(&mut getrandom::SysRng, oaep_padding::<D, M>(label), data)
+}
+
+fn oaep_decrypt<D, M>(key: &rsa::PrivateKey, data: &[u8], label: &[u8]) -> rsa::Result<Vec<u8>>
+where
+    D: Digest + sha2::digest::FixedOutputReset,
+    M: Digest + sha2::digest::FixedOutputReset,
+{
+    key.decrypt(oaep_padding::<D, M>(label), data)
+}
+
 fn rsa_encrypt(key: &rsa::PublicKey, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
     let rng = &mut getrandom::SysRng;
     let r = match mech {
         Mech::RsaPkcs => key.encrypt(rng, rsa::Pkcs1v15Encrypt, data),
-        Mech::RsaOaep(Hash::Sha1) => key.encrypt(rng, rsa::Oaep::<sha1::Sha1>::new(), data),
-        Mech::RsaOaep(Hash::Sha224) => key.encrypt(rng, rsa::Oaep::<sha2::Sha224>::new(), data),
-        Mech::RsaOaep(Hash::Sha256) => key.encrypt(rng, rsa::Oaep::<sha2::Sha256>::new(), data),
-        Mech::RsaOaep(Hash::Sha384) => key.encrypt(rng, rsa::Oaep::<sha2::Sha384>::new(), data),
-        Mech::RsaOaep(Hash::Sha512) => key.encrypt(rng, rsa::Oaep::<sha2::Sha512>::new(), data),
+        Mech::RsaOaep(h, m, l) => oaep_dispatch!(oaep_encrypt, h, m, key, data, l),
         _ => return fail("C_Encrypt", RvError::MechanismInvalid),
     };
     r.or_else(|_| fail("C_Encrypt", RvError::DataLenRange))
@@ -663,11 +720,7 @@ fn rsa_decrypt(value: &[u8], mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
         .or_else(|()| fail("C_Decrypt", RvError::KeyTypeInconsistent))?;
     let r = match mech {
         Mech::RsaPkcs => key.decrypt(rsa::Pkcs1v15Encrypt, data),
-        Mech::RsaOaep(Hash::Sha1) => key.decrypt(rsa::Oaep::<sha1::Sha1>::new(), data),
-        Mech::RsaOaep(Hash::Sha224) => key.decrypt(rsa::Oaep::<sha2::Sha224>::new(), data),
-        Mech::RsaOaep(Hash::Sha256) => key.decrypt(rsa::Oaep::<sha2::Sha256>::new(), data),
-        Mech::RsaOaep(Hash::Sha384) => key.decrypt(rsa::Oaep::<sha2::Sha384>::new(), data),
-        Mech::RsaOaep(Hash::Sha512) => key.decrypt(rsa::Oaep::<sha2::Sha512>::new(), data),
+        Mech::RsaOaep(h, m, l) => oaep_dispatch!(oaep_decrypt, h, m, &key, data, l),
         _ => return fail("C_Decrypt", RvError::MechanismInvalid),
     };
     r.or_else(|_| fail("C_Decrypt", RvError::EncryptedDataInvalid))
@@ -975,7 +1028,7 @@ impl Token for SoftToken {
     }
 
     fn encrypt(&self, key: Handle, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
-        if matches!(mech, Mech::RsaPkcs | Mech::RsaOaep(_)) {
+        if matches!(mech, Mech::RsaPkcs | Mech::RsaOaep(..)) {
             return self.with(key, "C_Encrypt", |attrs, _| {
                 Self::check_key(attrs, "C_Encrypt", Class::PublicKey, may_encrypt)?;
                 let k = rsa_public(attrs)
@@ -991,7 +1044,7 @@ impl Token for SoftToken {
     }
 
     fn decrypt(&self, key: Handle, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
-        if matches!(mech, Mech::RsaPkcs | Mech::RsaOaep(_)) {
+        if matches!(mech, Mech::RsaPkcs | Mech::RsaOaep(..)) {
             return self.with(key, "C_Decrypt", |attrs, value| {
                 Self::check_key(attrs, "C_Decrypt", Class::PrivateKey, may_decrypt)?;
                 rsa_decrypt(value, mech, data)
