@@ -162,7 +162,8 @@ pub const RULES: &[Rule] = &[
     rule("Alternative Name", T::Structure, true, CLIENT, 2),
     rule("Key Value Present", T::Boolean, false, SERVER, 2),
     rule("Key Value Location", T::Structure, false, AT_CREATION, 2),
-    rule("Original Creation Date", T::DateTime, false, SERVER, 2),
+    // A client registering an older object may say when it was made.
+    rule("Original Creation Date", T::DateTime, false, AT_CREATION, 2),
     rule(
         "Random Number Generator",
         T::Structure,

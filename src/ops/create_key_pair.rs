@@ -63,6 +63,17 @@ fn curve_of(list: &[Attribute], bits: i32) -> Result<u32, Error> {
     })
 }
 
+/// The size in bits of a NIST curve.
+fn curve_bits(curve: u32) -> Option<i32> {
+    Some(match RecommendedCurve::from_u32(curve) {
+        RecommendedCurve::P_224 => 224,
+        RecommendedCurve::P_256 => 256,
+        RecommendedCurve::P_384 => 384,
+        RecommendedCurve::P_521 => 521,
+        _ => return None,
+    })
+}
+
 /// Generates and stores a key pair; returns (private, public) Unique Identifiers.
 pub fn create_pair(
     ctx: &mut Context<'_>,
@@ -74,18 +85,28 @@ pub fn create_pair(
     let pub_attrs = merged(common, public);
     let alg = find_enum(&priv_attrs, "Cryptographic Algorithm")
         .ok_or_else(|| Error::MissingData("Cryptographic Algorithm".into()))?;
-    let bits = find_int(&priv_attrs, "Cryptographic Length")
-        .ok_or_else(|| Error::MissingData("Cryptographic Length".into()))?;
     let is_ec = matches!(
         CryptographicAlgorithm::from_u32(alg),
         CryptographicAlgorithm::EC | CryptographicAlgorithm::ECDSA
     );
+    // An EC pair may be asked for by curve alone; its length follows from the curve.
+    let bits = match find_int(&priv_attrs, "Cryptographic Length") {
+        Some(b) => b,
+        None if is_ec => curve_bits(curve_of(&priv_attrs, 0)?)
+            .ok_or_else(|| Error::FeatureNotSupported("that curve".into()))?,
+        None => return Err(Error::MissingData("Cryptographic Length".into())),
+    };
     let curve = if is_ec {
         Some(curve_of(&priv_attrs, bits)?)
     } else {
         None
     };
-    let rng = || vec![("Random Number Generator", object::rng_attribute())];
+    let rng = || {
+        vec![
+            ("Random Number Generator", object::rng_attribute()),
+            ("Cryptographic Length", Value::Integer(bits)),
+        ]
+    };
     let mut priv_obj = object::new_object(ctx, ObjectType::PrivateKey, &priv_attrs, rng())?;
     let mut pub_obj = object::new_object(ctx, ObjectType::PublicKey, &pub_attrs, rng())?;
     let vault = ctx.vault()?;

@@ -194,7 +194,8 @@ pub fn run(ctx: &mut Context<'_>, payload: Item, op: Op) -> Result<Option<Item>,
         s.stream = Some(stream);
         s.touched = ctx.now;
         vault.put_stream(cv.clone(), s, ctx.now)?;
-        if matches!(op, Op::Encrypt | Op::Decrypt) {
+        // Parts that produce nothing yet (the token buffers a block) carry no Data.
+        if matches!(op, Op::Encrypt | Op::Decrypt) && !produced.is_empty() {
             out.push(Item::new(Tag::DATA, Value::ByteString(produced)));
         }
         out.push(Item::new(Tag::CORRELATION_VALUE, Value::ByteString(cv)));
@@ -226,7 +227,7 @@ pub fn run(ctx: &mut Context<'_>, payload: Item, op: Op) -> Result<Option<Item>,
                 .token()
                 .update(&mut stream, &data)
                 .map_err(Error::Token)?;
-            if matches!(op, Op::Encrypt | Op::Decrypt) {
+            if matches!(op, Op::Encrypt | Op::Decrypt) && !produced.is_empty() {
                 out.push(Item::new(Tag::DATA, Value::ByteString(produced)));
             }
             if let Some(iv) = iv_out {

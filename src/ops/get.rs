@@ -166,6 +166,7 @@ fn wrapped(
         .token()
         .wrap_key(vault.handle(&wrapping)?, vault.handle(obj)?, &mech)
         .map_err(Error::Token)?;
+    let encoding = spec.child(Tag::ENCODING_OPTION).cloned();
     let mut info_out = vec![uid_item(&wrapping_uid)];
     if let Some(p) = info.child(Tag::CRYPTOGRAPHIC_PARAMETERS) {
         info_out.push(p.clone());
@@ -181,16 +182,15 @@ fn wrapped(
             }
         })
         .collect();
-    children.push(Item::structure(
-        Tag::KEY_WRAPPING_DATA,
-        vec![
-            Item::new(
-                Tag::WRAPPING_METHOD,
-                Value::Enumeration(WrappingMethod::Encrypt.to_u32()),
-            ),
-            Item::structure(Tag::ENCRYPTION_KEY_INFORMATION, info_out),
-        ],
-    ));
+    let mut wrapping_data = vec![
+        Item::new(
+            Tag::WRAPPING_METHOD,
+            Value::Enumeration(WrappingMethod::Encrypt.to_u32()),
+        ),
+        Item::structure(Tag::ENCRYPTION_KEY_INFORMATION, info_out),
+    ];
+    wrapping_data.extend(encoding);
+    children.push(Item::structure(Tag::KEY_WRAPPING_DATA, wrapping_data));
     let others: Vec<Item> = plain
         .children()
         .iter()

@@ -12,7 +12,10 @@ use crate::ttlv::{Item, Tag, Value};
 pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
     let payload_ref = &payload_in;
     let object_type = object::object_type_of(payload_ref)?;
-    let attrs = attributes::parse_all(payload_ref.child(Tag::TEMPLATE_ATTRIBUTE))?;
+    let mut attrs = attributes::parse_all(payload_ref.child(Tag::TEMPLATE_ATTRIBUTE))?;
+    // Attributes the object itself states (its certificate type and length) are taken from the
+    // object; a client repeating them in the template is not refused.
+    attrs.retain(|a| !matches!(a.name.as_str(), "Certificate Type" | "Certificate Length"));
     let tag = keyblock::object_tag(object_type)
         .ok_or_else(|| Error::InvalidField(format!("cannot register {object_type:?}")))?;
     let value = payload_ref

@@ -106,7 +106,14 @@ impl Gateway {
 
     /// Starts `ksg serve --confs CONFS --data DIR/data`.
     pub fn spawn(confs: &Path, dir: TempDir) -> Gateway {
+        Gateway::spawn_with_env(confs, dir, &[])
+    }
+
+    /// Starts `ksg serve --confs CONFS --data DIR/data` with extra environment variables (e.g.
+    /// SOFTHSM2_CONF for a private SoftHSM2 token directory).
+    pub fn spawn_with_env(confs: &Path, dir: TempDir, env: &[(&str, &Path)]) -> Gateway {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ksg"))
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .arg("serve")
             .arg("--confs")
             .arg(confs)

@@ -1,0 +1,119 @@
+//! The OASIS 1.4 mandatory profile files listed in `tests/conformance/softhsm-subset.txt`,
+//! replayed by `ksg conformance` against `ksg serve` in HSM mode on SoftHSM2 (a private token
+//! directory through SOFTHSM2_CONF, `ksg pkcs11 setup`, generated keys as token objects).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::gateway::{Gateway, TempDir};
+
+fn softhsm_module() -> PathBuf {
+    if let Some(m) = std::env::var_os("TEST_PKCS11_MODULE") {
+        return PathBuf::from(m);
+    }
+    [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .expect("SoftHSM2 not found: install softhsm2 (tests/run-all does) or set TEST_PKCS11_MODULE")
+}
+
+#[test]
+fn v1_4_profiles_mandatory_subset_on_softhsm2() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = TempDir::new("conf-softhsm");
+    let tokens = dir.0.join("tokens");
+    std::fs::create_dir_all(&tokens).expect("mkdir");
+    let conf = dir.0.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .expect("softhsm2.conf");
+    let init = Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "ksg-conf",
+            "--pin",
+            "1234",
+            "--so-pin",
+            "5678",
+        ])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .expect("softhsm2-util");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let data = dir.0.join("data");
+    let setup = Command::new(env!("CARGO_BIN_EXE_ksg"))
+        .args(["pkcs11", "setup", "--module"])
+        .arg(softhsm_module())
+        .args(["--token-label", "ksg-conf", "--data"])
+        .arg(&data)
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .expect("ksg pkcs11 setup");
+    assert!(
+        setup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let confs = dir.0.join("confs");
+    std::fs::create_dir_all(&confs).expect("mkdir");
+    for (file, text) in [
+        (
+            "ksg.conf",
+            "[p6ksg-gen]\ngateFlags = 0\nHSM_pin = \"1234\"\n",
+        ),
+        (
+            "p6kmipserver.conf",
+            "[p6kmip-server-gen]\nlistenPort = 0\nlistenIPAddr = 127.0.0.1\ntlsEnabled = 0\n",
+        ),
+        ("p6kmip_auxiliary_ksg.conf", "[p6kmip-server-auxiliary]\n"),
+    ] {
+        std::fs::write(confs.join(file), text).expect("conf");
+    }
+    let gw = Gateway::spawn_with_env(&confs, dir, &[("SOFTHSM2_CONF", &conf)]);
+    let folder = common::testcases_root().join("v1.4/profiles/mandatory");
+    let subset = std::fs::read_to_string(root.join("tests/conformance/softhsm-subset.txt"))
+        .expect("subset list");
+    let files: Vec<PathBuf> = subset
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|f| folder.join(f))
+        .collect();
+    assert!(files.len() >= 30, "the subset list is too short");
+    let out = Command::new(env!("CARGO_BIN_EXE_ksg"))
+        .args(["conformance", "--plain", "--server"])
+        .arg(gw.addr.to_string())
+        .args(&files)
+        .output()
+        .expect("run ksg conformance");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = stdout.lines().last().unwrap_or_default().to_string();
+    eprintln!("SoftHSM2 subset: {summary}");
+    assert!(
+        out.status.success() && summary == format!("{} passed, 0 failed", files.len()),
+        "{summary}\n{}\nserver log:\n{}",
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("FAIL"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        gw.log_text()
+    );
+}
