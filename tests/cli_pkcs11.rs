@@ -8,20 +8,6 @@ use std::process::{Command, Output};
 
 use common::gateway::TempDir;
 
-fn softhsm_module() -> PathBuf {
-    if let Some(m) = std::env::var_os("TEST_PKCS11_MODULE") {
-        return PathBuf::from(m);
-    }
-    [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
-    .expect("SoftHSM2 not found: install softhsm2 (tests/run-all does) or set TEST_PKCS11_MODULE")
-}
-
 struct Hsm {
     dir: TempDir,
     conf: PathBuf,
@@ -117,7 +103,7 @@ fn text(o: &Output) -> String {
 #[test]
 fn setup_slots_import_kek_and_serve_in_hsm_mode() {
     let h = Hsm::new();
-    let module = softhsm_module();
+    let module = common::softhsm_module();
     let data = h.data();
     let data_s = data.to_str().expect("utf-8");
     let module_s = module.to_str().expect("utf-8");

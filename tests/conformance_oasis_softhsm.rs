@@ -9,20 +9,6 @@ use std::process::Command;
 
 use common::gateway::{Gateway, TempDir};
 
-fn softhsm_module() -> PathBuf {
-    if let Some(m) = std::env::var_os("TEST_PKCS11_MODULE") {
-        return PathBuf::from(m);
-    }
-    [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
-    .expect("SoftHSM2 not found: install softhsm2 (tests/run-all does) or set TEST_PKCS11_MODULE")
-}
-
 #[test]
 fn v1_4_profiles_mandatory_subset_on_softhsm2() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -60,7 +46,7 @@ fn v1_4_profiles_mandatory_subset_on_softhsm2() {
     let data = dir.0.join("data");
     let setup = Command::new(env!("CARGO_BIN_EXE_ksg"))
         .args(["pkcs11", "setup", "--module"])
-        .arg(softhsm_module())
+        .arg(common::softhsm_module())
         .args(["--token-label", "ksg-conf", "--data"])
         .arg(&data)
         .env("SOFTHSM2_CONF", &conf)

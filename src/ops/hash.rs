@@ -6,21 +6,10 @@ use super::object::payload;
 use super::vault::OpenStream;
 use super::{Context, Outcome};
 use crate::kmip::Error;
-use crate::token::Hash;
 use crate::token::mechanism;
 use crate::ttlv::{Item, Tag, Value};
 
-/// A digest of `data`.
-pub fn digest(h: Hash, data: &[u8]) -> Vec<u8> {
-    use sha2::Digest;
-    match h {
-        Hash::Sha1 => sha1::Sha1::digest(data).to_vec(),
-        Hash::Sha224 => sha2::Sha224::digest(data).to_vec(),
-        Hash::Sha256 => sha2::Sha256::digest(data).to_vec(),
-        Hash::Sha384 => sha2::Sha384::digest(data).to_vec(),
-        Hash::Sha512 => sha2::Sha512::digest(data).to_vec(),
-    }
-}
+pub use crate::token::mechanism::digest;
 
 /// Handles one Hash request payload.
 pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {

@@ -188,15 +188,7 @@ fn hmac(h: Hash, key: &[u8], data: &[u8]) -> Vec<u8> {
     }
 }
 
-fn digest(h: Hash, data: &[u8]) -> Vec<u8> {
-    match h {
-        Hash::Sha1 => sha1::Sha1::digest(data).to_vec(),
-        Hash::Sha224 => sha2::Sha224::digest(data).to_vec(),
-        Hash::Sha256 => sha2::Sha256::digest(data).to_vec(),
-        Hash::Sha384 => sha2::Sha384::digest(data).to_vec(),
-        Hash::Sha512 => sha2::Sha512::digest(data).to_vec(),
-    }
-}
+use super::mechanism::digest;
 
 fn ecb<C>(c: &C, data: &[u8], encrypt: bool, function: &str) -> Result<Vec<u8>>
 where

@@ -109,3 +109,19 @@ pub fn all_messages() -> Vec<(PathBuf, Vec<Item>)> {
     }
     out
 }
+
+/// The SoftHSM2 module: `TEST_PKCS11_MODULE`, else Debian's paths. Panics with the fix when
+/// it is missing, so a machine without SoftHSM2 never passes silently.
+pub fn softhsm_module() -> PathBuf {
+    if let Some(m) = std::env::var_os("TEST_PKCS11_MODULE") {
+        return PathBuf::from(m);
+    }
+    [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .expect("SoftHSM2 not found: install softhsm2 (tests/run-all does) or set TEST_PKCS11_MODULE")
+}
