@@ -72,7 +72,10 @@ fn ttlv_over_mutual_tls_serves_many_requests_on_one_connection() {
     // What the build implements (Create, Get, Query, Discover Versions, Encrypt, ...), and not
     // what it does not (Derive Key).
     for op in [0x01, 0x0A, 0x18, 0x1E, 0x1F] {
-        assert!(ops.contains(&Value::Enumeration(op)), "{op:#x} missing: {ops:?}");
+        assert!(
+            ops.contains(&Value::Enumeration(op)),
+            "{op:#x} missing: {ops:?}"
+        );
     }
     assert!(!ops.contains(&Value::Enumeration(0x05)), "{ops:?}");
 }
