@@ -157,7 +157,6 @@ impl Gateway {
             store: self.store.as_deref(),
             vault: Some(&self.vault),
             id_placeholder: None,
-            created: Vec::new(),
         };
         let continue_on_error =
             message.header.batch_error_continuation == BatchErrorContinuationOption::Continue;
@@ -166,7 +165,7 @@ impl Gateway {
             let op = item.operation;
             // Discover Versions is answered in every version: it is how a client finds one.
             let defined = op == Operation::DiscoverVersions
-                || ops::query::defined_in("Operation", op.to_u32(), version);
+                || crate::ttlv::tables::enum_defined_in("Operation", op.to_u32(), version);
             let result = if !defined {
                 Err(Error::OperationNotSupported(format!(
                     "{} is not a KMIP {version} operation",

@@ -16,31 +16,7 @@ struct Hsm {
 impl Hsm {
     fn new() -> Hsm {
         let dir = TempDir::new("cli-pkcs11");
-        std::fs::create_dir_all(dir.0.join("tokens")).expect("mkdir");
-        let conf = dir.0.join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nlog.level = ERROR\n",
-                dir.0.join("tokens").display()
-            ),
-        )
-        .expect("conf");
-        let out = Command::new("softhsm2-util")
-            .args([
-                "--init-token",
-                "--free",
-                "--label",
-                "ksg-cli",
-                "--pin",
-                "1234",
-                "--so-pin",
-                "5678",
-            ])
-            .env("SOFTHSM2_CONF", &conf)
-            .output()
-            .expect("softhsm2-util");
-        assert!(out.status.success());
+        let conf = common::softhsm_token(&dir.0, "ksg-cli", "1234");
         Hsm { dir, conf }
     }
 

@@ -13,36 +13,7 @@ use common::gateway::{Gateway, TempDir};
 fn v1_4_profiles_mandatory_subset_on_softhsm2() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = TempDir::new("conf-softhsm");
-    let tokens = dir.0.join("tokens");
-    std::fs::create_dir_all(&tokens).expect("mkdir");
-    let conf = dir.0.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .expect("softhsm2.conf");
-    let init = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            "ksg-conf",
-            "--pin",
-            "1234",
-            "--so-pin",
-            "5678",
-        ])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .expect("softhsm2-util");
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
+    let conf = common::softhsm_token(&dir.0, "ksg-conf", "1234");
     let data = dir.0.join("data");
     let setup = Command::new(env!("CARGO_BIN_EXE_ksg"))
         .args(["pkcs11", "setup", "--module"])

@@ -47,7 +47,7 @@ fn run_folder(name: &str, folder: &str) {
             "{folder}: {summary}\n{}\nstderr: {}\nserver log:\n{}",
             failures.join("\n"),
             String::from_utf8_lossy(&out.stderr),
-            gw.log.lock().map(|l| l.clone()).unwrap_or_default()
+            gw.log_text()
         );
     }
     assert!(summary.contains(" passed, 0 failed"), "{summary}");

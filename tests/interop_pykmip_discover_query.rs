@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::gateway::{Gateway, TempDir};
 
@@ -19,28 +18,8 @@ fn pykmip_discover_versions_and_query_over_mutual_tls_with_the_shipped_confs() {
         "{}",
         gw.log_text()
     );
-    let python = std::env::var("KSG_PYTHON")
-        .unwrap_or_else(|_| root.join(".venv/bin/python").display().to_string());
-    let script = root.join("tests/interop/pykmip_discover_query.py");
     for version in ["1.0", "1.2", "1.4"] {
-        let out = Command::new(&python)
-            .arg(&script)
-            .arg(gw.addr.ip().to_string())
-            .arg(gw.addr.port().to_string())
-            .arg(gw.data().join("tls"))
-            .arg(version)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run {python} (run tests/run-all to make the venv): {e}")
-            });
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success() && text.contains("ok"),
-            "PyKMIP at {version}:\n{text}"
-        );
+        let (ok, text) = gw.run_pykmip("pykmip_discover_query.py", version);
+        assert!(ok && text.contains("ok"), "PyKMIP at {version}:\n{text}");
     }
 }

@@ -57,36 +57,7 @@ fn with_softhsm(test: &str, body: impl FnOnce(&Fixture)) {
         return;
     }
     let dir = TempDir::new("softhsm");
-    let tokens = dir.0.join("tokens");
-    std::fs::create_dir_all(&tokens).expect("token dir");
-    let conf = dir.0.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .expect("conf");
-    let out = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            LABEL,
-            "--pin",
-            PIN,
-            "--so-pin",
-            "5678",
-        ])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .expect("softhsm2-util runs (install softhsm2)");
-    assert!(
-        out.status.success(),
-        "init token: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let conf = common::softhsm_token(&dir.0, LABEL, PIN);
     let out = Command::new(std::env::current_exe().expect("test binary"))
         .args(["--exact", test, "--nocapture", "--test-threads", "1"])
         .env("SOFTHSM2_CONF", &conf)

@@ -88,13 +88,11 @@ impl Error {
 
     /// The Result Reason as protocol version `v` can express it: reasons that version does not
     /// define become the reason it used for the same failure (KMIP 1.x says Permission Denied
-    /// for a wrong state or usage mask, Invalid Field for a read-only attribute).
+    /// for a wrong state, a usage mask or a read-only attribute, Item Not Found for a missing
+    /// attribute instance).
     pub fn result_reason_in(&self, v: crate::ttlv::Version) -> ResultReason {
         let reason = self.result_reason();
-        let defined = crate::ttlv::tables::enum_by_name("ResultReason")
-            .and_then(|t| t.by_value(reason.to_u32()))
-            .is_some_and(|nv| nv.since <= v && nv.until.is_none_or(|u| v < u));
-        if defined {
+        if crate::ttlv::tables::enum_defined_in("ResultReason", reason.to_u32(), v) {
             return reason;
         }
         match self {

@@ -22,7 +22,7 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         )));
     }
     let mut changes = object::state_changes(&obj, State::Active.to_u32(), ctx.now);
-    changes.extend(object::set_single(
+    changes.push(object::set_single(
         &obj,
         "Activation Date",
         Value::DateTime(ctx.now),

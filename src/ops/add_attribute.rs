@@ -6,18 +6,12 @@ use super::object::{self, payload, uid_item};
 use super::{Context, Outcome};
 use crate::kmip::Error;
 use crate::store::Change;
-use crate::ttlv::{Item, Tag};
+use crate::ttlv::Item;
 
 /// Handles one Add Attribute request payload.
 pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
     let obj = object::load_target(ctx, &payload_in)?;
-    let a = attributes::parse(
-        payload_in
-            .child(Tag::ATTRIBUTE)
-            .ok_or_else(|| Error::InvalidMessage("Attribute is missing".into()))?,
-    )?;
-    let rule = attributes::rule_of(&a.name)
-        .ok_or_else(|| Error::InvalidField(format!("unknown attribute {:?}", a.name)))?;
+    let (a, rule) = attributes::parse_request(&payload_in)?;
     if !attributes::defined_in(&a.name, ctx.version) {
         return Err(Error::InvalidField(format!(
             "{} is not defined in this version",
@@ -47,7 +41,7 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         index: None,
         value: value.clone(),
     }];
-    changes.extend(object::touch(&obj, ctx.now));
+    changes.push(object::touch(&obj, ctx.now));
     let results = object::commit(ctx, changes)?;
     let index = results.first().and_then(|r| r.index).unwrap_or(0);
     Ok(payload(vec![

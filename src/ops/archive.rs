@@ -12,13 +12,10 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
     if super::attributes::date_of(&obj, "Archive Date").is_some() {
         return Err(Error::ObjectArchived(obj.uid.clone()));
     }
-    let mut changes = Vec::new();
-    changes.extend(object::set_single(
-        &obj,
-        "Archive Date",
-        Value::DateTime(ctx.now),
-    ));
-    changes.extend(object::touch(&obj, ctx.now));
+    let changes = vec![
+        object::set_single(&obj, "Archive Date", Value::DateTime(ctx.now)),
+        object::touch(&obj, ctx.now),
+    ];
     object::commit(ctx, changes)?;
     Ok(payload(vec![uid_item(&obj.uid)]))
 }

@@ -212,6 +212,22 @@ pub fn rule_of(name: &str) -> Option<Rule> {
     })
 }
 
+/// The rules of attribute `name`, or Invalid Field for a name KMIP does not define.
+pub fn known(name: &str) -> Result<Rule, Error> {
+    rule_of(name).ok_or_else(|| Error::InvalidField(format!("unknown attribute {name:?}")))
+}
+
+/// The one `Attribute` an Add or Modify Attribute request carries, with its rules.
+pub fn parse_request(payload: &Item) -> Result<(Attribute, Rule), Error> {
+    let a = parse(
+        payload
+            .child(Tag::ATTRIBUTE)
+            .ok_or_else(|| Error::InvalidMessage("Attribute is missing".into()))?,
+    )?;
+    let rule = known(&a.name)?;
+    Ok((a, rule))
+}
+
 /// Whether attribute `name` exists in protocol version `v` (custom attributes always do).
 pub fn defined_in(name: &str, v: Version) -> bool {
     match RULES.iter().find(|r| r.name == name) {

@@ -5,7 +5,7 @@ use super::keyblock::{self, Material};
 use super::object::{self, payload};
 use super::{Context, Outcome};
 use crate::kmip::Error;
-use crate::store::{Change, StoredObject, TokenRef};
+use crate::store::{Change, TokenRef};
 use crate::token::template::{self, Identity, PairSpec};
 use crate::token::{Attr, AttrType, Handle};
 use crate::ttlv::tables::enums::{CryptographicAlgorithm, LinkType, ObjectType, RecommendedCurve};
@@ -266,12 +266,4 @@ fn read_pair(
         return Err(Error::Internal("no RSA public key".into()));
     };
     Ok((Material::RsaPublic { n, e }, Material::RsaPrivate(value)))
-}
-
-/// Whether an object is one half of a pair.
-pub fn is_pair_half(obj: &StoredObject) -> bool {
-    matches!(
-        ObjectType::from_u32(obj.object_type),
-        ObjectType::PrivateKey | ObjectType::PublicKey
-    )
 }

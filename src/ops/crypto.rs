@@ -172,9 +172,8 @@ pub fn run(ctx: &mut Context<'_>, payload: Item, op: Op) -> Result<Option<Item>,
                 return Ok(object::payload(out));
             }
             let obj = object::load(ctx, &uid)?;
-            let req = payload.clone();
             let all = std::mem::take(&mut s.extra);
-            return single(ctx, &req, &obj, op, all, Some(uid));
+            return single(ctx, &payload, &obj, op, all);
         }
         let Some(mut stream) = s.stream.take() else {
             return Err(Error::Internal("stream without token state".into()));
@@ -212,12 +211,17 @@ pub fn run(ctx: &mut Context<'_>, payload: Item, op: Op) -> Result<Option<Item>,
             sig_mech(&payload, &obj)?;
             OpenStream {
                 uid: obj.uid.clone(),
+                hash: None,
                 stream: None,
                 touched: ctx.now,
                 extra: data,
             }
         } else {
-            let (mech, iv_out) = mech_for(ctx, &payload, &obj, op)?;
+            let Cipher {
+                mech,
+                made_iv: iv_out,
+                ..
+            } = mech_for(ctx, &payload, &obj, op)?;
             let h = vault.handle(&obj)?;
             let mut stream = vault
                 .token()
@@ -235,6 +239,7 @@ pub fn run(ctx: &mut Context<'_>, payload: Item, op: Op) -> Result<Option<Item>,
             }
             OpenStream {
                 uid: obj.uid.clone(),
+                hash: None,
                 stream: Some(stream),
                 touched: ctx.now,
                 extra: Vec::new(),
@@ -244,7 +249,7 @@ pub fn run(ctx: &mut Context<'_>, payload: Item, op: Op) -> Result<Option<Item>,
         out.push(Item::new(Tag::CORRELATION_VALUE, Value::ByteString(cv)));
         return Ok(object::payload(out));
     }
-    single(ctx, &payload, &obj, op, data, None)
+    single(ctx, &payload, &obj, op, data)
 }
 
 fn buffered(op: Op, s: &OpenStream) -> bool {
@@ -291,13 +296,23 @@ fn check_key(ctx: &Context<'_>, obj: &StoredObject, op: Op) -> Result<(), Error>
     object::check_usage(obj, bit, what)
 }
 
-/// The mechanism for Encrypt/Decrypt/MAC, and the IV the server made (to return).
+/// How to run one Encrypt/Decrypt/MAC.
+struct Cipher {
+    mech: Mech,
+    /// The IV the server made (to return).
+    made_iv: Option<Vec<u8>>,
+    /// AES-ECB with PKCS#5 padding: PKCS#11 has no padded ECB, so ksg pads and unpads around
+    /// CKM_AES_ECB.
+    pkcs5_ecb: bool,
+}
+
+/// The mechanism for Encrypt/Decrypt/MAC.
 fn mech_for(
     ctx: &Context<'_>,
     payload: &Item,
     obj: &StoredObject,
     op: Op,
-) -> Result<(Mech, Option<Vec<u8>>), Error> {
+) -> Result<Cipher, Error> {
     let alg = algorithm(obj)?;
     let prm = request_params(payload, obj);
     if matches!(op, Op::Mac | Op::MacVerify) {
@@ -305,16 +320,21 @@ fn mech_for(
             .algorithm
             .filter(|a| mechanism::mac(*a).is_ok())
             .unwrap_or(alg);
-        return Ok((mechanism::mac(alg).map_err(mech_error)?, None));
+        return Ok(Cipher {
+            mech: mechanism::mac(alg).map_err(mech_error)?,
+            made_iv: None,
+            pkcs5_ecb: false,
+        });
     }
     let mut iv = bytes(payload, Tag::IV_COUNTER_NONCE)?;
     let mut made = None;
-    let is_aes = matches!(
-        CryptographicAlgorithm::from_u32(alg),
+    let key_alg = CryptographicAlgorithm::from_u32(alg);
+    let block_cipher = matches!(
+        key_alg,
         CryptographicAlgorithm::AES | CryptographicAlgorithm::DES3
     );
     let mode = prm.p.block_cipher_mode.map(BlockCipherMode::from_u32);
-    let needs_iv = is_aes
+    let needs_iv = block_cipher
         && matches!(
             mode,
             Some(BlockCipherMode::CBC | BlockCipherMode::CTR | BlockCipherMode::GCM)
@@ -323,7 +343,7 @@ fn mech_for(
         let len = match (mode, prm.iv_length) {
             (_, Some(bits)) if bits % 8 == 0 && bits > 0 && bits <= 1024 => bits as usize / 8,
             (Some(BlockCipherMode::GCM), _) => 12,
-            _ if !is_aes_only(alg) => 8,
+            _ if key_alg == CryptographicAlgorithm::DES3 => 8,
             _ => 16,
         };
         let fresh = ctx.vault()?.token().random(len).map_err(Error::Token)?;
@@ -331,23 +351,18 @@ fn mech_for(
         iv = Some(fresh);
     }
     let aad = bytes(payload, Tag::AUTHENTICATED_ENCRYPTION_ADDITIONAL_DATA)?.unwrap_or_default();
-    let mut p = prm.p.clone();
-    if is_ecb_pkcs5(alg, &p) {
-        // PKCS#11 has no padded ECB: ksg pads and unpads around CKM_AES_ECB.
+    let mut p = prm.p;
+    let pkcs5_ecb = key_alg == CryptographicAlgorithm::AES
+        && mode == Some(BlockCipherMode::ECB)
+        && p.padding_method == Some(PaddingMethod::PKCS5.to_u32());
+    if pkcs5_ecb {
         p.padding_method = Some(PaddingMethod::None.to_u32());
     }
-    let mech = mechanism::cipher(alg, &p, iv.as_deref(), &aad).map_err(mech_error)?;
-    Ok((mech, made))
-}
-
-fn is_aes_only(alg: u32) -> bool {
-    CryptographicAlgorithm::from_u32(alg) == CryptographicAlgorithm::AES
-}
-
-fn is_ecb_pkcs5(alg: u32, p: &CryptoParams) -> bool {
-    CryptographicAlgorithm::from_u32(alg) == CryptographicAlgorithm::AES
-        && p.block_cipher_mode == Some(BlockCipherMode::ECB.to_u32())
-        && p.padding_method == Some(PaddingMethod::PKCS5.to_u32())
+    Ok(Cipher {
+        mech: mechanism::cipher(alg, &p, iv.as_deref(), &aad).map_err(mech_error)?,
+        made_iv: made,
+        pkcs5_ecb,
+    })
 }
 
 fn pkcs5_pad(mut data: Vec<u8>) -> Vec<u8> {
@@ -377,7 +392,7 @@ fn sig_mech(payload: &Item, obj: &StoredObject) -> Result<(Mech, Option<Hash>), 
 /// The digest to sign, DigestInfo-wrapped for RSA PKCS#1 v1.5.
 fn to_be_signed(mech: &Mech, hash: Option<Hash>, data: &[u8], digested: bool) -> Vec<u8> {
     let digest = match (hash, digested) {
-        (Some(h), false) => super::hash::digest(h, data),
+        (Some(h), false) => mechanism::digest(h, data),
         _ => data.to_vec(),
     };
     match (mech, hash) {
@@ -396,7 +411,6 @@ fn single(
     obj: &StoredObject,
     op: Op,
     data: Vec<u8>,
-    _stream_uid: Option<String>,
 ) -> Result<Option<Item>, Error> {
     if op.protects() {
         let units = match attributes::first(obj, "Usage Limits")
@@ -415,8 +429,11 @@ fn single(
     let mut out = vec![uid_item(&obj.uid)];
     match op {
         Op::Encrypt | Op::Decrypt => {
-            let (mech, made) = mech_for(ctx, payload, obj, op)?;
-            let pad = is_ecb_pkcs5(algorithm(obj)?, &request_params(payload, obj).p);
+            let Cipher {
+                mech,
+                made_iv: made,
+                pkcs5_ecb: pad,
+            } = mech_for(ctx, payload, obj, op)?;
             let data = if pad && op == Op::Encrypt {
                 pkcs5_pad(data)
             } else {
@@ -489,7 +506,7 @@ fn single(
             }
         }
         Op::Mac | Op::MacVerify => {
-            let (mech, _) = mech_for(ctx, payload, obj, op)?;
+            let mech = mech_for(ctx, payload, obj, op)?.mech;
             let h = vault.handle(obj)?;
             if op == Op::Mac {
                 let mac = token.sign(h, &mech, &data).map_err(Error::Token)?;

@@ -19,8 +19,7 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         Some(_) => return Err(Error::InvalidField("Attribute Index".into())),
         None => 0,
     };
-    let rule = attributes::rule_of(&name)
-        .ok_or_else(|| Error::InvalidField(format!("unknown attribute {name:?}")))?;
+    let rule = attributes::known(&name)?;
     if !rule.client_deletes {
         return Err(Error::AttributeReadOnly(name));
     }
@@ -33,7 +32,7 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         name,
         index: Some(index),
     }];
-    changes.extend(object::touch(&obj, ctx.now));
+    changes.push(object::touch(&obj, ctx.now));
     object::commit(ctx, changes)?;
     Ok(payload(vec![uid_item(&obj.uid), old]))
 }

@@ -43,12 +43,12 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         uid: obj.uid.clone(),
         state: new_state.to_u32(),
     }];
-    changes.extend(object::set_single(
+    changes.push(object::set_single(
         &obj,
         "Destroy Date",
         Value::DateTime(ctx.now),
     ));
-    changes.extend(object::touch(&obj, ctx.now));
+    changes.push(object::touch(&obj, ctx.now));
     object::commit(ctx, changes)?;
     Ok(payload(vec![uid_item(&obj.uid)]))
 }

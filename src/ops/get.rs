@@ -83,10 +83,10 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
 /// An object handed out is no longer Fresh.
 fn mark_not_fresh(ctx: &Context<'_>, obj: &crate::store::StoredObject) -> Result<(), Error> {
     if attributes::bool_of(obj, "Fresh") == Some(true) {
-        let changes = object::set_single(obj, "Fresh", Value::Boolean(false))
-            .into_iter()
-            .collect();
-        object::commit(ctx, changes)?;
+        object::commit(
+            ctx,
+            vec![object::set_single(obj, "Fresh", Value::Boolean(false))],
+        )?;
     }
     Ok(())
 }

@@ -19,10 +19,9 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         }
     }
     let mut out = vec![uid_item(&obj.uid)];
-    for (name, index, value) in all(&obj, ctx.version) {
-        if names.is_empty() || names.contains(&name.as_str()) {
-            out.push(attributes::to_item(&name, index, &value));
-        }
+    let wanted = |n: &str| names.is_empty() || names.contains(&n);
+    for (name, index, value) in selected(&obj, ctx.version, wanted) {
+        out.push(attributes::to_item(&name, index, &value));
     }
     Ok(payload(out))
 }
@@ -30,27 +29,30 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
 /// Every attribute instance of `obj` that version `v` defines, starting with Unique
 /// Identifier, Object Type and State.
 pub fn all(obj: &StoredObject, v: Version) -> Vec<(String, u32, Item)> {
-    let mut out = vec![
-        (
-            "Unique Identifier".to_string(),
-            0,
-            attributes::value(Value::TextString(obj.uid.clone())),
-        ),
-        (
-            "Object Type".to_string(),
-            0,
-            attributes::value(Value::Enumeration(obj.object_type)),
-        ),
+    selected(obj, v, |_| true)
+}
+
+/// The attribute instances of `obj` whose name `wanted` accepts (and version `v` defines), in
+/// the order of [`all`]; only those are copied.
+pub fn selected(
+    obj: &StoredObject,
+    v: Version,
+    wanted: impl Fn(&str) -> bool,
+) -> Vec<(String, u32, Item)> {
+    let mut fields = vec![
+        ("Unique Identifier", Value::TextString(obj.uid.clone())),
+        ("Object Type", Value::Enumeration(obj.object_type)),
     ];
     if object::is_key_like(obj.object_type) {
-        out.push((
-            "State".to_string(),
-            0,
-            attributes::value(Value::Enumeration(obj.state)),
-        ));
+        fields.push(("State", Value::Enumeration(obj.state)));
     }
+    let mut out: Vec<(String, u32, Item)> = fields
+        .into_iter()
+        .filter(|(name, _)| wanted(name))
+        .map(|(name, value)| (name.to_string(), 0, attributes::value(value)))
+        .collect();
     for a in &obj.attributes {
-        if attributes::defined_in(&a.name, v) {
+        if wanted(&a.name) && attributes::defined_in(&a.name, v) {
             out.push((a.name.to_string(), a.index, a.value.clone()));
         }
     }

@@ -44,12 +44,7 @@ pub fn consume(ctx: &Context<'_>, obj: &crate::store::StoredObject, n: i64) -> R
         Tag::USAGE_LIMITS_COUNT,
         Value::LongInteger(left - n),
     ));
-    let mut changes = Vec::new();
-    changes.extend(object::set_single(
-        obj,
-        "Usage Limits",
-        Value::Structure(children),
-    ));
-    object::commit(ctx, changes)?;
+    let change = object::set_single(obj, "Usage Limits", Value::Structure(children));
+    object::commit(ctx, vec![change])?;
     Ok(())
 }

@@ -6,10 +6,8 @@ use super::object::payload;
 use super::vault::OpenStream;
 use super::{Context, Outcome};
 use crate::kmip::Error;
-use crate::token::mechanism;
+use crate::token::mechanism::{self, digest};
 use crate::ttlv::{Item, Tag, Value};
-
-pub use crate::token::mechanism::digest;
 
 /// Handles one Hash request payload.
 pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
@@ -50,8 +48,11 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
                 Value::ByteString(cv.clone()),
             )]));
         }
-        let h = mechanism::hash(s.uid.parse().unwrap_or(0))
-            .map_err(|e| Error::InvalidField(e.to_string()))?;
+        let Some(h) = s.hash else {
+            return Err(Error::InvalidField(
+                "that Correlation Value is not a Hash stream".into(),
+            ));
+        };
         return Ok(payload(vec![Item::new(
             Tag::DATA,
             Value::ByteString(digest(h, &s.extra)),
@@ -64,8 +65,8 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         vault.put_stream(
             cv.clone(),
             OpenStream {
-                // A hash stream has no object: it keeps its algorithm here.
-                uid: alg.to_string(),
+                uid: String::new(),
+                hash: Some(h),
                 stream: None,
                 touched: ctx.now,
                 extra: data,

@@ -221,13 +221,13 @@ fn transparent_rsa_to_pkcs8(km: &Item) -> Result<Vec<u8>, Error> {
     let d = get(Tag::PRIVATE_EXPONENT, "Private Exponent")?;
     let p = get(Tag::P, "P")?;
     let q = get(Tag::Q, "Q")?;
-    let num = |b: &[u8]| {
-        rsa::BoxedUint::from_be_slice(b, (b.len() as u32 * 8).max(64))
-            .map_err(|_| Error::InvalidField("RSA component".into()))
-    };
-    let key =
-        rsa::PrivateKey::from_components(num(&n)?, num(&e)?, num(&d)?, vec![num(&p)?, num(&q)?])
-            .map_err(|_| Error::InvalidField("inconsistent RSA components".into()))?;
+    let key = rsa::PrivateKey::from_components(
+        rsa_uint(&n)?,
+        rsa_uint(&e)?,
+        rsa_uint(&d)?,
+        vec![rsa_uint(&p)?, rsa_uint(&q)?],
+    )
+    .map_err(|_| Error::InvalidField("inconsistent RSA components".into()))?;
     Ok(key
         .to_pkcs8_der()
         .map_err(|_| Error::Internal("PKCS#8 encoding".into()))?
@@ -286,25 +286,15 @@ pub fn secret_data(value: &[u8], data_type: u32) -> Item {
 /// (PKCS#1 for RSA, Transparent EC for EC).
 pub fn key_pair_half(m: &Material, bits: i32) -> Result<Item, Error> {
     let (tag, b) = match m {
-        Material::RsaPrivate(pkcs8) => {
-            use rsa::pkcs1::EncodeRsaPrivateKey;
-            let k = rsa_from_pkcs8(pkcs8)?;
-            let der = k
-                .to_pkcs1_der()
-                .map_err(|_| Error::Internal("PKCS#1 encoding".into()))?;
-            (
-                Tag::PRIVATE_KEY,
-                block(
-                    KeyFormatType::PKCS_1,
-                    Item::new(
-                        Tag::KEY_MATERIAL,
-                        Value::ByteString(der.as_bytes().to_vec()),
-                    ),
-                    Some(CryptographicAlgorithm::RSA.to_u32()),
-                    Some(bits),
-                ),
-            )
-        }
+        Material::RsaPrivate(pkcs8) => (
+            Tag::PRIVATE_KEY,
+            block(
+                KeyFormatType::PKCS_1,
+                Item::new(Tag::KEY_MATERIAL, Value::ByteString(pkcs8_to_pkcs1(pkcs8)?)),
+                Some(CryptographicAlgorithm::RSA.to_u32()),
+                Some(bits),
+            ),
+        ),
         Material::RsaPublic { .. } => (
             Tag::PUBLIC_KEY,
             block(
@@ -349,18 +339,35 @@ pub fn key_pair_half(m: &Material, bits: i32) -> Result<Item, Error> {
     Ok(Item::structure(tag, vec![b]))
 }
 
+/// A big-endian RSA component as the rsa crate's integer.
+fn rsa_uint(b: &[u8]) -> Result<rsa::BoxedUint, Error> {
+    rsa::BoxedUint::from_be_slice(b, (b.len() as u32 * 8).max(64))
+        .map_err(|_| Error::InvalidField("RSA component".into()))
+}
+
+/// An RSA public key from its modulus and public exponent.
+fn rsa_public_key(n: &[u8], e: &[u8]) -> Result<rsa::PublicKey, Error> {
+    rsa::PublicKey::new(rsa_uint(n)?, rsa_uint(e)?)
+        .map_err(|_| Error::InvalidField("RSA public key".into()))
+}
+
+/// PKCS#8 RSA private key DER → PKCS#1 RSAPrivateKey DER.
+fn pkcs8_to_pkcs1(der: &[u8]) -> Result<Vec<u8>, Error> {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    Ok(rsa_from_pkcs8(der)?
+        .to_pkcs1_der()
+        .map_err(|_| Error::Internal("PKCS#1 encoding".into()))?
+        .as_bytes()
+        .to_vec())
+}
+
 fn rsa_public_pkcs1(m: &Material) -> Result<Vec<u8>, Error> {
     use rsa::pkcs1::EncodeRsaPublicKey;
     let Material::RsaPublic { n, e } = m else {
         return Err(Error::Internal("not an RSA public key".into()));
     };
-    let num = |b: &[u8]| {
-        rsa::BoxedUint::from_be_slice(b, (b.len() as u32 * 8).max(64))
-            .map_err(|_| Error::InvalidField("RSA component".into()))
-    };
-    let k = rsa::PublicKey::new(num(n)?, num(e)?)
-        .map_err(|_| Error::InvalidField("RSA public key".into()))?;
-    Ok(k.to_pkcs1_der()
+    Ok(rsa_public_key(n, e)?
+        .to_pkcs1_der()
         .map_err(|_| Error::Internal("PKCS#1 encoding".into()))?
         .as_bytes()
         .to_vec())
@@ -409,15 +416,7 @@ pub fn convert(object: Item, want: Option<KeyFormatType>) -> Result<Item, Error>
             Item::new(Tag::KEY_MATERIAL, Value::ByteString(der.clone()))
         }
         (Material::RsaPrivate(der), KeyFormatType::PKCS_1) => {
-            use rsa::pkcs1::EncodeRsaPrivateKey;
-            let k = rsa_from_pkcs8(der)?;
-            let out = k
-                .to_pkcs1_der()
-                .map_err(|_| Error::Internal("PKCS#1 encoding".into()))?;
-            Item::new(
-                Tag::KEY_MATERIAL,
-                Value::ByteString(out.as_bytes().to_vec()),
-            )
+            Item::new(Tag::KEY_MATERIAL, Value::ByteString(pkcs8_to_pkcs1(der)?))
         }
         (Material::RsaPrivate(der), KeyFormatType::TransparentRSAPrivateKey) => {
             use rsa::traits::{PrivateKeyParts, PublicKeyParts};
@@ -448,13 +447,7 @@ pub fn convert(object: Item, want: Option<KeyFormatType>) -> Result<Item, Error>
         }
         (Material::RsaPublic { n, e }, KeyFormatType::X_509) => {
             use rsa::pkcs8::EncodePublicKey;
-            let num = |b: &[u8]| {
-                rsa::BoxedUint::from_be_slice(b, (b.len() as u32 * 8).max(64))
-                    .map_err(|_| Error::InvalidField("RSA component".into()))
-            };
-            let k = rsa::PublicKey::new(num(n)?, num(e)?)
-                .map_err(|_| Error::InvalidField("RSA public key".into()))?;
-            let der = k
+            let der = rsa_public_key(n, e)?
                 .to_public_key_der()
                 .map_err(|_| Error::Internal("SPKI encoding".into()))?;
             Item::new(

@@ -145,9 +145,8 @@ fn matches_all(obj: &StoredObject, wanted: &[Attribute], v: Version) -> bool {
 }
 
 fn instances(obj: &StoredObject, name: &str, v: Version) -> Vec<Item> {
-    super::get_attributes::all(obj, v)
+    super::get_attributes::selected(obj, v, |n| n == name)
         .into_iter()
-        .filter(|(n, _, _)| n == name)
         .map(|(_, _, item)| item)
         .collect()
 }

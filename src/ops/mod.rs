@@ -64,8 +64,6 @@ pub struct Context<'a> {
     pub vault: Option<&'a Vault>,
     /// The ID Placeholder: the Unique Identifier the last batch item created or used.
     pub id_placeholder: Option<String>,
-    /// Objects created by earlier items of this batch (for Undo).
-    pub created: Vec<String>,
 }
 
 impl Context<'_> {

@@ -6,19 +6,13 @@ use super::object::{self, payload, uid_item};
 use super::{Context, Outcome};
 use crate::kmip::Error;
 use crate::store::Change;
+use crate::ttlv::Item;
 use crate::ttlv::tables::enums::State;
-use crate::ttlv::{Item, Tag};
 
 /// Handles one Modify Attribute request payload.
 pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
     let obj = object::load_target(ctx, &payload_in)?;
-    let a = attributes::parse(
-        payload_in
-            .child(Tag::ATTRIBUTE)
-            .ok_or_else(|| Error::InvalidMessage("Attribute is missing".into()))?,
-    )?;
-    let rule = attributes::rule_of(&a.name)
-        .ok_or_else(|| Error::InvalidField(format!("unknown attribute {:?}", a.name)))?;
+    let (a, rule) = attributes::parse_request(&payload_in)?;
     if !rule.client_modifies {
         return Err(Error::AttributeReadOnly(a.name.clone()));
     }
@@ -51,7 +45,7 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         index,
         value: value.clone(),
     }];
-    changes.extend(object::touch(&obj, ctx.now));
+    changes.push(object::touch(&obj, ctx.now));
     object::commit(ctx, changes)?;
     Ok(payload(vec![
         uid_item(&obj.uid),

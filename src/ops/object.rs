@@ -73,19 +73,19 @@ pub fn state_changes(obj: &StoredObject, state: u32, now: i64) -> Vec<Change> {
         uid: obj.uid.clone(),
         state,
     }];
-    c.extend(touch(obj, now));
+    c.push(touch(obj, now));
     c
 }
 
 /// The change that sets Last Change Date to `now`.
-pub fn touch(obj: &StoredObject, now: i64) -> Option<Change> {
+pub fn touch(obj: &StoredObject, now: i64) -> Change {
     set_single(obj, "Last Change Date", Value::DateTime(now))
 }
 
 /// Sets a single-instance attribute (modify when present, add otherwise).
-pub fn set_single(obj: &StoredObject, name: &str, v: Value) -> Option<Change> {
+pub fn set_single(obj: &StoredObject, name: &str, v: Value) -> Change {
     let value = attributes::value(v);
-    Some(if obj.attribute(name).next().is_some() {
+    if obj.attribute(name).next().is_some() {
         Change::ModifyAttribute {
             uid: obj.uid.clone(),
             name: name.into(),
@@ -99,18 +99,13 @@ pub fn set_single(obj: &StoredObject, name: &str, v: Value) -> Option<Change> {
             index: Some(0),
             value,
         }
-    })
+    }
 }
 
 /// Checks that the client may give these attributes when creating an object of `object_type`.
 pub fn check_client_attributes(ctx: &Context<'_>, list: &[Attribute]) -> Result<(), Error> {
     for a in list {
-        let Some(rule) = attributes::rule_of(&a.name) else {
-            return Err(Error::InvalidField(format!(
-                "unknown attribute {:?}",
-                a.name
-            )));
-        };
+        let rule = attributes::known(&a.name)?;
         if !attributes::defined_in(&a.name, ctx.version) {
             return Err(Error::InvalidField(format!(
                 "{} is not defined in KMIP {}",
@@ -219,12 +214,6 @@ pub fn add(obj: &mut StoredObject, name: &str, mut value: Item) {
         index,
         value,
     });
-}
-
-/// Replaces (or sets) a single-instance attribute on an object not yet stored.
-pub fn put(obj: &mut StoredObject, name: &str, v: Value) {
-    obj.attributes.retain(|a| &*a.name != name);
-    add(obj, name, attributes::value(v));
 }
 
 /// Whether the object holds cryptographic material whose use the lifecycle restricts.
@@ -352,12 +341,10 @@ pub fn set_value(ctx: &Context<'_>, obj: &mut StoredObject, value: &Item) -> Res
     Ok(())
 }
 
-/// Stores new objects; returns their Unique Identifiers (and remembers them for Undo and the ID
-/// Placeholder: the last one becomes the placeholder).
-pub fn store_new(ctx: &mut Context<'_>, objects: Vec<StoredObject>) -> Result<Vec<String>, Error> {
+/// Stores new objects; returns their Unique Identifiers, in order.
+pub fn store_new(ctx: &Context<'_>, objects: Vec<StoredObject>) -> Result<Vec<String>, Error> {
     let results = commit(ctx, objects.into_iter().map(Change::Create).collect())?;
     let uids: Vec<String> = results.into_iter().filter_map(|r| r.uid).collect();
-    ctx.created.extend(uids.iter().cloned());
     Ok(uids)
 }
 

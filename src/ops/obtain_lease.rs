@@ -11,13 +11,10 @@ pub const LEASE_SECONDS: u32 = 3600;
 pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
     let obj = object::load_target(ctx, &payload_in)?;
     object::check_may_process(&obj, ctx.now)?;
-    let mut changes = Vec::new();
-    changes.extend(object::set_single(
-        &obj,
-        "Lease Time",
-        Value::Interval(LEASE_SECONDS),
-    ));
-    changes.extend(object::touch(&obj, ctx.now));
+    let changes = vec![
+        object::set_single(&obj, "Lease Time", Value::Interval(LEASE_SECONDS)),
+        object::touch(&obj, ctx.now),
+    ];
     object::commit(ctx, changes)?;
     Ok(payload(vec![
         uid_item(&obj.uid),

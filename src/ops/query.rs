@@ -4,16 +4,9 @@
 
 use super::{Context, IMPLEMENTED, Outcome, SUPPORTED_OBJECT_TYPES};
 use crate::kmip::Error;
+use crate::ttlv::tables::enum_defined_in as defined_in;
 use crate::ttlv::tables::enums::QueryFunction;
-use crate::ttlv::tables::{self, NamedValue};
 use crate::ttlv::{Item, Tag, Value, Version};
-
-/// Whether `value` of enumeration `table` exists in protocol version `v`.
-pub fn defined_in(table: &str, value: u32, v: Version) -> bool {
-    tables::enum_by_name(table)
-        .and_then(|t| t.by_value(value))
-        .is_some_and(|nv: &NamedValue| nv.since <= v && nv.until.is_none_or(|u| v < u))
-}
 
 /// Handles one Query request payload.
 pub fn handle(ctx: &mut Context<'_>, payload: Item) -> Outcome {

@@ -14,7 +14,7 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
             name: "Archive Date".into(),
             index: None,
         }];
-        changes.extend(object::touch(&obj, ctx.now));
+        changes.push(object::touch(&obj, ctx.now));
         object::commit(ctx, changes)?;
     }
     Ok(payload(vec![uid_item(&obj.uid)]))

@@ -39,17 +39,14 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
             State::Destroyed | State::DestroyedCompromised => State::DestroyedCompromised,
             _ => State::Compromised,
         };
-        let mut c = Vec::new();
-        c.extend(object::set_single(
-            &obj,
-            "Compromise Date",
-            Value::DateTime(ctx.now),
-        ));
-        c.extend(object::set_single(
-            &obj,
-            "Compromise Occurrence Date",
-            Value::DateTime(occurred),
-        ));
+        let c = vec![
+            object::set_single(&obj, "Compromise Date", Value::DateTime(ctx.now)),
+            object::set_single(
+                &obj,
+                "Compromise Occurrence Date",
+                Value::DateTime(occurred),
+            ),
+        ];
         (new, c)
     } else {
         match state {
@@ -63,7 +60,7 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         }
         let mut c = Vec::new();
         if crate::ops::attributes::date_of(&obj, "Deactivation Date").is_none_or(|d| d > ctx.now) {
-            c.extend(object::set_single(
+            c.push(object::set_single(
                 &obj,
                 "Deactivation Date",
                 Value::DateTime(ctx.now),
@@ -73,7 +70,7 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
     };
     let mut stored_reason = reason.clone();
     stored_reason.tag = Tag::ATTRIBUTE_VALUE;
-    changes.extend(object::set_single(
+    changes.push(object::set_single(
         &obj,
         "Revocation Reason",
         stored_reason.value,

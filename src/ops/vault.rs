@@ -22,8 +22,10 @@ pub const STREAM_IDLE_SECONDS: i64 = 300;
 /// One multi-part operation in progress.
 #[derive(Debug)]
 pub struct OpenStream {
-    /// The object it uses.
+    /// The object it uses (empty for Hash, which uses none).
     pub uid: String,
+    /// The hash of a Hash stream.
+    pub hash: Option<crate::token::Hash>,
     /// The token's state (none for streams ksg buffers itself: sign, verify).
     pub stream: Option<Stream>,
     /// When it was last fed.
@@ -193,36 +195,23 @@ fn session_template(m: &Material, alg: Option<u32>) -> Result<Vec<Attr>, Error> 
         Material::EcPrivate { curve, d } => t.extend([
             Attr::Class(Class::PrivateKey),
             Attr::KeyType(KeyType::Ec),
-            Attr::EcParams(
-                crate::token::template::ec_params(*curve)
-                    .map_err(|e| Error::FeatureNotSupported(e.to_string()))?,
-            ),
+            ec_params(*curve)?,
             Attr::Value(d.clone()),
         ]),
         Material::EcPublic { curve, q } => t.extend([
             Attr::Class(Class::PublicKey),
             Attr::KeyType(KeyType::Ec),
-            Attr::EcParams(
-                crate::token::template::ec_params(*curve)
-                    .map_err(|e| Error::FeatureNotSupported(e.to_string()))?,
-            ),
-            Attr::EcPoint(der_octet_string(q)),
+            ec_params(*curve)?,
+            Attr::EcPoint(crate::token::template::ec_point_der(q)),
         ]),
     }
     t.extend(all);
     Ok(t)
 }
 
-/// A DER OCTET STRING around `b` (CKA_EC_POINT).
-fn der_octet_string(b: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x04];
-    if b.len() < 0x80 {
-        out.push(b.len() as u8);
-    } else if b.len() < 0x100 {
-        out.extend([0x81, b.len() as u8]);
-    } else {
-        out.extend([0x82, (b.len() >> 8) as u8, b.len() as u8]);
-    }
-    out.extend_from_slice(b);
-    out
+/// CKA_EC_PARAMS of a curve ksg can use.
+fn ec_params(curve: u32) -> Result<Attr, Error> {
+    crate::token::template::ec_params(curve)
+        .map(Attr::EcParams)
+        .map_err(|e| Error::FeatureNotSupported(e.to_string()))
 }

@@ -252,6 +252,18 @@ pub fn digest_info_prefix(h: Hash) -> &'static [u8] {
     }
 }
 
+/// A digest of `data`, in software (hashing needs no key, so nothing for a token to protect).
+pub fn digest(h: Hash, data: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    match h {
+        Hash::Sha1 => sha1::Sha1::digest(data).to_vec(),
+        Hash::Sha224 => sha2::Sha224::digest(data).to_vec(),
+        Hash::Sha256 => sha2::Sha256::digest(data).to_vec(),
+        Hash::Sha384 => sha2::Sha384::digest(data).to_vec(),
+        Hash::Sha512 => sha2::Sha512::digest(data).to_vec(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,17 +356,5 @@ mod tests {
         assert!(signature(3, &ecdsa).is_err(), "an AES key cannot sign");
         assert_eq!(mac(9), Ok(Mech::Hmac(Hash::Sha256)));
         assert_eq!(digest_info_prefix(Hash::Sha256).len() + 32, 51);
-    }
-}
-
-/// A digest of `data`, in software (hashing needs no key, so nothing for a token to protect).
-pub fn digest(h: Hash, data: &[u8]) -> Vec<u8> {
-    use sha2::Digest;
-    match h {
-        Hash::Sha1 => sha1::Sha1::digest(data).to_vec(),
-        Hash::Sha224 => sha2::Sha224::digest(data).to_vec(),
-        Hash::Sha256 => sha2::Sha256::digest(data).to_vec(),
-        Hash::Sha384 => sha2::Sha384::digest(data).to_vec(),
-        Hash::Sha512 => sha2::Sha512::digest(data).to_vec(),
     }
 }

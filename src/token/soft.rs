@@ -27,6 +27,7 @@ use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt};
 use hmac::{Hmac, Mac};
 use sha2::Digest;
 
+use super::mechanism::digest;
 use super::{
     Attr, AttrType, Class, Handle, Hash, KeyType, Mech, Result, Stream, StreamKind, Token,
     TokenError,
@@ -188,13 +189,13 @@ fn hmac(h: Hash, key: &[u8], data: &[u8]) -> Vec<u8> {
     }
 }
 
-use super::mechanism::digest;
-
+/// ECB over any block cipher (no padding: the data must be whole blocks).
 fn ecb<C>(c: &C, data: &[u8], encrypt: bool, function: &str) -> Result<Vec<u8>>
 where
-    C: BlockCipherEncrypt + BlockCipherDecrypt + aes::cipher::BlockSizeUser<BlockSize = U16>,
+    C: BlockCipherEncrypt + BlockCipherDecrypt,
 {
-    if !data.len().is_multiple_of(16) {
+    let size = C::block_size();
+    if !data.len().is_multiple_of(size) {
         return fail(
             function,
             if encrypt {
@@ -205,8 +206,8 @@ where
         );
     }
     let mut out = Vec::with_capacity(data.len());
-    for chunk in data.chunks(16) {
-        let mut block = aes::Block::try_from(chunk).expect("16 bytes");
+    for chunk in data.chunks(size) {
+        let mut block = aes::cipher::Block::<C>::try_from(chunk).expect("whole blocks");
         if encrypt {
             c.encrypt_block(&mut block);
         } else {
@@ -215,6 +216,57 @@ where
         out.extend_from_slice(&block);
     }
     Ok(out)
+}
+
+/// CBC over any block cipher, with or without PKCS#7 padding.
+fn cbc_crypt<C>(
+    key: &[u8],
+    iv: &[u8],
+    data: &[u8],
+    encrypt: bool,
+    pad: bool,
+    function: &str,
+) -> Result<Vec<u8>>
+where
+    C: BlockCipherEncrypt + BlockCipherDecrypt + KeyInit,
+{
+    let size = C::block_size();
+    let bad_len = if encrypt {
+        RvError::DataLenRange
+    } else {
+        RvError::EncryptedDataLenRange
+    };
+    if !pad && !data.len().is_multiple_of(size) {
+        return fail(function, bad_len);
+    }
+    let mut buf = data.to_vec();
+    if encrypt {
+        let e = cbc::Encryptor::<C>::new_from_slices(key, iv).expect("sizes checked");
+        buf.resize(data.len() + size, 0);
+        let n = if pad {
+            e.encrypt_padded::<Pkcs7>(&mut buf, data.len())
+        } else {
+            e.encrypt_padded::<NoPadding>(&mut buf, data.len())
+        }
+        .map(<[u8]>::len)
+        .or_else(|_| fail(function, bad_len))?;
+        buf.truncate(n);
+        Ok(buf)
+    } else {
+        let d = cbc::Decryptor::<C>::new_from_slices(key, iv).expect("sizes checked");
+        let r = if pad {
+            d.decrypt_padded::<Pkcs7>(&mut buf)
+        } else {
+            d.decrypt_padded::<NoPadding>(&mut buf)
+        };
+        match r.map(<[u8]>::len) {
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(buf)
+            }
+            Err(_) => fail(function, RvError::EncryptedDataInvalid),
+        }
+    }
 }
 
 fn cipher(key: &[u8], mech: &Mech, data: &[u8], encrypt: bool) -> Result<Vec<u8>> {
@@ -226,45 +278,14 @@ fn cipher(key: &[u8], mech: &Mech, data: &[u8], encrypt: bool) -> Result<Vec<u8>
     };
     match mech {
         Mech::Des3Ecb | Mech::Des3Cbc(_) | Mech::Des3CbcPad(_) => {
-            des3(key, mech, data, encrypt, function, bad_len)
+            des3(key, mech, data, encrypt, function)
         }
         Mech::AesEcb => with_aes!(key, function, |c: C| ecb(&c, data, encrypt, function)),
         Mech::AesCbc(iv) | Mech::AesCbcPad(iv) => {
             let pad = matches!(mech, Mech::AesCbcPad(_));
-            if !pad && !data.len().is_multiple_of(16) {
-                return fail(function, bad_len);
-            }
-            with_aes!(key, function, |_c: C| {
-                if encrypt {
-                    let e = cbc::Encryptor::<C>::new_from_slices(key, iv).expect("sizes checked");
-                    let mut buf = data.to_vec();
-                    buf.resize(data.len() + 16, 0);
-                    let n = if pad {
-                        e.encrypt_padded::<Pkcs7>(&mut buf, data.len())
-                    } else {
-                        e.encrypt_padded::<NoPadding>(&mut buf, data.len())
-                    }
-                    .map(<[u8]>::len)
-                    .or_else(|_| fail(function, bad_len))?;
-                    buf.truncate(n);
-                    Ok(buf)
-                } else {
-                    let d = cbc::Decryptor::<C>::new_from_slices(key, iv).expect("sizes checked");
-                    let mut buf = data.to_vec();
-                    let r = if pad {
-                        d.decrypt_padded::<Pkcs7>(&mut buf)
-                    } else {
-                        d.decrypt_padded::<NoPadding>(&mut buf)
-                    };
-                    match r.map(<[u8]>::len) {
-                        Ok(n) => {
-                            buf.truncate(n);
-                            Ok(buf)
-                        }
-                        Err(_) => fail(function, RvError::EncryptedDataInvalid),
-                    }
-                }
-            })
+            with_aes!(key, function, |_c: C| cbc_crypt::<C>(
+                key, iv, data, encrypt, pad, function
+            ))
         }
         Mech::AesCtr(cb) => with_aes!(key, function, |_c: C| {
             use ctr::cipher::StreamCipher;
@@ -338,64 +359,15 @@ fn gcm<N: ArraySize>(
 }
 
 /// Triple-DES (three-key, 24-byte keys) in ECB, CBC or CBC with PKCS#7 padding.
-fn des3(
-    key: &[u8],
-    mech: &Mech,
-    data: &[u8],
-    encrypt: bool,
-    function: &str,
-    bad_len: RvError,
-) -> Result<Vec<u8>> {
+fn des3(key: &[u8], mech: &Mech, data: &[u8], encrypt: bool, function: &str) -> Result<Vec<u8>> {
     use des::TdesEde3;
     let Ok(c) = TdesEde3::new_from_slice(key) else {
         return fail(function, RvError::KeyTypeInconsistent);
     };
-    let iv = match mech {
-        Mech::Des3Cbc(iv) | Mech::Des3CbcPad(iv) => Some(*iv),
-        _ => None,
-    };
-    let pad = matches!(mech, Mech::Des3CbcPad(_));
-    if !pad && !data.len().is_multiple_of(8) {
-        return fail(function, bad_len);
-    }
-    let Some(iv) = iv else {
-        let mut out = Vec::with_capacity(data.len());
-        for chunk in data.chunks(8) {
-            let mut block = des::cipher::Block::<TdesEde3>::try_from(chunk).expect("8 bytes");
-            if encrypt {
-                c.encrypt_block(&mut block);
-            } else {
-                c.decrypt_block(&mut block);
-            }
-            out.extend_from_slice(&block);
-        }
-        return Ok(out);
-    };
-    if encrypt {
-        let e = cbc::Encryptor::<TdesEde3>::new_from_slices(key, &iv).expect("sizes checked");
-        let mut buf = data.to_vec();
-        buf.resize(data.len() + 8, 0);
-        let n = if pad {
-            e.encrypt_padded::<Pkcs7>(&mut buf, data.len())
-        } else {
-            e.encrypt_padded::<NoPadding>(&mut buf, data.len())
-        }
-        .map(<[u8]>::len)
-        .or_else(|_| fail(function, bad_len))?;
-        buf.truncate(n);
-        Ok(buf)
-    } else {
-        let d = cbc::Decryptor::<TdesEde3>::new_from_slices(key, &iv).expect("sizes checked");
-        let mut buf = data.to_vec();
-        let n = if pad {
-            d.decrypt_padded::<Pkcs7>(&mut buf)
-        } else {
-            d.decrypt_padded::<NoPadding>(&mut buf)
-        }
-        .map(<[u8]>::len)
-        .or_else(|_| fail(function, bad_len))?;
-        buf.truncate(n);
-        Ok(buf)
+    match mech {
+        Mech::Des3Cbc(iv) => cbc_crypt::<TdesEde3>(key, iv, data, encrypt, false, function),
+        Mech::Des3CbcPad(iv) => cbc_crypt::<TdesEde3>(key, iv, data, encrypt, true, function),
+        _ => ecb(&c, data, encrypt, function),
     }
 }
 
@@ -727,17 +699,6 @@ fn point_from_der(der: &[u8]) -> Option<&[u8]> {
     }
 }
 
-fn point_to_der(point: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x04];
-    if point.len() < 0x80 {
-        out.push(point.len() as u8);
-    } else {
-        out.extend([0x81, point.len() as u8]);
-    }
-    out.extend_from_slice(point);
-    out
-}
-
 fn ec_params_of(attrs: &[Attr]) -> Option<Curve> {
     attrs.iter().find_map(|a| {
         if let Attr::EcParams(p) = a {
@@ -886,7 +847,7 @@ impl Token for SoftToken {
         };
         let (scalar, point) = ec_generate(curve)?;
         let mut public = public.to_vec();
-        public.push(Attr::EcPoint(point_to_der(&point)));
+        public.push(Attr::EcPoint(super::template::ec_point_der(&point)));
         let mut private = private.to_vec();
         private.extend(
             public

@@ -154,6 +154,18 @@ pub fn secret_key(
     Ok((mech, t))
 }
 
+/// CKA_EC_POINT: the uncompressed point in a DER OCTET STRING.
+pub fn ec_point_der(point: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x04];
+    match point.len() {
+        n if n < 0x80 => out.push(n as u8),
+        n if n < 0x100 => out.extend([0x81, n as u8]),
+        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(point);
+    out
+}
+
 /// DER-encoded OIDs (CKA_EC_PARAMS) of the NIST curves.
 pub fn ec_params(curve: u32) -> Result<Vec<u8>, TemplateError> {
     Ok(match RecommendedCurve::from_u32(curve) {

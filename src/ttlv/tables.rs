@@ -71,6 +71,20 @@ pub struct TagInfo {
 
 include!(concat!(env!("OUT_DIR"), "/kmip_tables.rs"));
 
+impl NamedValue {
+    /// Whether protocol version `v` defines this value.
+    pub fn defined_in(&self, v: Version) -> bool {
+        self.since <= v && self.until.is_none_or(|u| v < u)
+    }
+}
+
+/// Whether value `value` of enumeration `table` exists in protocol version `v`.
+pub fn enum_defined_in(table: &str, value: u32, v: Version) -> bool {
+    enum_by_name(table)
+        .and_then(|t| t.by_value(value))
+        .is_some_and(|nv| nv.defined_in(v))
+}
+
 impl ValueTable {
     /// The named value for `value`, if the table has one.
     pub fn by_value(&self, value: u32) -> Option<&'static NamedValue> {

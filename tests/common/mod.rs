@@ -125,3 +125,39 @@ pub fn softhsm_module() -> PathBuf {
     .find(|p| p.exists())
     .expect("SoftHSM2 not found: install softhsm2 (tests/run-all does) or set TEST_PKCS11_MODULE")
 }
+
+/// Makes a SoftHSM2 token labelled `label` (user PIN `pin`, SO PIN 5678) in `dir/tokens` and
+/// returns `dir/softhsm2.conf`, to pass to every process as SOFTHSM2_CONF.
+pub fn softhsm_token(dir: &Path, label: &str, pin: &str) -> PathBuf {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).expect("token dir");
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .expect("softhsm2.conf");
+    let out = std::process::Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            label,
+            "--pin",
+            pin,
+            "--so-pin",
+            "5678",
+        ])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .expect("softhsm2-util runs (install softhsm2)");
+    assert!(
+        out.status.success(),
+        "init token: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    conf
+}
