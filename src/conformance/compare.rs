@@ -20,7 +20,8 @@
 //! - **Batch item**: Operation, Result Status and (if expected) Unique Batch Item ID equal;
 //!   Result Reason equal, listed in [`EQUIVALENT_REASONS`], or anything when General Failure
 //!   is expected; Result Message ignored;
-//!   Asynchronous Correlation Value any.
+//!   Asynchronous Correlation Value any. A request with Init Indicator starts a new stream, so
+//!   `$CORRELATION_VALUE` is captured afresh from its response.
 //! - **Values that may vary**: any Date-Time (or Date-Time Extended); Digest and Random Number
 //!   Generator (the whole structures: the server's choice of hash and generator); Signature
 //!   Data; Key Value, Key Material and Key Format Type in a Get or Export
@@ -449,6 +450,20 @@ fn compare_batch_item(
     b: &mut Bindings,
     id_placeholder: &mut Option<Value>,
 ) -> Result<(), Difference> {
+    // A request that starts a stream gets a new Correlation Value: the test cases reuse the
+    // placeholder's name for every stream, so its value is captured afresh.
+    let starts_stream = request
+        .and_then(|r| r.child(Tag::REQUEST_PAYLOAD))
+        .and_then(|p| p.child(Tag::INIT_INDICATOR))
+        .is_some_and(|i| i.value == Value::Boolean(true));
+    if starts_stream {
+        b.vars.retain(|name, _| {
+            !matches!(
+                name.as_str(),
+                "$CORRELATION_VALUE" | "$SERVER_CORRELATION_VALUE"
+            )
+        });
+    }
     // Operation, Unique Batch Item ID and Result Status: equal.
     for tag in [Tag::OPERATION, Tag::UNIQUE_BATCH_ITEM_ID] {
         if let Some(ei) = e.child(tag) {

@@ -173,22 +173,37 @@ pub fn run(ctx: &mut Context<'_>, payload: Item, op: Op) -> Result<Option<Item>,
             }
             let obj = object::load(ctx, &uid)?;
             let all = std::mem::take(&mut s.extra);
-            return single(ctx, &payload, &obj, op, all);
+            let request = completed(s.request.take(), &payload);
+            return single(ctx, &request, &obj, op, all);
         }
         let Some(mut stream) = s.stream.take() else {
             return Err(Error::Internal("stream without token state".into()));
         };
-        let produced = vault
+        let mut produced = vault
             .token()
             .update(&mut stream, &data)
             .map_err(Error::Token)?;
         if fin {
-            let sig = bytes(&payload, signature_tag(op))?;
+            if op == Op::Decrypt && s.tag_len > 0 {
+                // The tag comes apart in KMIP; PKCS#11 takes it at the end of the ciphertext.
+                let tag = bytes(&payload, Tag::AUTHENTICATED_ENCRYPTION_TAG)?
+                    .ok_or_else(|| Error::MissingData("Authenticated Encryption Tag".into()))?;
+                produced.extend(
+                    vault
+                        .token()
+                        .update(&mut stream, &tag)
+                        .map_err(Error::Token)?,
+                );
+            }
+            let sig = bytes(&completed(s.request.take(), &payload), signature_tag(op))?;
             let last = vault
                 .token()
                 .finish(stream, sig.as_deref())
                 .map_err(Error::Token)?;
-            return Ok(object::payload(finish_items(op, out, produced, last)));
+            let tag_len = if op == Op::Encrypt { s.tag_len } else { 0 };
+            return Ok(object::payload(finish_items(
+                op, out, produced, last, tag_len,
+            )));
         }
         s.stream = Some(stream);
         s.touched = ctx.now;
@@ -212,6 +227,8 @@ pub fn run(ctx: &mut Context<'_>, payload: Item, op: Op) -> Result<Option<Item>,
             OpenStream {
                 uid: obj.uid.clone(),
                 hash: None,
+                tag_len: 0,
+                request: Some(without_data(&payload)),
                 stream: None,
                 touched: ctx.now,
                 extra: data,
@@ -220,8 +237,13 @@ pub fn run(ctx: &mut Context<'_>, payload: Item, op: Op) -> Result<Option<Item>,
             let Cipher {
                 mech,
                 made_iv: iv_out,
-                ..
+                pkcs5_ecb,
             } = mech_for(ctx, &payload, &obj, op)?;
+            if pkcs5_ecb {
+                return Err(Error::FeatureNotSupported(
+                    "streamed AES-ECB with PKCS#5 padding".into(),
+                ));
+            }
             let h = vault.handle(&obj)?;
             let mut stream = vault
                 .token()
@@ -240,6 +262,8 @@ pub fn run(ctx: &mut Context<'_>, payload: Item, op: Op) -> Result<Option<Item>,
             OpenStream {
                 uid: obj.uid.clone(),
                 hash: None,
+                tag_len: gcm_tag_len(&mech),
+                request: Some(without_data(&payload)),
                 stream: Some(stream),
                 touched: ctx.now,
                 extra: Vec::new(),
@@ -250,6 +274,33 @@ pub fn run(ctx: &mut Context<'_>, payload: Item, op: Op) -> Result<Option<Item>,
         return Ok(object::payload(out));
     }
     single(ctx, &payload, &obj, op, data)
+}
+
+/// A request payload without its Data (kept for a stream's later parts).
+fn without_data(payload: &Item) -> Item {
+    let children = payload
+        .children()
+        .iter()
+        .filter(|c| c.tag != Tag::DATA)
+        .cloned()
+        .collect();
+    Item::structure(payload.tag, children)
+}
+
+/// The Init request's payload with what the last part adds or changes (e.g. the signature to
+/// check), for the computation at the end of a stream.
+fn completed(init: Option<Item>, last: &Item) -> Item {
+    let Some(init) = init else {
+        return last.clone();
+    };
+    let mut children: Vec<Item> = init
+        .children()
+        .iter()
+        .filter(|c| last.child(c.tag).is_none())
+        .cloned()
+        .collect();
+    children.extend(last.children().iter().cloned());
+    Item::structure(last.tag, children)
 }
 
 fn buffered(op: Op, s: &OpenStream) -> bool {
@@ -263,18 +314,43 @@ fn signature_tag(op: Op) -> Tag {
     }
 }
 
-fn finish_items(op: Op, mut out: Vec<Item>, produced: Vec<u8>, last: Vec<u8>) -> Vec<Item> {
+/// The items of a stream's last response: the remaining output (and, for AEAD encryption, the
+/// tag of `tag_len` bytes at its end, returned apart), or the signature, MAC or verdict.
+fn finish_items(
+    op: Op,
+    mut out: Vec<Item>,
+    produced: Vec<u8>,
+    last: Vec<u8>,
+    tag_len: usize,
+) -> Vec<Item> {
     match op {
         Op::Encrypt | Op::Decrypt => {
             let mut all = produced;
             all.extend(last);
-            out.push(Item::new(Tag::DATA, Value::ByteString(all)));
+            let tag = all.split_off(all.len().saturating_sub(tag_len));
+            if !all.is_empty() {
+                out.push(Item::new(Tag::DATA, Value::ByteString(all)));
+            }
+            if !tag.is_empty() {
+                out.push(Item::new(
+                    Tag::AUTHENTICATED_ENCRYPTION_TAG,
+                    Value::ByteString(tag),
+                ));
+            }
         }
         Op::Sign => out.push(Item::new(Tag::SIGNATURE_DATA, Value::ByteString(last))),
         Op::Mac => out.push(Item::new(Tag::MAC_DATA, Value::ByteString(last))),
         Op::Verify | Op::MacVerify => out.push(validity(last.first() == Some(&1))),
     }
     out
+}
+
+/// The tag length in bytes of an AEAD mechanism (0 for others).
+fn gcm_tag_len(mech: &Mech) -> usize {
+    match mech {
+        Mech::AesGcm { tag_bits, .. } => (*tag_bits / 8) as usize,
+        _ => 0,
+    }
 }
 
 fn validity(valid: bool) -> Item {
@@ -440,10 +516,7 @@ fn single(
                 data
             };
             let h = vault.handle(obj)?;
-            let tag_len = match &mech {
-                Mech::AesGcm { tag_bits, .. } => (*tag_bits / 8) as usize,
-                _ => 0,
-            };
+            let tag_len = gcm_tag_len(&mech);
             if op == Op::Encrypt {
                 let mut ct = token.encrypt(h, &mech, &data).map_err(Error::Token)?;
                 let tag = ct.split_off(ct.len().saturating_sub(tag_len));

@@ -67,6 +67,8 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
             OpenStream {
                 uid: String::new(),
                 hash: Some(h),
+                tag_len: 0,
+                request: None,
                 stream: None,
                 touched: ctx.now,
                 extra: data,

@@ -1,4 +1,5 @@
-//! RNG Seed: mixes client data into the token's generator.
+//! RNG Seed: offers client data to the token's generator; Data Length says how much it took
+//! (all of it on a PKCS#11 token, none on the software token, whose OS generator takes none).
 
 use super::object::payload;
 use super::{Context, Outcome};
@@ -11,12 +12,13 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         Some(Value::ByteString(b)) => b.clone(),
         _ => return Err(Error::MissingData("Data".into())),
     };
-    ctx.vault()?
+    let accepted = ctx
+        .vault()?
         .token()
         .seed_random(&data)
         .map_err(Error::Token)?;
     Ok(payload(vec![Item::new(
         Tag::DATA_LENGTH,
-        Value::Integer(data.len() as i32),
+        Value::Integer(accepted as i32),
     )]))
 }

@@ -26,6 +26,11 @@ pub struct OpenStream {
     pub uid: String,
     /// The hash of a Hash stream.
     pub hash: Option<crate::token::Hash>,
+    /// Length of the authentication tag at the end of an AEAD encryption's output.
+    pub tag_len: usize,
+    /// The Init request's payload without its Data: the Cryptographic Parameters and any
+    /// signature or MAC to check, which later parts need not repeat.
+    pub request: Option<crate::ttlv::Item>,
     /// The token's state (none for streams ksg buffers itself: sign, verify).
     pub stream: Option<Stream>,
     /// When it was last fed.

@@ -341,7 +341,8 @@ pub trait Token: Send + Sync + fmt::Debug {
     /// Random bytes.
     fn random(&self, len: usize) -> Result<Vec<u8>>;
     /// Mixes seed material into the token's generator.
-    fn seed_random(&self, seed: &[u8]) -> Result<()>;
+    /// Returns how many of the bytes the generator took (KMIP's RNG Seed reports it).
+    fn seed_random(&self, seed: &[u8]) -> Result<usize>;
 }
 
 /// What a multi-part operation does.

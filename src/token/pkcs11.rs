@@ -900,7 +900,8 @@ impl Token for Pkcs11Token {
         })
     }
 
-    fn seed_random(&self, seed: &[u8]) -> Result<()> {
-        self.run("C_SeedRandom", None, |s| s.seed_random(seed))
+    fn seed_random(&self, seed: &[u8]) -> Result<usize> {
+        self.run("C_SeedRandom", None, |s| s.seed_random(seed))?;
+        Ok(seed.len())
     }
 }

@@ -35,16 +35,25 @@ use super::{
 use crate::store::SecretBytes;
 use crate::token::RvError;
 
-/// A software stream: the data so far (zeroed when dropped).
+/// A software stream (buffers zeroed when dropped). Block modes give their output part by part:
+/// `data` holds the input not yet turned into output, and `mech` carries the chaining value
+/// (the CBC IV moves along). GCM encryption gives its ciphertext part by part too, from the
+/// keystream, and keeps the whole plaintext in `whole` for the tag; everything else (GCM
+/// decryption, which must not release unauthenticated plaintext, signatures, MACs) works on all
+/// of `data` at the end.
 struct Buffered {
     key: Handle,
     mech: Mech,
     data: Vec<u8>,
+    whole: Vec<u8>,
+    /// Bytes of output already given.
+    emitted: usize,
 }
 
 impl Drop for Buffered {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.data);
+        zeroize::Zeroize::zeroize(&mut self.whole);
     }
 }
 
@@ -267,6 +276,63 @@ where
             Err(_) => fail(function, RvError::EncryptedDataInvalid),
         }
     }
+}
+
+/// How a block mode streams: its block size, and whether its last block is padded (so padded
+/// decryption holds the last block back until the end).
+fn block_stream(mech: &Mech) -> Option<(usize, bool)> {
+    match mech {
+        Mech::AesEcb | Mech::AesCbc(_) => Some((16, false)),
+        Mech::AesCbcPad(_) => Some((16, true)),
+        Mech::Des3Ecb | Mech::Des3Cbc(_) => Some((8, false)),
+        Mech::Des3CbcPad(_) => Some((8, true)),
+        _ => None,
+    }
+}
+
+/// `mech` for a run of whole blocks (no padding).
+fn unpadded(mech: &Mech) -> Mech {
+    match mech {
+        Mech::AesCbcPad(iv) => Mech::AesCbc(*iv),
+        Mech::Des3CbcPad(iv) => Mech::Des3Cbc(*iv),
+        other => other.clone(),
+    }
+}
+
+/// `mech` with its CBC IV replaced by the last block of `chain_from` (what CBC chains on).
+fn chained(mech: &Mech, chain_from: &[u8]) -> Mech {
+    let last = |n: usize| &chain_from[chain_from.len() - n..];
+    match mech {
+        Mech::AesCbc(_) => Mech::AesCbc(last(16).try_into().expect("16 bytes")),
+        Mech::AesCbcPad(_) => Mech::AesCbcPad(last(16).try_into().expect("16 bytes")),
+        Mech::Des3Cbc(_) => Mech::Des3Cbc(last(8).try_into().expect("8 bytes")),
+        Mech::Des3CbcPad(_) => Mech::Des3CbcPad(last(8).try_into().expect("8 bytes")),
+        other => other.clone(),
+    }
+}
+
+/// GCM keystream bytes `offset..offset + len` for `key` and `iv`. The first keystream block is
+/// the encryption of zeros; decrypting it gives GCM's first counter block, from which CTR mode
+/// (32-bit counter) yields the keystream at any offset.
+fn gcm_keystream(key: &[u8], iv: &[u8], offset: usize, len: usize) -> Result<Vec<u8>> {
+    let probe = Mech::AesGcm {
+        iv: iv.to_vec(),
+        aad: Vec::new(),
+        tag_bits: 128,
+    };
+    let first = cipher(key, &probe, &[0u8; 16], true)?;
+    with_aes!(key, "C_EncryptUpdate", |c: C| {
+        use ctr::cipher::{StreamCipher, StreamCipherSeek};
+        let mut block = aes::Block::try_from(&first[..16]).expect("16 bytes");
+        c.decrypt_block(&mut block);
+        let mut ks = ctr::Ctr32BE::<C>::new_from_slices(key, &block).expect("sizes checked");
+        ks.try_seek(offset as u64)
+            .or_else(|_| fail("C_EncryptUpdate", RvError::DataLenRange))?;
+        let mut out = vec![0u8; len];
+        ks.try_apply_keystream(&mut out)
+            .or_else(|_| fail("C_EncryptUpdate", RvError::DataLenRange))?;
+        Ok(out)
+    })
 }
 
 fn cipher(key: &[u8], mech: &Mech, data: &[u8], encrypt: bool) -> Result<Vec<u8>> {
@@ -1118,6 +1184,8 @@ impl Token for SoftToken {
             key,
             mech: mech.clone(),
             data: Vec::new(),
+            whole: Vec::new(),
+            emitted: 0,
         };
         Ok(Stream {
             kind,
@@ -1127,12 +1195,40 @@ impl Token for SoftToken {
     }
 
     fn update(&self, stream: &mut Stream, data: &[u8]) -> Result<Vec<u8>> {
+        let kind = stream.kind;
         let Some(b) = stream.state.downcast_mut::<Buffered>() else {
             return Err(TokenError::Unsupported("a stream of another token".into()));
         };
-        // The software token computes at the end; the caller bounds what a stream may hold.
-        b.data.extend_from_slice(data);
         stream.fed += data.len() as u64;
+        let encrypt = kind == StreamKind::Encrypt;
+        if let (Some((block, hold_last)), StreamKind::Encrypt | StreamKind::Decrypt) =
+            (block_stream(&b.mech), kind)
+        {
+            b.data.extend_from_slice(data);
+            let mut ready = b.data.len() - b.data.len() % block;
+            if hold_last && !encrypt && ready == b.data.len() {
+                ready = ready.saturating_sub(block);
+            }
+            if ready == 0 {
+                return Ok(Vec::new());
+            }
+            let run: Vec<u8> = b.data.drain(..ready).collect();
+            let out = self.with(b.key, "C_EncryptUpdate", |_, value| {
+                cipher(value, &unpadded(&b.mech), &run, encrypt)
+            })?;
+            b.mech = chained(&b.mech, if encrypt { &out } else { &run });
+            return Ok(out);
+        }
+        if let (Mech::AesGcm { iv, .. }, StreamKind::Encrypt) = (&b.mech, kind) {
+            let ks = self.with(b.key, "C_EncryptUpdate", |_, value| {
+                gcm_keystream(value, iv, b.emitted, data.len())
+            })?;
+            b.whole.extend_from_slice(data);
+            b.emitted += data.len();
+            return Ok(data.iter().zip(&ks).map(|(d, k)| d ^ k).collect());
+        }
+        // The rest computes at the end; the caller bounds what a stream may hold.
+        b.data.extend_from_slice(data);
         Ok(Vec::new())
     }
 
@@ -1142,6 +1238,11 @@ impl Token for SoftToken {
             return Err(TokenError::Unsupported("a stream of another token".into()));
         };
         match kind {
+            StreamKind::Encrypt if matches!(b.mech, Mech::AesGcm { .. }) => {
+                // The ciphertext not yet given, and the tag over all of it.
+                let all = self.encrypt(b.key, &b.mech, &b.whole)?;
+                Ok(all[b.emitted..].to_vec())
+            }
             StreamKind::Encrypt => self.encrypt(b.key, &b.mech, &b.data),
             StreamKind::Decrypt => self.decrypt(b.key, &b.mech, &b.data),
             StreamKind::Sign => self.sign(b.key, &b.mech, &b.data),
@@ -1160,8 +1261,9 @@ impl Token for SoftToken {
         }
     }
 
-    fn seed_random(&self, _seed: &[u8]) -> Result<()> {
-        // The operating system's generator cannot be seeded from here.
-        fail("C_SeedRandom", RvError::RandomSeedNotSupported)
+    fn seed_random(&self, _seed: &[u8]) -> Result<usize> {
+        // The operating system's generator takes no seed from here: none of it is used, which
+        // KMIP's RNG Seed allows (its Data Length says how much the server accepted).
+        Ok(0)
     }
 }
