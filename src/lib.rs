@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod conformance;
+pub mod der;
 pub mod kmip;
 pub mod log;
 pub mod ops;

@@ -12,7 +12,8 @@ use crate::token::mechanism::{self, CryptoParams, MechError};
 use crate::token::template::usage;
 use crate::token::{Hash, Mech, StreamKind};
 use crate::ttlv::tables::enums::{
-    BlockCipherMode, CryptographicAlgorithm, PaddingMethod, UsageLimitsUnit, ValidityIndicator,
+    BlockCipherMode, CryptographicAlgorithm, HashingAlgorithm, PaddingMethod, UsageLimitsUnit,
+    ValidityIndicator,
 };
 use crate::ttlv::{Item, Tag, Value};
 
@@ -223,7 +224,7 @@ pub fn run(ctx: &mut Context<'_>, payload: Item, op: Op) -> Result<Option<Item>,
         let mut out = vec![uid_item(&obj.uid)];
         let stream = if matches!(op, Op::Sign | Op::Verify) {
             // Signing hashes first; the data is collected and signed at the end.
-            sig_mech(&payload, &obj)?;
+            sig_mech(&payload, &obj, None)?;
             OpenStream {
                 uid: obj.uid.clone(),
                 hash: None,
@@ -459,10 +460,26 @@ fn pkcs5_unpad(mut data: Vec<u8>) -> Result<Vec<u8>, Error> {
     Ok(data)
 }
 
-fn sig_mech(payload: &Item, obj: &StoredObject) -> Result<(Mech, Option<Hash>), Error> {
+/// The signature mechanism and the hash to apply first. A client that sends Digested Data
+/// without naming the hash has named it by the digest's length.
+fn sig_mech(
+    payload: &Item,
+    obj: &StoredObject,
+    digest_len: Option<usize>,
+) -> Result<(Mech, Option<Hash>), Error> {
     let alg = algorithm(obj)?;
-    let prm = request_params(payload, obj);
-    mechanism::signature(alg, &prm.p).map_err(mech_error)
+    let mut p = request_params(payload, obj).p;
+    if p.hashing_algorithm.is_none() && p.digital_signature_algorithm.is_none() {
+        p.hashing_algorithm = match digest_len {
+            Some(20) => Some(HashingAlgorithm::SHA_1.to_u32()),
+            Some(28) => Some(HashingAlgorithm::SHA_224.to_u32()),
+            Some(32) => Some(HashingAlgorithm::SHA_256.to_u32()),
+            Some(48) => Some(HashingAlgorithm::SHA_384.to_u32()),
+            Some(64) => Some(HashingAlgorithm::SHA_512.to_u32()),
+            _ => None,
+        };
+    }
+    mechanism::signature(alg, &p).map_err(mech_error)
 }
 
 /// The digest to sign, DigestInfo-wrapped for RSA PKCS#1 v1.5.
@@ -548,20 +565,33 @@ fn single(
             }
         }
         Op::Sign | Op::Verify => {
-            let (mech, hash) = sig_mech(payload, obj)?;
-            let digested = bytes(payload, Tag::DIGESTED_DATA)?;
+            let digested = bytes(payload, Tag::DIGESTED_DATA)?.filter(|_| data.is_empty());
+            let (mech, hash) = sig_mech(payload, obj, digested.as_ref().map(Vec::len))?;
             let (input, pre) = match digested {
-                Some(d) if data.is_empty() => (d, true),
-                _ => (data, false),
+                Some(d) => (d, true),
+                None => (data, false),
             };
             let tbs = to_be_signed(&mech, hash, &input, pre);
             let h = vault.handle(obj)?;
             if op == Op::Sign {
-                let sig = token.sign(h, &mech, &tbs).map_err(Error::Token)?;
+                let mut sig = token.sign(h, &mech, &tbs).map_err(Error::Token)?;
+                if mech == Mech::Ecdsa {
+                    sig = crate::der::ecdsa_signature_to_der(&sig);
+                }
                 out.push(Item::new(Tag::SIGNATURE_DATA, Value::ByteString(sig)));
             } else {
-                let sig = bytes(payload, Tag::SIGNATURE_DATA)?
+                let mut sig = bytes(payload, Tag::SIGNATURE_DATA)?
                     .ok_or_else(|| Error::MissingData("Signature Data".into()))?;
+                if mech == Mech::Ecdsa
+                    && let Some(bits) = attributes::int_of(obj, "Cryptographic Length")
+                    && let Some(raw) = crate::der::ecdsa_signature_from_der(
+                        &sig,
+                        (bits.max(1) as usize).div_ceil(8),
+                    )
+                {
+                    // ECDSA signatures come in X9.62 DER (what ksg gives) or as r ‖ s.
+                    sig = raw;
+                }
                 let mut ok = token.verify(h, &mech, &tbs, &sig).map_err(Error::Token)?;
                 if !ok
                     && let Mech::RsaPss { hash, .. } = mech

@@ -6,7 +6,9 @@
 //! format it was registered or generated in, so Get returns exactly what was registered unless
 //! another format is asked for.
 
+use crate::der::Der;
 use crate::kmip::Error;
+use crate::token::template::curve_of_params;
 use crate::ttlv::tables::enums::{CryptographicAlgorithm, KeyFormatType, ObjectType};
 use crate::ttlv::{Item, Tag, Value, binary};
 
@@ -137,8 +139,20 @@ pub fn material(object: &Item) -> Result<Material, Error> {
         ),
         KeyFormatType::PKCS_8 if is_private => {
             let der = bytes()?;
-            rsa_from_pkcs8(&der)?;
-            Material::RsaPrivate(der)
+            if rsa_from_pkcs8(&der).is_ok() {
+                Material::RsaPrivate(der)
+            } else if let Some((curve, d)) = pkcs8_ec_private(&der) {
+                Material::EcPrivate { curve, d }
+            } else {
+                return Err(Error::InvalidField(
+                    "not a PKCS#8 RSA or EC private key".into(),
+                ));
+            }
+        }
+        KeyFormatType::ECPrivateKey if is_private => {
+            let (curve, d) = sec1_private(&bytes()?, None)
+                .ok_or_else(|| Error::InvalidField("not a SEC1 EC private key".into()))?;
+            Material::EcPrivate { curve, d }
         }
         KeyFormatType::PKCS_1 if is_private => Material::RsaPrivate(pkcs1_to_pkcs8(&bytes()?)?),
         KeyFormatType::PKCS_1 => {
@@ -154,11 +168,18 @@ pub fn material(object: &Item) -> Result<Material, Error> {
         KeyFormatType::X_509 if object.tag == Tag::PUBLIC_KEY => {
             use rsa::pkcs8::DecodePublicKey;
             use rsa::traits::PublicKeyParts;
-            let k = rsa::PublicKey::from_public_key_der(&bytes()?)
-                .map_err(|_| Error::InvalidField("not an X.509 RSA public key".into()))?;
-            Material::RsaPublic {
-                n: k.n_bytes().to_vec(),
-                e: k.e_bytes().to_vec(),
+            let der = bytes()?;
+            if let Ok(k) = rsa::PublicKey::from_public_key_der(&der) {
+                Material::RsaPublic {
+                    n: k.n_bytes().to_vec(),
+                    e: k.e_bytes().to_vec(),
+                }
+            } else if let Some((curve, q)) = spki_ec_public(&der) {
+                Material::EcPublic { curve, q }
+            } else {
+                return Err(Error::InvalidField(
+                    "not an X.509 RSA or EC public key".into(),
+                ));
             }
         }
         KeyFormatType::TransparentRSAPublicKey => Material::RsaPublic {
@@ -185,6 +206,81 @@ pub fn material(object: &Item) -> Result<Material, Error> {
         }
         other => return Err(unsupported_format(other)),
     })
+}
+
+/// id-ecPublicKey (1.2.840.10045.2.1), the algorithm of EC keys in PKCS#8 and X.509.
+const OID_EC_PUBLIC_KEY: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01];
+
+/// The curve named by an AlgorithmIdentifier { id-ecPublicKey, curve OID } (its contents).
+fn ec_algorithm(contents: &[u8]) -> Option<u32> {
+    let mut r = Der(contents);
+    if r.expect(0x06)? != OID_EC_PUBLIC_KEY {
+        return None;
+    }
+    curve_of_params(r.next_raw()?)
+}
+
+/// A SEC1 ECPrivateKey: (curve, private scalar); the curve from its parameters or `curve`.
+fn sec1_private(der: &[u8], curve: Option<u32>) -> Option<(u32, Vec<u8>)> {
+    let mut r = Der(Der(der).expect(0x30)?);
+    r.expect(0x02)?;
+    let d = r.expect(0x04)?;
+    let mut curve = curve;
+    while let Some((tag, contents)) = r.next() {
+        if tag == 0xA0 {
+            curve = Some(curve_of_params(Der(contents).next_raw()?)?);
+        }
+    }
+    Some((curve?, d.to_vec()))
+}
+
+/// A PKCS#8 EC private key: (curve, private scalar).
+fn pkcs8_ec_private(der: &[u8]) -> Option<(u32, Vec<u8>)> {
+    let mut r = Der(Der(der).expect(0x30)?);
+    r.expect(0x02)?;
+    let curve = ec_algorithm(r.expect(0x30)?)?;
+    sec1_private(r.expect(0x04)?, Some(curve))
+}
+
+/// An X.509 SubjectPublicKeyInfo of an EC key: (curve, uncompressed point).
+fn spki_ec_public(der: &[u8]) -> Option<(u32, Vec<u8>)> {
+    let mut r = Der(Der(der).expect(0x30)?);
+    let curve = ec_algorithm(r.expect(0x30)?)?;
+    let (&unused, point) = r.expect(0x03)?.split_first()?;
+    (unused == 0).then(|| (curve, point.to_vec()))
+}
+
+/// The algorithm and length (bits) a key's material states, for a Register that does not say.
+pub fn implied_algorithm(object: &Item, v: crate::ttlv::Version) -> Option<(u32, i32)> {
+    use rsa::traits::PublicKeyParts;
+    let ec = if v >= crate::ttlv::Version::new(1, 2) {
+        CryptographicAlgorithm::EC
+    } else {
+        CryptographicAlgorithm::ECDSA
+    };
+    let curve_bits = |c: u32| -> Option<i32> {
+        use crate::ttlv::tables::enums::RecommendedCurve as R;
+        Some(match R::from_u32(c) {
+            R::P_256 | R::SECP256K1 => 256,
+            R::P_384 => 384,
+            R::P_521 => 521,
+            _ => return None,
+        })
+    };
+    match material(object).ok()? {
+        Material::RsaPrivate(der) => {
+            let bits = rsa_from_pkcs8(&der).ok()?.n_bytes().len() as i32 * 8;
+            Some((CryptographicAlgorithm::RSA.to_u32(), bits))
+        }
+        Material::RsaPublic { n, .. } => Some((
+            CryptographicAlgorithm::RSA.to_u32(),
+            unsigned(&n).len() as i32 * 8,
+        )),
+        Material::EcPrivate { curve, .. } | Material::EcPublic { curve, .. } => {
+            Some((ec.to_u32(), curve_bits(curve)?))
+        }
+        Material::Secret(_) => None,
+    }
 }
 
 fn curve_of(km: &Item) -> Result<u32, Error> {

@@ -43,7 +43,9 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
     let store = ctx.store()?;
     let index = store.read();
     let mut found = Vec::new();
-    for uid in index.find(&criteria) {
+    // Newest first: the most recent key is usually the one a client wants, and what Maximum
+    // Items keeps.
+    for uid in index.find(&criteria).into_iter().rev() {
         let Some(obj) = index.get(&uid) else { continue };
         let mut obj_now;
         let obj = if object::state_at(obj, ctx.now) != obj.state {

@@ -178,8 +178,8 @@ pub fn new_object(
         "Original Creation Date",
         attributes::value(Value::DateTime(ctx.now)),
     );
-    if is_secret_key_like(object_type) {
-        // KMIP 1.4 key-protection attributes, with their defaults.
+    if is_key_like(object_type.to_u32()) {
+        // KMIP 1.4 key-protection attributes, with their defaults, on every cryptographic object.
         let sensitive = attributes::find_bool(client, "Sensitive").unwrap_or(false);
         let extractable = attributes::find_bool(client, "Extractable").unwrap_or(true);
         for (name, v) in [
@@ -227,18 +227,6 @@ pub fn is_key_like(object_type: u32) -> bool {
             | ObjectType::SecretData
             | ObjectType::Certificate
             | ObjectType::PGPKey
-    )
-}
-
-/// Keys and secrets: the Sensitive/Extractable attributes apply (public keys carry them too).
-fn is_secret_key_like(t: ObjectType) -> bool {
-    matches!(
-        t,
-        ObjectType::SymmetricKey
-            | ObjectType::PrivateKey
-            | ObjectType::PublicKey
-            | ObjectType::SplitKey
-            | ObjectType::SecretData
     )
 }
 

@@ -41,8 +41,12 @@ pub fn inherited(
     let mut out: Vec<Attribute> = Vec::new();
     let old_activation = attributes::date_of(old, "Activation Date");
     for a in &old.attributes {
+        // The template replaces a single-instance attribute; instances of a multi-instance one
+        // (a new Name) are added to the inherited ones.
+        let replaced = template.iter().any(|t| t.name == *a.name)
+            && attributes::rule_of(&a.name).is_some_and(|r| !r.multi);
         if NOT_INHERITED.contains(&&*a.name)
-            || template.iter().any(|t| t.name == *a.name)
+            || replaced
             || !attributes::defined_in(&a.name, ctx.version)
         {
             continue;
@@ -77,7 +81,7 @@ pub fn inherited(
         }
         out.push(Attribute {
             name: a.name.to_string(),
-            index: Some(a.index),
+            index: None,
             value: Some(value),
         });
     }

@@ -23,7 +23,7 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         .iter()
         .find(|c| c.tag == tag)
         .ok_or_else(|| Error::InvalidMessage(format!("the {object_type:?} object is missing")))?;
-    let extra = implied_attributes(object_type, value, &attrs)?;
+    let extra = implied_attributes(object_type, value, &attrs, ctx.version)?;
     let mut obj = object::new_object(ctx, object_type, &attrs, extra)?;
     if object_type == ObjectType::Template {
         // A Template is only its attributes (KMIP 1.x; deprecated in 1.3).
@@ -45,6 +45,7 @@ fn implied_attributes(
     t: ObjectType,
     value: &Item,
     client: &[Attribute],
+    version: crate::ttlv::Version,
 ) -> Result<Vec<(&'static str, Value)>, Error> {
     let mut out = Vec::new();
     if let Some(block) = keyblock::key_block(value) {
@@ -63,6 +64,16 @@ fn implied_attributes(
             && let Ok(keyblock::Material::Secret(k)) = keyblock::material(value)
         {
             out.push(("Cryptographic Length", Value::Integer(k.len() as i32 * 8)));
+        }
+        // A registered key may be metadata only (its value kept elsewhere: Key Value Location).
+        out.push((
+            "Key Value Present",
+            Value::Boolean(block.child(Tag::KEY_VALUE).is_some()),
+        ));
+        // Asymmetric keys say what they are in their material (RSA modulus, EC curve).
+        if let Some((alg, bits)) = keyblock::implied_algorithm(value, version) {
+            out.push(("Cryptographic Algorithm", Value::Enumeration(alg)));
+            out.push(("Cryptographic Length", Value::Integer(bits)));
         }
     }
     if t == ObjectType::Certificate {

@@ -12,47 +12,7 @@ pub struct CertInfo {
     pub not_after: i64,
 }
 
-struct Der<'a>(&'a [u8]);
-
-impl<'a> Der<'a> {
-    /// The next TLV: (tag byte, contents).
-    fn next(&mut self) -> Option<(u8, &'a [u8])> {
-        let (&tag, rest) = self.0.split_first()?;
-        let (&first, rest) = rest.split_first()?;
-        let (len, rest) = if first < 0x80 {
-            (usize::from(first), rest)
-        } else {
-            let n = usize::from(first & 0x7F);
-            if n == 0 || n > 4 || rest.len() < n {
-                return None;
-            }
-            let len = rest[..n]
-                .iter()
-                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-            (len, &rest[n..])
-        };
-        if rest.len() < len {
-            return None;
-        }
-        let (content, rest) = rest.split_at(len);
-        self.0 = rest;
-        Some((tag, content))
-    }
-
-    /// The next TLV whole (tag, length and contents).
-    fn next_raw(&mut self) -> Option<&'a [u8]> {
-        let before = self.0;
-        self.next()?;
-        Some(&before[..before.len() - self.0.len()])
-    }
-
-    fn expect(&mut self, tag: u8) -> Option<&'a [u8]> {
-        match self.next()? {
-            (t, c) if t == tag => Some(c),
-            _ => None,
-        }
-    }
-}
+use crate::der::Der;
 
 const SEQUENCE: u8 = 0x30;
 const SET: u8 = 0x31;

@@ -469,26 +469,27 @@ fn key_wrap(kek: &[u8], mech: &Mech, data: &[u8], wrap: bool) -> Result<Vec<u8>>
     }
 }
 
-/// The NIST curves the software token signs with.
+/// The curves the software token signs with.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Curve {
     P256,
     P384,
+    K256,
 }
 
 fn curve_of(params: &[u8]) -> Option<Curve> {
-    if super::template::ec_params(7).ok()?.as_slice() == params {
-        Some(Curve::P256)
-    } else if super::template::ec_params(10).ok()?.as_slice() == params {
-        Some(Curve::P384)
-    } else {
-        None
+    use crate::ttlv::tables::enums::RecommendedCurve as R;
+    match R::from_u32(super::template::curve_of_params(params)?) {
+        R::P_256 => Some(Curve::P256),
+        R::P_384 => Some(Curve::P384),
+        R::SECP256K1 => Some(Curve::K256),
+        _ => None,
     }
 }
 
 /// A new key pair: (private scalar, uncompressed SEC1 point).
 fn ec_generate(curve: Curve) -> Result<(Vec<u8>, Vec<u8>)> {
-    let len = if curve == Curve::P256 { 32 } else { 48 };
+    let len = if curve == Curve::P384 { 48 } else { 32 };
     for _ in 0..64 {
         let mut scalar = vec![0u8; len];
         getrandom::fill(&mut scalar)
@@ -498,6 +499,9 @@ fn ec_generate(curve: Curve) -> Result<(Vec<u8>, Vec<u8>)> {
                 .ok()
                 .map(|k| k.verifying_key().to_sec1_point(false).as_bytes().to_vec()),
             Curve::P384 => p384::ecdsa::SigningKey::from_slice(&scalar)
+                .ok()
+                .map(|k| k.verifying_key().to_sec1_point(false).as_bytes().to_vec()),
+            Curve::K256 => k256::ecdsa::SigningKey::from_slice(&scalar)
                 .ok()
                 .map(|k| k.verifying_key().to_sec1_point(false).as_bytes().to_vec()),
         };
@@ -519,6 +523,10 @@ fn ec_sign(curve: Curve, scalar: &[u8], digest: &[u8]) -> Result<Vec<u8>> {
             .ok()
             .and_then(|k| PrehashSigner::<p384::ecdsa::Signature>::sign_prehash(&k, digest).ok())
             .map(|s| s.to_bytes().to_vec()),
+        Curve::K256 => k256::ecdsa::SigningKey::from_slice(scalar)
+            .ok()
+            .and_then(|k| PrehashSigner::<k256::ecdsa::Signature>::sign_prehash(&k, digest).ok())
+            .map(|s| s.to_bytes().to_vec()),
     };
     sig.map_or_else(|| fail("C_Sign", RvError::DataInvalid), Ok)
 }
@@ -539,6 +547,15 @@ fn ec_verify(curve: Curve, point: &[u8], digest: &[u8], signature: &[u8]) -> boo
             let (Ok(k), Ok(s)) = (
                 p384::ecdsa::VerifyingKey::from_sec1_bytes(point),
                 p384::ecdsa::Signature::from_slice(signature),
+            ) else {
+                return false;
+            };
+            k.verify_prehash(digest, &s).is_ok()
+        }
+        Curve::K256 => {
+            let (Ok(k), Ok(s)) = (
+                k256::ecdsa::VerifyingKey::from_sec1_bytes(point),
+                k256::ecdsa::Signature::from_slice(signature),
             ) else {
                 return false;
             };

@@ -172,8 +172,22 @@ pub fn ec_params(curve: u32) -> Result<Vec<u8>, TemplateError> {
         RecommendedCurve::P_256 => vec![0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07],
         RecommendedCurve::P_384 => vec![0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x22],
         RecommendedCurve::P_521 => vec![0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x23],
+        RecommendedCurve::SECP256K1 => vec![0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x0A],
         other => return Err(TemplateError::Unsupported(format!("curve {other:?}"))),
     })
+}
+
+/// The KMIP Recommended Curve whose CKA_EC_PARAMS (DER OID) are `params`.
+pub fn curve_of_params(params: &[u8]) -> Option<u32> {
+    [
+        RecommendedCurve::P_256,
+        RecommendedCurve::P_384,
+        RecommendedCurve::P_521,
+        RecommendedCurve::SECP256K1,
+    ]
+    .into_iter()
+    .map(RecommendedCurve::to_u32)
+    .find(|c| ec_params(*c).is_ok_and(|p| p == params))
 }
 
 /// What a key pair is to be.
