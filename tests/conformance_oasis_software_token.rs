@@ -69,6 +69,16 @@ fn v1_3_profiles_mandatory() {
 }
 
 #[test]
+fn v1_4_testcases() {
+    run_folder("conf-14t", "v1.4/testcases");
+}
+
+#[test]
+fn v1_3_testcases() {
+    run_folder("conf-13t", "v1.3/testcases");
+}
+
+#[test]
 fn v1_0_to_1_2_cosmian_mandatory() {
     run_folder("conf-10m", "v1.0-1.2/extracted-cosmian/mandatory");
 }

@@ -34,8 +34,9 @@ Options:
                        connection (Content-Type application/octet-stream, text/xml or
                        application/json) instead of raw TTLV on the stream
   --timeout SECS       how long to wait for a connection and for each response (default 10)
-  --skip FILE          test files not to run: one per line, a file name or the end of a path,
-                       optionally followed by a reason; '#' starts a comment
+  --skip FILE          test files not to run: one per line, a file name, the end of a path or
+                       a name prefix ending in '*' (TC-SJ-*), optionally followed by a
+                       reason; '#' starts a comment
   --verbose            print every step of every file
   --help               show this help
 

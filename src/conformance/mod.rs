@@ -400,11 +400,19 @@ impl SkipList {
         SkipList { entries }
     }
 
-    /// Why `path` is listed, if it is (a generic reason when the list gives none).
+    /// Why `path` is listed, if it is (a generic reason when the list gives none). A name
+    /// ending in `*` matches every file name that starts with the rest (`TC-SJ-*`).
     pub fn reason(&self, path: &Path) -> Option<String> {
+        let file = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default();
         self.entries
             .iter()
-            .find(|(name, _)| path.ends_with(name))
+            .find(|(name, _)| match name.strip_suffix('*') {
+                Some(prefix) => file.starts_with(prefix),
+                None => path.ends_with(name),
+            })
             .map(|(_, reason)| {
                 if reason.is_empty() {
                     "listed in the skip file".to_string()

@@ -245,7 +245,7 @@ pub fn run(ctx: &mut Context<'_>, payload: Item, op: Op) -> Result<Option<Item>,
                     "streamed AES-ECB with PKCS#5 padding".into(),
                 ));
             }
-            let h = vault.handle(&obj)?;
+            let h = super::wrapping::key_handle(ctx, &obj)?;
             let mut stream = vault
                 .token()
                 .begin(op.stream_kind(), h, &mech)
@@ -478,6 +478,14 @@ fn sig_mech(
             Some(64) => Some(HashingAlgorithm::SHA_512.to_u32()),
             _ => None,
         };
+        if p.hashing_algorithm.is_none()
+            && digest_len.is_some()
+            && CryptographicAlgorithm::from_u32(alg) == CryptographicAlgorithm::RSA
+            && p.padding_method != Some(PaddingMethod::PSS.to_u32())
+        {
+            // Digested Data of no known hash: the client formatted it; sign it as it is.
+            return Ok((Mech::RsaPkcs, None));
+        }
     }
     mechanism::signature(alg, &p).map_err(mech_error)
 }
@@ -532,7 +540,7 @@ fn single(
             } else {
                 data
             };
-            let h = vault.handle(obj)?;
+            let h = super::wrapping::key_handle(ctx, obj)?;
             let tag_len = gcm_tag_len(&mech);
             if op == Op::Encrypt {
                 let mut ct = token.encrypt(h, &mech, &data).map_err(Error::Token)?;
@@ -572,7 +580,7 @@ fn single(
                 None => (data, false),
             };
             let tbs = to_be_signed(&mech, hash, &input, pre);
-            let h = vault.handle(obj)?;
+            let h = super::wrapping::key_handle(ctx, obj)?;
             if op == Op::Sign {
                 let mut sig = token.sign(h, &mech, &tbs).map_err(Error::Token)?;
                 if mech == Mech::Ecdsa {
@@ -610,7 +618,7 @@ fn single(
         }
         Op::Mac | Op::MacVerify => {
             let mech = mech_for(ctx, payload, obj, op)?.mech;
-            let h = vault.handle(obj)?;
+            let h = super::wrapping::key_handle(ctx, obj)?;
             if op == Op::Mac {
                 let mac = token.sign(h, &mech, &data).map_err(Error::Token)?;
                 out.push(Item::new(Tag::MAC_DATA, Value::ByteString(mac)));

@@ -37,6 +37,7 @@ pub mod rng_seed;
 pub mod sign;
 pub mod signature_verify;
 pub mod vault;
+pub mod wrapping;
 
 use crate::config::AuxConf;
 use crate::kmip::Error;

@@ -68,17 +68,8 @@ pub fn inherited(
             if let Some(s) = shifted {
                 value.value = Value::DateTime(s);
             }
-        } else if offset.is_none()
-            && matches!(
-                &*a.name,
-                "Activation Date"
-                    | "Process Start Date"
-                    | "Protect Stop Date"
-                    | "Deactivation Date"
-            )
-        {
-            continue;
         }
+        // Without an Offset the lifecycle dates are copied as they are (KMIP 1.x Re-key).
         out.push(Attribute {
             name: a.name.to_string(),
             index: None,

@@ -91,6 +91,16 @@ impl Vault {
 
     /// The token handle for `obj`'s key.
     pub fn handle(&self, obj: &StoredObject) -> Result<Handle, Error> {
+        self.handle_with(obj, Ok)
+    }
+
+    /// The token handle for `obj`'s key; a value the keystore holds goes through `prepare`
+    /// (which unwraps a key registered wrapped) on its way to the token.
+    pub fn handle_with(
+        &self,
+        obj: &StoredObject,
+        prepare: impl FnOnce(crate::ttlv::Item) -> Result<crate::ttlv::Item, Error>,
+    ) -> Result<Handle, Error> {
         if let Some(h) = self
             .handles
             .lock()
@@ -112,7 +122,7 @@ impl Vault {
                 .value
                 .as_ref()
                 .ok_or_else(|| Error::ItemNotFound(format!("{} has no value", obj.uid)))?;
-            let object = keyblock::unseal(value.expose())?;
+            let object = prepare(keyblock::unseal(value.expose())?)?;
             let alg = super::attributes::enum_of(obj, "Cryptographic Algorithm");
             let template = session_template(&keyblock::material(&object)?, alg)?;
             self.token.create_object(&template).map_err(Error::Token)?

@@ -374,6 +374,8 @@ fn cipher(key: &[u8], mech: &Mech, data: &[u8], encrypt: bool) -> Result<Vec<u8>
                 _ => fail(function, RvError::MechanismParamInvalid),
             }
         }
+        // Key wrap over data (C_Encrypt with CKM_AES_KEY_WRAP), e.g. a TTLV-encoded Key Value.
+        Mech::AesKeyWrap | Mech::AesKeyWrapPad => key_wrap(key, mech, data, encrypt),
         _ => fail(function, RvError::MechanismInvalid),
     }
 }
