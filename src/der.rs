@@ -12,7 +12,7 @@ impl std::fmt::Debug for Der<'_> {
 
 impl<'a> Der<'a> {
     /// The next TLV: (tag byte, contents).
-    pub fn next(&mut self) -> Option<(u8, &'a [u8])> {
+    pub fn read(&mut self) -> Option<(u8, &'a [u8])> {
         let (&tag, rest) = self.0.split_first()?;
         let (&first, rest) = rest.split_first()?;
         let (len, rest) = if first < 0x80 {
@@ -36,15 +36,15 @@ impl<'a> Der<'a> {
     }
 
     /// The next TLV whole (tag, length and contents).
-    pub fn next_raw(&mut self) -> Option<&'a [u8]> {
+    pub fn read_raw(&mut self) -> Option<&'a [u8]> {
         let before = self.0;
-        self.next()?;
+        self.read()?;
         Some(&before[..before.len() - self.0.len()])
     }
 
     /// The contents of the next TLV, if its tag is `tag`.
     pub fn expect(&mut self, tag: u8) -> Option<&'a [u8]> {
-        match self.next()? {
+        match self.read()? {
             (t, c) if t == tag => Some(c),
             _ => None,
         }
@@ -113,7 +113,7 @@ mod tests {
     fn ecdsa_signatures_convert_between_raw_and_der() {
         let raw: Vec<u8> = (0..32)
             .map(|i| 0x80 | i)
-            .chain((0..32).map(|i| i))
+            .chain(0..32)
             .collect();
         let der = ecdsa_signature_to_der(&raw);
         assert_eq!(der[0], 0x30);

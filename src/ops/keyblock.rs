@@ -217,7 +217,7 @@ fn ec_algorithm(contents: &[u8]) -> Option<u32> {
     if r.expect(0x06)? != OID_EC_PUBLIC_KEY {
         return None;
     }
-    curve_of_params(r.next_raw()?)
+    curve_of_params(r.read_raw()?)
 }
 
 /// A SEC1 ECPrivateKey: (curve, private scalar); the curve from its parameters or `curve`.
@@ -226,9 +226,9 @@ fn sec1_private(der: &[u8], curve: Option<u32>) -> Option<(u32, Vec<u8>)> {
     r.expect(0x02)?;
     let d = r.expect(0x04)?;
     let mut curve = curve;
-    while let Some((tag, contents)) = r.next() {
+    while let Some((tag, contents)) = r.read() {
         if tag == 0xA0 {
-            curve = Some(curve_of_params(Der(contents).next_raw()?)?);
+            curve = Some(curve_of_params(Der(contents).read_raw()?)?);
         }
     }
     Some((curve?, d.to_vec()))

@@ -23,16 +23,16 @@ const OID_OU: &[u8] = &[0x55, 0x04, 0x0B];
 pub fn parse(der: &[u8]) -> Option<CertInfo> {
     let cert = Der(der).expect(SEQUENCE)?;
     let mut tbs = Der(Der(cert).expect(SEQUENCE)?);
-    let mut field = tbs.next()?;
+    let mut field = tbs.read()?;
     if field.0 == 0xA0 {
-        field = tbs.next()?; // the explicit version; the serial number follows
+        field = tbs.read()?; // the explicit version; the serial number follows
     }
     let _serial = field;
     tbs.expect(SEQUENCE)?; // signature algorithm
     tbs.expect(SEQUENCE)?; // issuer
     let mut validity = Der(tbs.expect(SEQUENCE)?);
-    validity.next()?;
-    let not_after = time(validity.next()?)?;
+    validity.read()?;
+    let not_after = time(validity.read()?)?;
     let mut subject = Der(tbs.expect(SEQUENCE)?);
     let mut info = CertInfo {
         common_names: Vec::new(),
@@ -44,7 +44,7 @@ pub fn parse(der: &[u8]) -> Option<CertInfo> {
         while !rdn.0.is_empty() {
             let mut atv = Der(rdn.expect(SEQUENCE)?);
             let oid = atv.expect(0x06)?;
-            let (_, value) = atv.next()?;
+            let (_, value) = atv.read()?;
             let text = String::from_utf8_lossy(value).into_owned();
             if oid == OID_CN {
                 info.common_names.push(text);
@@ -91,13 +91,13 @@ fn time((tag, content): (u8, &[u8])) -> Option<i64> {
 pub fn names_der(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
     let cert = Der(der).expect(SEQUENCE)?;
     let mut tbs = Der(Der(cert).expect(SEQUENCE)?);
-    let mut serial = tbs.next_raw()?;
+    let mut serial = tbs.read_raw()?;
     if serial.first() == Some(&0xA0) {
-        serial = tbs.next_raw()?;
+        serial = tbs.read_raw()?;
     }
-    tbs.next_raw()?; // signature algorithm
-    let issuer = tbs.next_raw()?;
-    tbs.next_raw()?; // validity
-    let subject = tbs.next_raw()?;
+    tbs.read_raw()?; // signature algorithm
+    let issuer = tbs.read_raw()?;
+    tbs.read_raw()?; // validity
+    let subject = tbs.read_raw()?;
     Some((subject.to_vec(), issuer.to_vec(), serial.to_vec()))
 }
