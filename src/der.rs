@@ -111,10 +111,7 @@ mod tests {
 
     #[test]
     fn ecdsa_signatures_convert_between_raw_and_der() {
-        let raw: Vec<u8> = (0..32)
-            .map(|i| 0x80 | i)
-            .chain(0..32)
-            .collect();
+        let raw: Vec<u8> = (0..32).map(|i| 0x80 | i).chain(0..32).collect();
         let der = ecdsa_signature_to_der(&raw);
         assert_eq!(der[0], 0x30);
         assert_eq!(ecdsa_signature_from_der(&der, 32), Some(raw));

@@ -10,7 +10,7 @@ use crate::ops::{self, Context};
 use crate::store::Store;
 use crate::token::Token;
 use crate::token::soft::SoftToken;
-use crate::ttlv::tables::enums::{BatchErrorContinuationOption, Operation};
+use crate::ttlv::tables::enums::{BatchErrorContinuationOption, Operation, ResultStatus};
 use crate::ttlv::{
     DecodeError, DecodeErrorKind, Item, Limits, Tag, Value, Version, binary, json, xml,
 };
@@ -157,6 +157,8 @@ impl Gateway {
             store: self.store.as_deref(),
             vault: Some(&self.vault),
             id_placeholder: None,
+            undo: (message.header.batch_error_continuation == BatchErrorContinuationOption::Undo)
+                .then(Default::default),
         };
         let continue_on_error =
             message.header.batch_error_continuation == BatchErrorContinuationOption::Continue;
@@ -200,6 +202,19 @@ impl Gateway {
                         &e,
                         version,
                     ));
+                    if ctx.undo.is_some() {
+                        // Undo: what the batch did so far is put back; those items say so.
+                        match ops::object::undo_batch(&ctx) {
+                            Ok(()) => {
+                                let failed = items.len() - 1;
+                                for done in &mut items[..failed] {
+                                    done.status = ResultStatus::OperationUndone;
+                                    done.payload = None;
+                                }
+                            }
+                            Err(e) => crate::log::error(&format!("batch undo: {e}")),
+                        }
+                    }
                     if !continue_on_error {
                         break;
                     }
@@ -408,5 +423,83 @@ mod tests {
             text.contains("InvalidMessage") && text.starts_with("<ResponseMessage>"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_undo_batch_that_fails_puts_back_what_it_did() {
+        let dir = std::env::temp_dir().join(format!("ksg-service-undo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let (store, _) =
+            crate::store::Store::open(&dir, &crate::store::key::Key256([7; 32]), "test", false)
+                .expect("store");
+        let store = Arc::new(store);
+        let base = gateway(None);
+        let g = Gateway::new(base.config.clone(), Some(store.clone()), None);
+        let attr = |name: &str, v: Value| {
+            Item::structure(
+                Tag::ATTRIBUTE,
+                vec![
+                    Item::new(Tag::ATTRIBUTE_NAME, Value::TextString(name.into())),
+                    Item::new(Tag::ATTRIBUTE_VALUE, v),
+                ],
+            )
+        };
+        let create = Item::structure(
+            Tag::REQUEST_PAYLOAD,
+            vec![
+                Item::new(Tag::OBJECT_TYPE, Value::Enumeration(2)),
+                Item::structure(
+                    Tag::TEMPLATE_ATTRIBUTE,
+                    vec![
+                        attr("Cryptographic Algorithm", Value::Enumeration(3)),
+                        attr("Cryptographic Length", Value::Integer(256)),
+                    ],
+                ),
+            ],
+        );
+        let get = Item::structure(
+            Tag::REQUEST_PAYLOAD,
+            vec![Item::new(
+                Tag::UNIQUE_IDENTIFIER,
+                Value::TextString("nope".into()),
+            )],
+        );
+        let header = Item::structure(
+            Tag::REQUEST_HEADER,
+            vec![
+                Item::structure(
+                    Tag::PROTOCOL_VERSION,
+                    vec![
+                        Item::new(Tag::PROTOCOL_VERSION_MAJOR, Value::Integer(1)),
+                        Item::new(Tag::PROTOCOL_VERSION_MINOR, Value::Integer(4)),
+                    ],
+                ),
+                Item::new(Tag::BATCH_ERROR_CONTINUATION_OPTION, Value::Enumeration(3)),
+                Item::new(Tag::BATCH_COUNT, Value::Integer(2)),
+            ],
+        );
+        let item = |op: u32, payload: Item| {
+            Item::structure(
+                Tag::BATCH_ITEM,
+                vec![Item::new(Tag::OPERATION, Value::Enumeration(op)), payload],
+            )
+        };
+        let msg = Item::structure(
+            Tag::REQUEST_MESSAGE,
+            vec![header, item(0x01, create), item(0x0A, get)],
+        );
+        let resp = answer(&g, &msg);
+        let status: Vec<_> = resp
+            .children_with(Tag::BATCH_ITEM)
+            .map(|b| b.child(Tag::RESULT_STATUS).map(|s| s.value.clone()))
+            .collect();
+        assert_eq!(
+            status,
+            vec![Some(Value::Enumeration(3)), Some(Value::Enumeration(1))],
+            "the Create is undone, the Get failed"
+        );
+        assert_eq!(store.read().len(), 0, "the created key is gone");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

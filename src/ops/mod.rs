@@ -65,6 +65,9 @@ pub struct Context<'a> {
     pub vault: Option<&'a Vault>,
     /// The ID Placeholder: the Unique Identifier the last batch item created or used.
     pub id_placeholder: Option<String>,
+    /// With Batch Error Continuation Option Undo: every object the batch changed, as it was
+    /// before its first change (`None`: created by the batch).
+    pub undo: Option<std::cell::RefCell<Vec<(String, Option<crate::store::StoredObject>)>>>,
 }
 
 impl Context<'_> {

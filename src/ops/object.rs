@@ -61,8 +61,63 @@ pub fn commit(
     ctx: &Context<'_>,
     changes: Vec<Change>,
 ) -> Result<Vec<crate::store::CommitResult>, Error> {
-    ctx.store()?.commit(changes).map_err(|e| {
+    let store = ctx.store()?;
+    if let Some(undo) = &ctx.undo {
+        // Remember each object as it was before the batch first changed it.
+        let mut seen = undo.borrow_mut();
+        for uid in changes.iter().filter_map(Change::uid) {
+            if !uid.is_empty() && !seen.iter().any(|(u, _)| u == uid) {
+                let before = store.with_object(uid, StoredObject::clone);
+                seen.push((uid.to_string(), before));
+            }
+        }
+    }
+    let results = store.commit(changes).map_err(|e| {
         crate::log::error(&format!("keystore commit failed: {e}"));
+        Error::Store(e.to_string())
+    })?;
+    if let Some(undo) = &ctx.undo {
+        let mut seen = undo.borrow_mut();
+        for uid in results.iter().filter_map(|r| r.uid.as_deref()) {
+            if !seen.iter().any(|(u, _)| u == uid) {
+                seen.push((uid.to_string(), None));
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// Puts every object the batch changed back as it was (Batch Error Continuation Option Undo),
+/// in one atomic commit.
+pub fn undo_batch(ctx: &Context<'_>) -> Result<(), Error> {
+    let Some(undo) = &ctx.undo else {
+        return Ok(());
+    };
+    let store = ctx.store()?;
+    let vault = ctx.vault()?;
+    let mut changes = Vec::new();
+    for (uid, before) in undo.take().into_iter().rev() {
+        vault.forget(&uid);
+        let now = store.with_object(&uid, |o| o.token_ref.clone());
+        if let (None, Some(Some(r))) = (&before, &now) {
+            // A key the batch generated on the HSM goes too.
+            for h in vault
+                .token()
+                .find(&[crate::token::Attr::Id(r.id.clone())])
+                .unwrap_or_default()
+            {
+                let _ = vault.token().destroy(h);
+            }
+        }
+        if now.is_some() {
+            changes.push(Change::Erase { uid: uid.clone() });
+        }
+        if let Some(o) = before {
+            changes.push(Change::Create(o));
+        }
+    }
+    store.commit(changes).map(|_| ()).map_err(|e| {
+        crate::log::error(&format!("keystore undo failed: {e}"));
         Error::Store(e.to_string())
     })
 }

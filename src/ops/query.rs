@@ -69,7 +69,7 @@ pub fn handle(ctx: &mut Context<'_>, payload: Item) -> Outcome {
             Item::new(Tag::ATTESTATION_CAPABILITY, Value::Boolean(false)),
         ];
         if ctx.version >= Version::new(1, 4) {
-            caps.push(Item::new(Tag::BATCH_UNDO_CAPABILITY, Value::Boolean(false)));
+            caps.push(Item::new(Tag::BATCH_UNDO_CAPABILITY, Value::Boolean(true)));
             caps.push(Item::new(
                 Tag::BATCH_CONTINUE_CAPABILITY,
                 Value::Boolean(true),

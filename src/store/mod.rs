@@ -710,16 +710,7 @@ pub struct CommitResult {
 }
 
 fn change_uid(c: &Change) -> Option<String> {
-    match c {
-        Change::Create(o) => Some(o.uid.clone()),
-        Change::AddAttribute { uid, .. }
-        | Change::ModifyAttribute { uid, .. }
-        | Change::DeleteAttribute { uid, .. }
-        | Change::State { uid, .. }
-        | Change::Destroy { uid, .. }
-        | Change::Erase { uid } => Some(uid.clone()),
-        Change::UidFloor(_) => None,
-    }
+    c.uid().map(str::to_string)
 }
 
 fn undo(idx: &mut Index, before: Vec<(String, Option<StoredObject>)>, next_uid: u64) {

@@ -176,6 +176,20 @@ impl Kind {
 }
 
 impl Change {
+    /// The Unique Identifier of the object the change is about (none for a UID floor).
+    pub fn uid(&self) -> Option<&str> {
+        match self {
+            Change::Create(o) => Some(&o.uid),
+            Change::AddAttribute { uid, .. }
+            | Change::ModifyAttribute { uid, .. }
+            | Change::DeleteAttribute { uid, .. }
+            | Change::State { uid, .. }
+            | Change::Destroy { uid, .. }
+            | Change::Erase { uid } => Some(uid),
+            Change::UidFloor(_) => None,
+        }
+    }
+
     /// The record kind.
     pub fn kind(&self) -> Kind {
         match self {
