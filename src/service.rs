@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::kmip::{self, Error, RequestMessage, ResponseBatchItem, ResponseMessage};
-use crate::ops::vault::Vault;
+use crate::ops::vault::{HsmOptions, Vault};
 use crate::ops::{self, Context};
 use crate::store::Store;
 use crate::token::Token;
@@ -81,7 +81,7 @@ impl Gateway {
         token: Option<Arc<dyn Token>>,
     ) -> Self {
         let vault = Arc::new(match token {
-            Some(t) => Vault::new(t, false),
+            Some(t) => Vault::new(t, false).with_hsm(hsm_options(&config)),
             None => Vault::new(Arc::new(SoftToken::new()), true),
         });
         let limits = Limits {
@@ -251,6 +251,34 @@ fn placeholder_of(payload: &Item) -> Option<String> {
             Some(Value::TextString(s)) => Some(s.clone()),
             _ => None,
         })
+}
+
+/// HSM options from `ksg.conf`: the vendor, the customer KEK (a KEK that cannot be read is
+/// logged and leaves keys on the HSM), its handle, and whether C_DigestKey may be used.
+fn hsm_options(config: &Config) -> HsmOptions {
+    use crate::token::vendor::{self, Vendor};
+    let ksg = &config.ksg;
+    let vendor = Vendor::from_hsm_type(ksg.hsm_type);
+    let kek = ksg
+        .kek_key_path
+        .as_deref()
+        .and_then(|p| match vendor::load_kek(p) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                crate::log::error(&format!("{e}; keys on the HSM cannot be exported"));
+                None
+            }
+        });
+    HsmOptions {
+        vendor,
+        kek,
+        kek_handle: match vendor {
+            Vendor::AwsCloudHsm => ksg.aws_kek_handle,
+            Vendor::CaviumLiquidSecurity => ksg.cavium_kek_handle,
+            Vendor::Generic => None,
+        },
+        digest_key: vendor::digest_key_allowed(ksg.gate_flags),
+    }
 }
 
 /// A response with one failed batch item and no operation (the request could not be read).

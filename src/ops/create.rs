@@ -88,10 +88,23 @@ pub fn new_symmetric_key(
         };
         let (mech, t) = template::secret_key(alg, bits as u32, mask, &id)
             .map_err(|e| Error::FeatureNotSupported(e.to_string()))?;
-        vault
+        let h = vault
             .token()
             .generate_key(&mech, &t)
             .map_err(Error::Token)?;
+        if vault.digest_key() {
+            // The Digest of a key that never leaves the HSM, computed there (C_DigestKey).
+            let digest = vault
+                .token()
+                .digest_key(h, crate::token::Hash::Sha256)
+                .map_err(Error::Token)?;
+            object::set_digest(
+                ctx,
+                &mut obj,
+                digest,
+                crate::ttlv::tables::enums::KeyFormatType::Raw,
+            );
+        }
         obj.token_ref = Some(TokenRef {
             id: token_id.into_bytes(),
             class: crate::token::Class::SecretKey.value(),

@@ -8,7 +8,9 @@ use crate::kmip::Error;
 use crate::store::{Change, TokenRef};
 use crate::token::template::{self, Identity, PairSpec};
 use crate::token::{Attr, AttrType, Handle};
-use crate::ttlv::tables::enums::{CryptographicAlgorithm, LinkType, ObjectType, RecommendedCurve};
+use crate::ttlv::tables::enums::{
+    CryptographicAlgorithm, KeyFormatType, LinkType, ObjectType, RecommendedCurve,
+};
 use crate::ttlv::{Item, Tag, Value};
 
 /// Handles one Create Key Pair request payload.
@@ -163,6 +165,40 @@ pub fn create_pair(
         object::set_value(ctx, &mut pub_obj, &keyblock::key_pair_half(&pm, bits)?)?;
         object::set_value(ctx, &mut priv_obj, &keyblock::key_pair_half(&sm, bits)?)?;
     } else {
+        // Digests of the halves: the public key as the token gives it, the private key through
+        // the customer KEK when one is configured (it never leaves the HSM otherwise).
+        let wanted = [
+            AttrType::Modulus,
+            AttrType::PublicExponent,
+            AttrType::EcPoint,
+            AttrType::EcParams,
+        ];
+        let pub_attrs = token.get_attributes(hpub, &wanted).map_err(Error::Token)?;
+        let halves = [
+            (&mut pub_obj, Ok(keyblock::public_from_token(&pub_attrs)?)),
+            (
+                &mut priv_obj,
+                private_material(vault, hpriv, curve.is_none()),
+            ),
+        ];
+        for (obj, material) in halves {
+            if let Ok(m) = material
+                && let Ok(half) = keyblock::key_pair_half(&m, bits)
+                && let Some(input) = keyblock::digest_input(&half)
+            {
+                use sha2::Digest as _;
+                let fmt = if curve.is_some() {
+                    if obj.object_type == ObjectType::PublicKey.to_u32() {
+                        KeyFormatType::TransparentECPublicKey
+                    } else {
+                        KeyFormatType::TransparentECPrivateKey
+                    }
+                } else {
+                    KeyFormatType::PKCS_1
+                };
+                object::set_digest(ctx, obj, sha2::Sha256::digest(&input).to_vec(), fmt);
+            }
+        }
         let class = |c: crate::token::Class| c.value();
         priv_obj.token_ref = Some(TokenRef {
             id: ids.0.into_bytes(),
@@ -179,6 +215,11 @@ pub fn create_pair(
     let (priv_uid, pub_uid) = (uids[0].clone(), uids[1].clone());
     link_pair(ctx, &priv_uid, &pub_uid)?;
     Ok((priv_uid, pub_uid))
+}
+
+/// A private key on the HSM in the clear, through the customer KEK (an error when there is none).
+fn private_material(vault: &super::vault::Vault, h: Handle, rsa: bool) -> Result<Material, Error> {
+    keyblock::private_from_pkcs8(&vault.export_handle(h)?, rsa)
 }
 
 /// Links the two halves to each other.

@@ -3,7 +3,7 @@
 
 use super::attributes;
 use super::object::{self, payload, uid_item};
-use super::{Context, Outcome, keyblock};
+use super::{Context, Outcome, keyblock, wrapping};
 use crate::kmip::Error;
 use crate::ttlv::tables::enums::{KeyFormatType, KeyWrapType, ObjectType, State};
 use crate::ttlv::{Item, Tag, Value};
@@ -40,7 +40,7 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         return Err(Error::NotExtractable(obj.uid.clone()));
     }
     if let Some(spec) = wrapping {
-        let value = super::wrapping::wrapped(ctx, &obj, spec, want)?;
+        let value = wrapping::wrapped(ctx, &obj, spec, want)?;
         mark_not_fresh(ctx, &obj)?;
         return Ok(payload(vec![
             Item::new(Tag::OBJECT_TYPE, Value::Enumeration(obj.object_type)),
@@ -62,20 +62,16 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
             .map(|a| attributes::to_item(&a.name, a.index, &a.value))
             .collect();
         Item::structure(Tag::TEMPLATE, attrs)
-    } else if obj.value.is_some() {
-        let stored = object::stored_value(&obj)?;
-        let stored = match payload_in.child(Tag::KEY_WRAP_TYPE).map(|v| &v.value) {
-            Some(Value::Enumeration(t)) if *t == KeyWrapType::NotWrapped.to_u32() => {
-                super::wrapping::unwrapped(ctx, stored)?
-            }
-            _ => stored,
-        };
-        keyblock::convert(stored, want)?
     } else {
-        return Err(Error::NotExtractable(format!(
-            "{} lives on the HSM; ksg cannot export it",
-            obj.uid
-        )));
+        let plain = match payload_in.child(Tag::KEY_WRAP_TYPE).map(|v| &v.value) {
+            Some(Value::Enumeration(t)) if *t == KeyWrapType::NotWrapped.to_u32() => {
+                wrapping::plain_object(ctx, &obj)?
+            }
+            // As registered (a key registered wrapped stays wrapped).
+            _ if obj.value.is_some() => object::stored_value(&obj)?,
+            _ => wrapping::plain_object(ctx, &obj)?,
+        };
+        keyblock::convert(plain, want)?
     };
     mark_not_fresh(ctx, &obj)?;
     Ok(payload(vec![

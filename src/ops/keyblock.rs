@@ -242,6 +242,69 @@ fn pkcs8_ec_private(der: &[u8]) -> Option<(u32, Vec<u8>)> {
     sec1_private(r.expect(0x04)?, Some(curve))
 }
 
+/// A private key as an HSM exports it: PKCS#8 DER, RSA or EC. Only the DER is read: tokens
+/// such as SoftHSM2 pad what they wrap with zeros, which the unwrap leaves at the end.
+pub fn private_from_pkcs8(exported: &[u8], rsa: bool) -> Result<Material, Error> {
+    let der = Der(exported)
+        .read_raw()
+        .ok_or_else(|| Error::Internal("the HSM exported a private key that is not DER".into()))?;
+    if rsa {
+        rsa_from_pkcs8(der)?;
+        return Ok(Material::RsaPrivate(der.to_vec()));
+    }
+    let (curve, d) = pkcs8_ec_private(der)
+        .ok_or_else(|| Error::Internal("the HSM exported an EC key ksg cannot read".into()))?;
+    Ok(Material::EcPrivate { curve, d })
+}
+
+/// A public key from the token's attributes (CKA_MODULUS and CKA_PUBLIC_EXPONENT, or
+/// CKA_EC_PARAMS and CKA_EC_POINT).
+pub fn public_from_token(attrs: &[crate::token::Attr]) -> Result<Material, Error> {
+    use crate::token::Attr;
+    let find = |f: fn(&Attr) -> Option<&Vec<u8>>| attrs.iter().find_map(f).cloned();
+    let n = find(|a| {
+        if let Attr::Modulus(v) = a {
+            Some(v)
+        } else {
+            None
+        }
+    });
+    let e = find(|a| {
+        if let Attr::PublicExponent(v) = a {
+            Some(v)
+        } else {
+            None
+        }
+    });
+    if let (Some(n), Some(e)) = (n, e) {
+        return Ok(Material::RsaPublic { n, e });
+    }
+    let params = find(|a| {
+        if let Attr::EcParams(v) = a {
+            Some(v)
+        } else {
+            None
+        }
+    });
+    let point = find(|a| {
+        if let Attr::EcPoint(v) = a {
+            Some(v)
+        } else {
+            None
+        }
+    });
+    let (Some(params), Some(point)) = (params, point) else {
+        return Err(Error::Internal(
+            "the token did not give the public key".into(),
+        ));
+    };
+    let curve = curve_of_params(&params)
+        .ok_or_else(|| Error::FeatureNotSupported("the key's curve".into()))?;
+    // CKA_EC_POINT is the point in a DER OCTET STRING.
+    let q = Der(&point).expect(0x04).unwrap_or(&point).to_vec();
+    Ok(Material::EcPublic { curve, q })
+}
+
 /// An X.509 SubjectPublicKeyInfo of an EC key: (curve, uncompressed point).
 fn spki_ec_public(der: &[u8]) -> Option<(u32, Vec<u8>)> {
     let mut r = Der(Der(der).expect(0x30)?);

@@ -356,32 +356,39 @@ pub fn payload(children: Vec<Item>) -> Option<Item> {
 pub fn set_value(ctx: &Context<'_>, obj: &mut StoredObject, value: &Item) -> Result<(), Error> {
     use sha2::Digest as _;
     if let Some(input) = super::keyblock::digest_input(value) {
-        let mut d = vec![
-            Item::new(
-                Tag::HASHING_ALGORITHM,
-                Value::Enumeration(crate::ttlv::tables::enums::HashingAlgorithm::SHA_256.to_u32()),
-            ),
-            Item::new(
-                Tag::DIGEST_VALUE,
-                Value::ByteString(sha2::Sha256::digest(&input).to_vec()),
-            ),
-        ];
-        if ctx.version.minor >= 1 || ctx.version.major > 1 {
-            let fmt = super::keyblock::key_block(value)
-                .and_then(super::keyblock::format_of)
-                .map_or(
-                    crate::ttlv::tables::enums::KeyFormatType::Raw.to_u32(),
-                    |f| f.to_u32(),
-                );
-            d.push(Item::new(Tag::KEY_FORMAT_TYPE, Value::Enumeration(fmt)));
-        }
-        obj.attributes.retain(|a| &*a.name != "Digest");
-        add(obj, "Digest", Item::structure(Tag::ATTRIBUTE_VALUE, d));
+        let fmt = super::keyblock::key_block(value)
+            .and_then(super::keyblock::format_of)
+            .unwrap_or(crate::ttlv::tables::enums::KeyFormatType::Raw);
+        set_digest(ctx, obj, sha2::Sha256::digest(&input).to_vec(), fmt);
     }
     obj.value = Some(crate::store::SecretBytes::new(super::keyblock::seal(
         value,
     )?));
     Ok(())
+}
+
+/// Sets the Digest attribute: SHA-256 `digest` of the key in format `format`.
+pub fn set_digest(
+    ctx: &Context<'_>,
+    obj: &mut StoredObject,
+    digest: Vec<u8>,
+    format: crate::ttlv::tables::enums::KeyFormatType,
+) {
+    let mut d = vec![
+        Item::new(
+            Tag::HASHING_ALGORITHM,
+            Value::Enumeration(crate::ttlv::tables::enums::HashingAlgorithm::SHA_256.to_u32()),
+        ),
+        Item::new(Tag::DIGEST_VALUE, Value::ByteString(digest)),
+    ];
+    if ctx.version.minor >= 1 || ctx.version.major > 1 {
+        d.push(Item::new(
+            Tag::KEY_FORMAT_TYPE,
+            Value::Enumeration(format.to_u32()),
+        ));
+    }
+    obj.attributes.retain(|a| &*a.name != "Digest");
+    add(obj, "Digest", Item::structure(Tag::ATTRIBUTE_VALUE, d));
 }
 
 /// Stores new objects; returns their Unique Identifiers, in order.

@@ -11,8 +11,10 @@ use std::sync::{Arc, Mutex};
 use super::keyblock::{self, Material};
 use crate::kmip::Error;
 use crate::store::StoredObject;
-use crate::token::{Attr, Class, Handle, KeyType, Stream, Token};
+use crate::token::vendor::Vendor;
+use crate::token::{Attr, Class, Handle, KeyType, Mech, Stream, Token};
 use crate::ttlv::tables::enums::CryptographicAlgorithm;
+use zeroize::Zeroizing;
 
 /// Streams open at once, across all connections.
 pub const MAX_STREAMS: usize = 1024;
@@ -39,10 +41,40 @@ pub struct OpenStream {
     pub extra: Vec<u8>,
 }
 
+/// What HSM mode needs besides the token: the customer KEK, to take keys out wrapped under it and
+/// unwrap them here (the seed's export path), and whether C_DigestKey may compute Digests.
+pub struct HsmOptions {
+    /// The HSM family (its wrap mechanism).
+    pub vendor: Vendor,
+    /// The customer KEK (`KEKKeyPath`), if configured.
+    pub kek: Option<Zeroizing<[u8; 32]>>,
+    /// The KEK's handle on the token, if configured (else it is found by label).
+    pub kek_handle: Option<u64>,
+    /// C_DigestKey may be used (gateFlags 0x0004 not set).
+    pub digest_key: bool,
+}
+
+impl std::fmt::Debug for HsmOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "HsmOptions({:?}, KEK {}, digest_key {})",
+            self.vendor,
+            if self.kek.is_some() {
+                "configured"
+            } else {
+                "none"
+            },
+            self.digest_key
+        )
+    }
+}
+
 /// Token handles and streams.
 pub struct Vault {
     token: Arc<dyn Token>,
     software: bool,
+    hsm: Option<HsmOptions>,
     handles: Mutex<HashMap<String, Handle>>,
     streams: Mutex<HashMap<Vec<u8>, OpenStream>>,
 }
@@ -59,9 +91,49 @@ impl Vault {
         Vault {
             token,
             software,
+            hsm: None,
             handles: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// This vault with HSM options.
+    pub fn with_hsm(mut self, hsm: HsmOptions) -> Vault {
+        self.hsm = Some(hsm);
+        self
+    }
+
+    /// Whether Digests of HSM-resident keys may be computed on the token (C_DigestKey).
+    pub fn digest_key(&self) -> bool {
+        self.hsm.as_ref().is_some_and(|h| h.digest_key)
+    }
+
+    /// The plaintext of a key that lives on the HSM: wrapped under the customer KEK on the token
+    /// (C_WrapKey), unwrapped here, as the seed's KEK set-up intends.
+    pub fn export(&self, obj: &StoredObject) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.export_handle(self.handle(obj)?)
+    }
+
+    /// The plaintext of the HSM key `h` (see [`Vault::export`]).
+    pub fn export_handle(&self, h: Handle) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let Some(hsm) = &self.hsm else {
+            return Err(Error::NotExtractable("the key is not on an HSM".into()));
+        };
+        let Some(kek) = &hsm.kek else {
+            return Err(Error::NotExtractable(
+                "no customer KEK is configured (KEKKeyPath), so keys cannot leave the HSM".into(),
+            ));
+        };
+        let kek_handle =
+            crate::token::vendor::find_kek(&*self.token, hsm.kek_handle).map_err(Error::Token)?;
+        let wrapped = self
+            .token
+            .wrap_key(kek_handle, h, &hsm.vendor.kek_wrap_mechanism())
+            .map_err(Error::Token)?;
+        hsm.vendor
+            .unwrap_locally(kek, &wrapped)
+            .map(Zeroizing::new)
+            .ok_or_else(|| Error::CryptographicFailure("the KEK does not unwrap the key".into()))
     }
 
     /// The token.
@@ -123,15 +195,53 @@ impl Vault {
                 .as_ref()
                 .ok_or_else(|| Error::ItemNotFound(format!("{} has no value", obj.uid)))?;
             let object = prepare(keyblock::unseal(value.expose())?)?;
-            let alg = super::attributes::enum_of(obj, "Cryptographic Algorithm");
-            let template = session_template(&keyblock::material(&object)?, alg)?;
-            self.token.create_object(&template).map_err(Error::Token)?
+            let material = keyblock::material(&object)?;
+            match (&material, &self.hsm) {
+                // A PKCS#11 token takes a private key only as its parts or unwrapped inside it:
+                // ksg wraps the PKCS#8 here under the customer KEK and unwraps it there.
+                (Material::RsaPrivate(pkcs8), Some(hsm)) => self.import_private(hsm, pkcs8)?,
+                _ => {
+                    let template = session_template(&material, use_algorithm(obj))?;
+                    self.token.create_object(&template).map_err(Error::Token)?
+                }
+            }
         };
         self.handles
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(obj.uid.clone(), h);
         Ok(h)
+    }
+
+    /// A session copy of an RSA private key on the HSM, through the customer KEK.
+    fn import_private(&self, hsm: &HsmOptions, pkcs8: &[u8]) -> Result<Handle, Error> {
+        let Some(kek) = &hsm.kek else {
+            return Err(Error::FeatureNotSupported(
+                "private keys reach the HSM through the customer KEK (KEKKeyPath), which is not configured"
+                    .into(),
+            ));
+        };
+        let kek_handle =
+            crate::token::vendor::find_kek(&*self.token, hsm.kek_handle).map_err(Error::Token)?;
+        let kwp = <aes_kw::KwpAes256 as aes_kw::cipher::KeyInit>::new_from_slice(&kek[..])
+            .map_err(|_| Error::Internal("KEK".into()))?;
+        let mut wrapped = vec![0u8; pkcs8.len() + 16];
+        let n = kwp
+            .wrap_key(pkcs8, &mut wrapped)
+            .map_err(|_| Error::Internal("wrapping a private key".into()))?
+            .len();
+        wrapped.truncate(n);
+        let mut template = vec![
+            Attr::Token(false),
+            Attr::Class(Class::PrivateKey),
+            Attr::KeyType(KeyType::Rsa),
+            Attr::Sensitive(true),
+            Attr::Extractable(true),
+        ];
+        template.extend(private_functions(KeyType::Rsa));
+        self.token
+            .unwrap_key(kek_handle, &Mech::AesKeyWrapPad, &wrapped, &template)
+            .map_err(Error::Token)
     }
 
     /// Stores a stream under `id`, dropping expired ones; refuses when too many are open.
@@ -156,22 +266,13 @@ impl Vault {
     }
 }
 
-/// A session-object template for material the keystore holds: every function allowed (the
-/// operations check the KMIP usage mask and state themselves), not a token object.
+/// A session-object template for material the keystore holds: every function of its class
+/// allowed (the operations check the KMIP usage mask and state themselves), not a token object.
+/// `alg` is the algorithm the key is used with: an AES key registered for HMAC (Cryptographic
+/// Parameters say HMAC) goes in as a generic secret, which is what tokens MAC with.
 fn session_template(m: &Material, alg: Option<u32>) -> Result<Vec<Attr>, Error> {
-    let all = [
-        Attr::Encrypt(true),
-        Attr::Decrypt(true),
-        Attr::Sign(true),
-        Attr::Verify(true),
-        Attr::Wrap(true),
-        Attr::Unwrap(true),
-    ];
-    let mut t = vec![
-        Attr::Token(false),
-        Attr::Sensitive(false),
-        Attr::Extractable(true),
-    ];
+    let mut t = vec![Attr::Token(false)];
+    let secret = [Attr::Sensitive(false), Attr::Extractable(true)];
     match m {
         Material::Secret(v) => {
             let kt = match alg.map(CryptographicAlgorithm::from_u32) {
@@ -190,38 +291,82 @@ fn session_template(m: &Material, alg: Option<u32>) -> Result<Vec<Attr>, Error> 
                     )));
                 }
             };
+            t.extend(secret);
             t.extend([
                 Attr::Class(Class::SecretKey),
                 Attr::KeyType(kt),
                 Attr::Value(v.clone()),
+                Attr::Sign(true),
+                Attr::Verify(true),
             ]);
+            if kt != KeyType::GenericSecret {
+                t.extend([
+                    Attr::Encrypt(true),
+                    Attr::Decrypt(true),
+                    Attr::Wrap(true),
+                    Attr::Unwrap(true),
+                ]);
+            }
         }
-        Material::RsaPrivate(der) => t.extend([
-            Attr::Class(Class::PrivateKey),
-            Attr::KeyType(KeyType::Rsa),
-            Attr::Value(der.clone()),
-        ]),
+        Material::RsaPrivate(der) => {
+            t.extend(secret);
+            t.extend([
+                Attr::Class(Class::PrivateKey),
+                Attr::KeyType(KeyType::Rsa),
+                Attr::Value(der.clone()),
+            ]);
+            t.extend(private_functions(KeyType::Rsa));
+        }
         Material::RsaPublic { n, e } => t.extend([
             Attr::Class(Class::PublicKey),
             Attr::KeyType(KeyType::Rsa),
             Attr::Modulus(n.clone()),
             Attr::PublicExponent(e.clone()),
+            Attr::Verify(true),
+            Attr::Encrypt(true),
+            Attr::Wrap(true),
         ]),
-        Material::EcPrivate { curve, d } => t.extend([
-            Attr::Class(Class::PrivateKey),
-            Attr::KeyType(KeyType::Ec),
-            ec_params(*curve)?,
-            Attr::Value(d.clone()),
-        ]),
+        Material::EcPrivate { curve, d } => {
+            t.extend(secret);
+            t.extend([
+                Attr::Class(Class::PrivateKey),
+                Attr::KeyType(KeyType::Ec),
+                ec_params(*curve)?,
+                Attr::Value(d.clone()),
+            ]);
+            t.extend(private_functions(KeyType::Ec));
+        }
         Material::EcPublic { curve, q } => t.extend([
             Attr::Class(Class::PublicKey),
             Attr::KeyType(KeyType::Ec),
             ec_params(*curve)?,
             Attr::EcPoint(crate::token::template::ec_point_der(q)),
+            Attr::Verify(true),
         ]),
     }
-    t.extend(all);
     Ok(t)
+}
+
+/// The algorithm a key is used with: its Cryptographic Parameters' algorithm when that is an HMAC
+/// (an AES key registered for MAC), else its Cryptographic Algorithm.
+fn use_algorithm(obj: &StoredObject) -> Option<u32> {
+    let params = super::attributes::first(obj, "Cryptographic Parameters")
+        .and_then(|p| p.child(crate::ttlv::Tag::CRYPTOGRAPHIC_ALGORITHM))
+        .and_then(|a| match a.value {
+            crate::ttlv::Value::Enumeration(v) => Some(v),
+            _ => None,
+        })
+        .filter(|a| crate::token::mechanism::mac(*a).is_ok());
+    params.or_else(|| super::attributes::enum_of(obj, "Cryptographic Algorithm"))
+}
+
+/// The functions a private key of `kt` may have on a token.
+fn private_functions(kt: KeyType) -> Vec<Attr> {
+    let mut f = vec![Attr::Sign(true)];
+    if kt == KeyType::Rsa {
+        f.extend([Attr::Decrypt(true), Attr::Unwrap(true)]);
+    }
+    f
 }
 
 /// CKA_EC_PARAMS of a curve ksg can use.

@@ -7,9 +7,24 @@ use super::{Context, attributes, keyblock, object};
 use crate::kmip::Error;
 use crate::store::StoredObject;
 use crate::token::template::usage;
-use crate::token::{Attr, AttrType, Class, Handle, KeyType, Mech};
-use crate::ttlv::tables::enums::{BlockCipherMode, EncodingOption, KeyFormatType, WrappingMethod};
+use crate::token::{Attr, AttrType, Class, Handle, KeyType, Mech, Token};
+use crate::ttlv::tables::enums::{
+    BlockCipherMode, CryptographicAlgorithm, EncodingOption, KeyFormatType, ObjectType,
+    WrappingMethod,
+};
 use crate::ttlv::{Item, Tag, Value};
+
+/// The object structure of `obj` in the clear: its stored value (unwrapped if it was registered
+/// wrapped), or the key taken out of the HSM.
+pub fn plain_object(ctx: &Context<'_>, obj: &StoredObject) -> Result<Item, Error> {
+    if obj.value.is_some() {
+        unwrapped(ctx, object::stored_value(obj)?)
+    } else if obj.token_ref.is_some() {
+        from_hsm(ctx, obj)
+    } else {
+        Err(Error::ItemNotFound(format!("{} has no value", obj.uid)))
+    }
+}
 
 /// The token handle of `obj`'s key, unwrapping a key that was registered wrapped.
 pub fn key_handle(ctx: &Context<'_>, obj: &StoredObject) -> Result<Handle, Error> {
@@ -54,7 +69,7 @@ pub fn wrapped(
     object::check_may_protect(&wrapping, ctx.now)?;
     object::check_usage(&wrapping, usage::WRAP_KEY, "Wrap Key")?;
     let mech = wrap_mech(info, &wrapping)?;
-    let plain = keyblock::convert(unwrapped(ctx, object::stored_value(obj)?)?, want)?;
+    let plain = keyblock::convert(plain_object(ctx, obj)?, want)?;
     let block = keyblock::key_block(&plain)
         .ok_or_else(|| Error::InvalidField("only keys can be wrapped".into()))?;
     if !matches!(keyblock::material(&plain)?, keyblock::Material::Secret(_)) {
@@ -77,10 +92,28 @@ pub fn wrapped(
             .ok_or_else(|| Error::InvalidField("the key has no Key Value".into()))?;
         // Zeroed when dropped.
         let encoded = crate::store::SecretBytes::new(keyblock::seal(key_value)?);
-        vault
-            .token()
-            .encrypt(kek, &mech, encoded.expose())
-            .map_err(Error::Token)?
+        match vault.token().encrypt(kek, &mech, encoded.expose()) {
+            Ok(w) => w,
+            // An HSM wrapping key that may wrap but not encrypt (CKA_ENCRYPT false) cannot
+            // key-wrap arbitrary bytes there: it comes out through the customer KEK and the
+            // software token wraps with it.
+            Err(_) if wrapping.token_ref.is_some() => {
+                let value = vault.export(&wrapping)?;
+                let soft = crate::token::soft::SoftToken::new();
+                let h = soft
+                    .create_object(&[
+                        Attr::Token(false),
+                        Attr::Class(Class::SecretKey),
+                        Attr::KeyType(KeyType::Aes),
+                        Attr::Value(value.to_vec()),
+                        Attr::Encrypt(true),
+                    ])
+                    .map_err(Error::Token)?;
+                soft.encrypt(h, &mech, encoded.expose())
+                    .map_err(Error::Token)?
+            }
+            Err(e) => return Err(Error::Token(e)),
+        }
     };
     let wrapped_value = Item::new(Tag::KEY_VALUE, Value::ByteString(wrapped));
     let encoding = spec.child(Tag::ENCODING_OPTION).cloned();
@@ -226,7 +259,7 @@ pub fn unwrapped(ctx: &Context<'_>, object: Item) -> Result<Item, Error> {
 
 /// A Key Value holding the key material that `wrapped` unwraps to under `kek`.
 fn material_value(
-    token: &dyn crate::token::Token,
+    token: &dyn Token,
     kek: Handle,
     mech: &Mech,
     wrapped: &[u8],
@@ -252,4 +285,37 @@ fn material_value(
         Tag::KEY_VALUE,
         vec![Item::new(Tag::KEY_MATERIAL, Value::ByteString(plain))],
     ))
+}
+
+/// The object structure of a key that lives on the HSM: secret and private keys taken out
+/// wrapped under the customer KEK and unwrapped here, public keys read from the token.
+fn from_hsm(ctx: &Context<'_>, obj: &StoredObject) -> Result<Item, Error> {
+    let vault = ctx.vault()?;
+    let alg = attributes::enum_of(obj, "Cryptographic Algorithm").unwrap_or(0);
+    let bits = attributes::int_of(obj, "Cryptographic Length").unwrap_or(0);
+    let is_rsa = CryptographicAlgorithm::from_u32(alg) == CryptographicAlgorithm::RSA;
+    match ObjectType::from_u32(obj.object_type) {
+        ObjectType::SymmetricKey => Ok(keyblock::symmetric_key(&vault.export(obj)?, alg, bits)),
+        ObjectType::PrivateKey => {
+            let m = keyblock::private_from_pkcs8(&vault.export(obj)?, is_rsa)?;
+            keyblock::key_pair_half(&m, bits)
+        }
+        ObjectType::PublicKey => {
+            let h = vault.handle(obj)?;
+            let wanted = [
+                AttrType::Modulus,
+                AttrType::PublicExponent,
+                AttrType::EcPoint,
+                AttrType::EcParams,
+            ];
+            let attrs = vault
+                .token()
+                .get_attributes(h, &wanted)
+                .map_err(Error::Token)?;
+            keyblock::key_pair_half(&keyblock::public_from_token(&attrs)?, bits)
+        }
+        other => Err(Error::NotExtractable(format!(
+            "{other:?} objects on the HSM cannot be exported"
+        ))),
+    }
 }
