@@ -459,8 +459,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("mkdir");
         let (store, _) =
-            crate::store::Store::open(&dir, &crate::store::key::Key256([7; 32]), "test", false)
-                .expect("store");
+            Store::open(&dir, &crate::store::key::Key256([7; 32]), "test", false).expect("store");
         let store = Arc::new(store);
         let base = gateway(None);
         let g = Gateway::new(base.config.clone(), Some(store.clone()), None);

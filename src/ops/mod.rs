@@ -67,7 +67,7 @@ pub struct Context<'a> {
     pub id_placeholder: Option<String>,
     /// With Batch Error Continuation Option Undo: every object the batch changed, as it was
     /// before its first change (`None`: created by the batch).
-    pub undo: Option<std::cell::RefCell<Vec<(String, Option<crate::store::StoredObject>)>>>,
+    pub undo: Option<UndoLog>,
 }
 
 impl Context<'_> {
@@ -88,6 +88,10 @@ impl Context<'_> {
         self.hsm_name
     }
 }
+
+/// Each object a batch changed, as it was before the batch first changed it (`None`: created by
+/// the batch).
+pub type UndoLog = std::cell::RefCell<Vec<(String, Option<crate::store::StoredObject>)>>;
 
 /// The result of an operation: a Response Payload, or none for operations that have none.
 pub type Outcome = Result<Option<Item>, Error>;
