@@ -17,3 +17,4 @@ pub mod service;
 pub mod store;
 pub mod token;
 pub mod ttlv;
+pub mod x509;

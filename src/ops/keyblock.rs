@@ -165,23 +165,8 @@ pub fn material(object: &Item) -> Result<Material, Error> {
                 e: k.e_bytes().to_vec(),
             }
         }
-        KeyFormatType::X_509 if object.tag == Tag::PUBLIC_KEY => {
-            use rsa::pkcs8::DecodePublicKey;
-            use rsa::traits::PublicKeyParts;
-            let der = bytes()?;
-            if let Ok(k) = rsa::PublicKey::from_public_key_der(&der) {
-                Material::RsaPublic {
-                    n: k.n_bytes().to_vec(),
-                    e: k.e_bytes().to_vec(),
-                }
-            } else if let Some((curve, q)) = spki_ec_public(&der) {
-                Material::EcPublic { curve, q }
-            } else {
-                return Err(Error::InvalidField(
-                    "not an X.509 RSA or EC public key".into(),
-                ));
-            }
-        }
+        KeyFormatType::X_509 if object.tag == Tag::PUBLIC_KEY => spki_material(&bytes()?)
+            .ok_or_else(|| Error::InvalidField("not an X.509 RSA or EC public key".into()))?,
         KeyFormatType::TransparentRSAPublicKey => Material::RsaPublic {
             n: bytes_of(km.child(Tag::MODULUS))
                 .ok_or_else(|| Error::InvalidField("Modulus".into()))?,
@@ -315,6 +300,24 @@ fn spki_ec_public(der: &[u8]) -> Option<(u32, Vec<u8>)> {
 
 /// The algorithm and length (bits) a key's material states, for a Register that does not say.
 pub fn implied_algorithm(object: &Item, v: crate::ttlv::Version) -> Option<(u32, i32)> {
+    material_algorithm(&material(object).ok()?, v)
+}
+
+/// An X.509 SubjectPublicKeyInfo's key: RSA or EC.
+pub fn spki_material(der: &[u8]) -> Option<Material> {
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::traits::PublicKeyParts;
+    if let Ok(k) = rsa::PublicKey::from_public_key_der(der) {
+        return Some(Material::RsaPublic {
+            n: k.n_bytes().to_vec(),
+            e: k.e_bytes().to_vec(),
+        });
+    }
+    spki_ec_public(der).map(|(curve, q)| Material::EcPublic { curve, q })
+}
+
+/// The algorithm and length (bits) of key material, as version `v` names them.
+pub fn material_algorithm(m: &Material, v: crate::ttlv::Version) -> Option<(u32, i32)> {
     use rsa::traits::PublicKeyParts;
     let ec = if v >= crate::ttlv::Version::new(1, 2) {
         CryptographicAlgorithm::EC
@@ -330,17 +333,17 @@ pub fn implied_algorithm(object: &Item, v: crate::ttlv::Version) -> Option<(u32,
             _ => return None,
         })
     };
-    match material(object).ok()? {
+    match m {
         Material::RsaPrivate(der) => {
-            let bits = rsa_from_pkcs8(&der).ok()?.n_bytes().len() as i32 * 8;
+            let bits = rsa_from_pkcs8(der).ok()?.n_bytes().len() as i32 * 8;
             Some((CryptographicAlgorithm::RSA.to_u32(), bits))
         }
         Material::RsaPublic { n, .. } => Some((
             CryptographicAlgorithm::RSA.to_u32(),
-            unsigned(&n).len() as i32 * 8,
+            unsigned(n).len() as i32 * 8,
         )),
         Material::EcPrivate { curve, .. } | Material::EcPublic { curve, .. } => {
-            Some((ec.to_u32(), curve_bits(curve)?))
+            Some((ec.to_u32(), curve_bits(*curve)?))
         }
         Material::Secret(_) => None,
     }

@@ -213,8 +213,12 @@ pub fn new_object(
         let Some(v) = &a.value else { continue };
         add(&mut obj, &a.name, v.clone());
     }
+    // What the server adds: single-instance attributes only when not set already (the client's
+    // value or an earlier one wins), every instance of a multi-instance one.
     for (name, v) in extra {
-        if obj.attribute(name).next().is_none() {
+        let multi = attributes::rule_of(name).is_some_and(|r| r.multi);
+        let given = client.iter().any(|a| a.name == name);
+        if (multi && !given) || obj.attribute(name).next().is_none() {
             add(&mut obj, name, attributes::value(v));
         }
     }
@@ -248,7 +252,7 @@ pub fn new_object(
             }
         }
     }
-    if is_key_like(object_type.to_u32()) && object_type != ObjectType::Certificate {
+    if is_key_like(object_type.to_u32()) {
         add(
             &mut obj,
             "Lease Time",

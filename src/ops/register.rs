@@ -76,6 +76,12 @@ fn implied_attributes(
             out.push(("Cryptographic Length", Value::Integer(bits)));
         }
     }
+    if t == ObjectType::Certificate
+        && let Some(Value::ByteString(der)) = value.child(Tag::CERTIFICATE_VALUE).map(|v| &v.value)
+        && let Some(cert) = crate::x509::details(der)
+    {
+        out.extend(certificate_attributes(&cert, version));
+    }
     if t == ObjectType::Certificate {
         match value.child(Tag::CERTIFICATE_TYPE).map(|v| &v.value) {
             Some(Value::Enumeration(ct)) => out.push(("Certificate Type", Value::Enumeration(*ct))),
@@ -89,4 +95,140 @@ fn implied_attributes(
         }
     }
     Ok(out)
+}
+
+/// What an X.509 certificate says about itself, as KMIP 1.x attributes: its identifier, subject
+/// and issuer (as text, DER, and per name attribute), signature algorithm, and its public key's
+/// algorithm and length.
+fn certificate_attributes(
+    cert: &crate::x509::CertDetails,
+    version: crate::ttlv::Version,
+) -> Vec<(&'static str, Value)> {
+    let hex: String = cert.serial.iter().map(|b| format!("{b:02x}")).collect();
+    let text = |t: Tag, s: String| Item::new(t, Value::TextString(s));
+    let bytes = |t: Tag, b: &[u8]| Item::new(t, Value::ByteString(b.to_vec()));
+    let issuer = crate::x509::dn_text(&cert.issuer);
+    let mut out = vec![
+        (
+            "Certificate Identifier",
+            Value::Structure(vec![
+                text(Tag::ISSUER, issuer.clone()),
+                text(Tag::SERIAL_NUMBER, hex),
+            ]),
+        ),
+        (
+            "Certificate Subject",
+            Value::Structure(vec![text(
+                Tag::CERTIFICATE_SUBJECT_DISTINGUISHED_NAME,
+                crate::x509::dn_text(&cert.subject),
+            )]),
+        ),
+        (
+            "Certificate Issuer",
+            Value::Structure(vec![text(
+                Tag::CERTIFICATE_ISSUER_DISTINGUISHED_NAME,
+                issuer,
+            )]),
+        ),
+        (
+            "X.509 Certificate Identifier",
+            Value::Structure(vec![
+                bytes(Tag::ISSUER_DISTINGUISHED_NAME, &cert.issuer_der),
+                bytes(Tag::CERTIFICATE_SERIAL_NUMBER, &cert.serial_der),
+            ]),
+        ),
+        (
+            "X.509 Certificate Subject",
+            Value::Structure(vec![bytes(
+                Tag::SUBJECT_DISTINGUISHED_NAME,
+                &cert.subject_der,
+            )]),
+        ),
+        (
+            "X.509 Certificate Issuer",
+            Value::Structure(vec![bytes(
+                Tag::ISSUER_DISTINGUISHED_NAME,
+                &cert.issuer_der,
+            )]),
+        ),
+    ];
+    for (subject, names) in [(true, &cert.subject), (false, &cert.issuer)] {
+        for (t, v) in names {
+            if let Some(name) = certificate_name_attribute(subject, t) {
+                out.push((name, Value::TextString(v.clone())));
+            }
+        }
+    }
+    if let Some(a) = signature_algorithm(&cert.signature_algorithm) {
+        out.push(("Digital Signature Algorithm", Value::Enumeration(a)));
+    }
+    if let Some((alg, bits)) =
+        keyblock::spki_material(&cert.spki).and_then(|m| keyblock::material_algorithm(&m, version))
+    {
+        out.push(("Cryptographic Algorithm", Value::Enumeration(alg)));
+        out.push(("Cryptographic Length", Value::Integer(bits)));
+    }
+    out
+}
+
+/// The KMIP 1.4 attribute for one name attribute (RFC 4514 short name) of a certificate's
+/// subject or issuer.
+fn certificate_name_attribute(subject: bool, short: &str) -> Option<&'static str> {
+    const NAMES: [(&str, &str, &str); 12] = [
+        ("CN", "Certificate Subject CN", "Certificate Issuer CN"),
+        ("O", "Certificate Subject O", "Certificate Issuer O"),
+        ("OU", "Certificate Subject OU", "Certificate Issuer OU"),
+        ("E", "Certificate Subject Email", "Certificate Issuer Email"),
+        ("C", "Certificate Subject C", "Certificate Issuer C"),
+        ("ST", "Certificate Subject ST", "Certificate Issuer ST"),
+        ("L", "Certificate Subject L", "Certificate Issuer L"),
+        ("UID", "Certificate Subject UID", "Certificate Issuer UID"),
+        (
+            "SERIALNUMBER",
+            "Certificate Subject Serial Number",
+            "Certificate Issuer Serial Number",
+        ),
+        ("T", "Certificate Subject Title", "Certificate Issuer Title"),
+        ("DC", "Certificate Subject DC", "Certificate Issuer DC"),
+        (
+            "DNQUALIFIER",
+            "Certificate Subject DN Qualifier",
+            "Certificate Issuer DN Qualifier",
+        ),
+    ];
+    NAMES
+        .iter()
+        .find(|(s, _, _)| *s == short)
+        .map(|(_, s, i)| if subject { *s } else { *i })
+}
+
+/// The KMIP Digital Signature Algorithm of a certificate's signature algorithm OID.
+fn signature_algorithm(oid: &[u8]) -> Option<u32> {
+    use crate::ttlv::tables::enums::DigitalSignatureAlgorithm as D;
+    const PKCS1: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01];
+    const ECDSA: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04];
+    let a = if let Some(rest) = oid.strip_prefix(PKCS1) {
+        match rest {
+            [0x04] => D::MD5WithRSAEncryption,
+            [0x05] => D::SHA_1WithRSAEncryption,
+            [0x0E] => D::SHA_224WithRSAEncryption,
+            [0x0B] => D::SHA_256WithRSAEncryption,
+            [0x0C] => D::SHA_384WithRSAEncryption,
+            [0x0D] => D::SHA_512WithRSAEncryption,
+            [0x0A] => D::RSASSA_PSS,
+            _ => return None,
+        }
+    } else if let Some(rest) = oid.strip_prefix(ECDSA) {
+        match rest {
+            [0x01] => D::ECDSAWithSHA_1,
+            [0x03, 0x01] => D::ECDSAWithSHA224,
+            [0x03, 0x02] => D::ECDSAWithSHA256,
+            [0x03, 0x03] => D::ECDSAWithSHA384,
+            [0x03, 0x04] => D::ECDSAWithSHA512,
+            _ => return None,
+        }
+    } else {
+        return None;
+    };
+    Some(a.to_u32())
 }

@@ -9,7 +9,6 @@ pub mod pki;
 mod pool;
 pub mod tls;
 pub mod trace;
-pub mod x509;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};

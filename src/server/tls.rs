@@ -9,8 +9,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::pki::DevPki;
-use super::x509;
 use crate::config::ServerConf;
+use crate::x509;
 
 /// The files TLS uses, after filling in the development PKI where the conf names none.
 #[derive(Clone, Debug)]

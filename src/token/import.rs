@@ -12,7 +12,7 @@ use super::{Attr, Class, Handle, KeyType, Mech, Token, TokenError};
 /// CKO_CERTIFICATE for an X.509 certificate (DER): subject, issuer and serial number from the
 /// certificate itself, as PKCS#11 expects them.
 pub fn certificate(der: &[u8], id: &Identity<'_>) -> Result<Vec<Attr>, TokenError> {
-    let (subject, issuer, serial) = crate::server::x509::names_der(der)
+    let (subject, issuer, serial) = crate::x509::names_der(der)
         .ok_or_else(|| TokenError::Unsupported("the certificate is not DER X.509".into()))?;
     Ok(vec![
         Attr::Class(Class::Certificate),
