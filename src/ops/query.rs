@@ -59,6 +59,13 @@ pub fn handle(ctx: &mut Context<'_>, payload: Item) -> Outcome {
             ));
         }
     }
+    if asked(QueryFunction::QueryRNGs) {
+        // The generator keys come from (the Random Number Generator attribute says the same).
+        out.push(Item::new(
+            Tag::RNG_PARAMETERS,
+            super::object::rng_attribute(),
+        ));
+    }
     if asked(QueryFunction::QueryCapabilities) {
         let mut caps = vec![
             Item::new(
