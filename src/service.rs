@@ -391,12 +391,12 @@ mod tests {
     #[test]
     fn batches_stop_at_the_first_failure_unless_told_to_continue() {
         let g = gateway(None);
-        let stop = answer(&g, &request(4, false, &[0x05, 0x1E]));
+        let stop = answer(&g, &request(4, false, &[0x06, 0x1E]));
         assert_eq!(
             statuses(&stop),
             vec![(Value::ByteString(vec![0]), Some(Value::Enumeration(5)))]
         );
-        let cont = answer(&g, &request(4, true, &[0x05, 0x1E]));
+        let cont = answer(&g, &request(4, true, &[0x06, 0x1E]));
         assert_eq!(
             statuses(&cont),
             vec![

@@ -70,14 +70,14 @@ fn ttlv_over_mutual_tls_serves_many_requests_on_one_connection() {
         .map(|o| o.value.clone())
         .collect();
     // What the build implements (Create, Get, Query, Discover Versions, Encrypt, ...), and not
-    // what it does not (Derive Key).
+    // what it does not (Certify).
     for op in [0x01, 0x0A, 0x18, 0x1E, 0x1F] {
         assert!(
             ops.contains(&Value::Enumeration(op)),
             "{op:#x} missing: {ops:?}"
         );
     }
-    assert!(!ops.contains(&Value::Enumeration(0x05)), "{ops:?}");
+    assert!(!ops.contains(&Value::Enumeration(0x06)), "{ops:?}");
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn plain_ttlv_and_errors_that_keep_the_connection() {
         vec![(0, None)]
     );
     // An operation ksg does not implement: Operation Not Supported, connection still usable.
-    let resp = roundtrip(&mut s, &common::gateway::request(4, 0x05, vec![]));
+    let resp = roundtrip(&mut s, &common::gateway::request(4, 0x06, vec![]));
     assert_eq!(results(&resp), vec![(1, Some(5))]);
     // A well-framed message that is not a request: Invalid Message, connection still usable.
     let not_a_request = Item::structure(Tag::RESPONSE_MESSAGE, vec![]);

@@ -72,6 +72,7 @@ fn curve_bits(curve: u32) -> Option<i32> {
         RecommendedCurve::P_256 => 256,
         RecommendedCurve::P_384 => 384,
         RecommendedCurve::P_521 => 521,
+        RecommendedCurve::SECP256K1 => 256,
         _ => return None,
     })
 }

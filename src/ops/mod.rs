@@ -11,6 +11,7 @@ pub mod create_key_pair;
 pub mod crypto;
 pub mod decrypt;
 pub mod delete_attribute;
+pub mod derive_key;
 pub mod destroy;
 pub mod discover_versions;
 pub mod encrypt;
@@ -102,6 +103,7 @@ pub const IMPLEMENTED: &[Operation] = &[
     Operation::CreateKeyPair,
     Operation::Register,
     Operation::ReKey,
+    Operation::DeriveKey,
     Operation::Locate,
     Operation::Check,
     Operation::Get,
@@ -178,8 +180,8 @@ pub fn dispatch(operation: Operation, ctx: &mut Context<'_>, payload: Item) -> O
         Operation::RNGRetrieve => rng_retrieve::handle(ctx, payload),
         Operation::RNGSeed => rng_seed::handle(ctx, payload),
         Operation::Hash => hash::handle(ctx, payload),
-        Operation::DeriveKey
-        | Operation::Certify
+        Operation::DeriveKey => derive_key::handle(ctx, payload),
+        Operation::Certify
         | Operation::ReCertify
         | Operation::Validate
         | Operation::Cancel

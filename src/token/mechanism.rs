@@ -252,6 +252,41 @@ pub fn digest_info_prefix(h: Hash) -> &'static [u8] {
     }
 }
 
+/// HMAC of `data` under `key`, in software.
+pub fn hmac(h: Hash, key: &[u8], data: &[u8]) -> Vec<u8> {
+    use hmac::{Hmac, KeyInit, Mac};
+    fn run<M: Mac + KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut m = <M as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+        m.update(data);
+        m.finalize().into_bytes().to_vec()
+    }
+    match h {
+        Hash::Sha1 => run::<Hmac<sha1::Sha1>>(key, data),
+        Hash::Sha224 => run::<Hmac<sha2::Sha224>>(key, data),
+        Hash::Sha256 => run::<Hmac<sha2::Sha256>>(key, data),
+        Hash::Sha384 => run::<Hmac<sha2::Sha384>>(key, data),
+        Hash::Sha512 => run::<Hmac<sha2::Sha512>>(key, data),
+    }
+}
+
+/// PBKDF2 (RFC 8018) with HMAC-`h`: `len` bytes from `password`, `salt` and `iterations`.
+pub fn pbkdf2(h: Hash, password: &[u8], salt: &[u8], iterations: u32, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut block: u32 = 1;
+    while out.len() < len {
+        let mut u = hmac(h, password, &[salt, &block.to_be_bytes()].concat());
+        let mut t = u.clone();
+        for _ in 1..iterations {
+            u = hmac(h, password, &u);
+            t.iter_mut().zip(&u).for_each(|(a, b)| *a ^= b);
+        }
+        out.extend_from_slice(&t);
+        block += 1;
+    }
+    out.truncate(len);
+    out
+}
+
 /// A digest of `data`, in software (hashing needs no key, so nothing for a token to protect).
 pub fn digest(h: Hash, data: &[u8]) -> Vec<u8> {
     use sha2::Digest;
@@ -356,5 +391,28 @@ mod tests {
         assert!(signature(3, &ecdsa).is_err(), "an AES key cannot sign");
         assert_eq!(mac(9), Ok(Mech::Hmac(Hash::Sha256)));
         assert_eq!(digest_info_prefix(Hash::Sha256).len() + 32, 51);
+    }
+
+    #[test]
+    fn pbkdf2_matches_rfc_6070() {
+        let hex = |v: Vec<u8>| v.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(
+            hex(pbkdf2(Hash::Sha1, b"password", b"salt", 1, 20)),
+            "0c60c80f961f0e71f3a9b524af6012062fe037a6"
+        );
+        assert_eq!(
+            hex(pbkdf2(Hash::Sha1, b"password", b"salt", 4096, 20)),
+            "4b007901b765489abead49d926f721d065a429c1"
+        );
+        assert_eq!(
+            hex(pbkdf2(
+                Hash::Sha1,
+                b"passwordPASSWORDpassword",
+                b"saltSALTsaltSALTsaltSALTsaltSALTsalt",
+                4096,
+                25
+            )),
+            "3d2eec4fe41c849b80c8d83662c0e44a8b291a964cf2f07038"
+        );
     }
 }

@@ -24,10 +24,9 @@ use aes_kw::{AesKw, AesKwp};
 use cbc::cipher::KeyIvInit;
 use cbc::cipher::block_padding::{NoPadding, Pkcs7};
 use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt};
-use hmac::{Hmac, Mac};
 use sha2::Digest;
 
-use super::mechanism::digest;
+use super::mechanism::{digest, hmac};
 use super::{
     Attr, AttrType, Class, Handle, Hash, KeyType, Mech, Result, Stream, StreamKind, Token,
     TokenError,
@@ -181,21 +180,6 @@ macro_rules! with_aes {
             _ => return fail($function, RvError::KeyTypeInconsistent),
         }
     };
-}
-
-fn hmac(h: Hash, key: &[u8], data: &[u8]) -> Vec<u8> {
-    fn run<M: Mac + KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
-        let mut m = <M as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
-        m.update(data);
-        m.finalize().into_bytes().to_vec()
-    }
-    match h {
-        Hash::Sha1 => run::<Hmac<sha1::Sha1>>(key, data),
-        Hash::Sha224 => run::<Hmac<sha2::Sha224>>(key, data),
-        Hash::Sha256 => run::<Hmac<sha2::Sha256>>(key, data),
-        Hash::Sha384 => run::<Hmac<sha2::Sha384>>(key, data),
-        Hash::Sha512 => run::<Hmac<sha2::Sha512>>(key, data),
-    }
 }
 
 /// ECB over any block cipher (no padding: the data must be whole blocks).

@@ -1,0 +1,146 @@
+//! Derive Key: a new Symmetric Key or Secret Data from a base object's value, by PBKDF2, HASH or
+//! HMAC, computed here from the value in the clear (the keystore's, or taken out of the HSM
+//! through the customer KEK). The new object is linked to its base and back.
+
+use super::attributes::{self, find_enum, find_int};
+use super::create_key_pair::link_change;
+use super::object::{self, payload, uid_item};
+use super::{Context, Outcome, keyblock, wrapping};
+use crate::kmip::Error;
+use crate::token::mechanism;
+use crate::token::template::usage;
+use crate::ttlv::tables::enums::{DerivationMethod, LinkType, ObjectType, SecretDataType};
+use crate::ttlv::{Item, Tag, Value};
+
+/// The most PBKDF2 iterations one request may ask for (it is work the server does).
+pub const MAX_ITERATIONS: i32 = 1_000_000;
+
+/// Handles one Derive Key request payload.
+pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
+    let object_type = object::object_type_of(&payload_in)?;
+    let mut bases = Vec::new();
+    for u in payload_in.children_with(Tag::UNIQUE_IDENTIFIER) {
+        match &u.value {
+            Value::TextString(s) => bases.push(s.clone()),
+            _ => return Err(Error::InvalidField("Unique Identifier must be text".into())),
+        }
+    }
+    let base_uid = match bases.as_slice() {
+        [one] => one.clone(),
+        [] => ctx
+            .id_placeholder
+            .clone()
+            .ok_or_else(|| Error::MissingData("Unique Identifier".into()))?,
+        _ => {
+            return Err(Error::FeatureNotSupported(
+                "derivation from several objects".into(),
+            ));
+        }
+    };
+    let method = match payload_in.child(Tag::DERIVATION_METHOD).map(|v| &v.value) {
+        Some(Value::Enumeration(m)) => DerivationMethod::from_u32(*m),
+        _ => return Err(Error::MissingData("Derivation Method".into())),
+    };
+    let params = payload_in
+        .child(Tag::DERIVATION_PARAMETERS)
+        .ok_or_else(|| Error::MissingData("Derivation Parameters".into()))?;
+    let attrs = attributes::parse_all(payload_in.child(Tag::TEMPLATE_ATTRIBUTE))?;
+    let bits = find_int(&attrs, "Cryptographic Length")
+        .ok_or_else(|| Error::MissingData("Cryptographic Length".into()))?;
+    if bits <= 0 || bits % 8 != 0 || bits > 8192 {
+        return Err(Error::InvalidField("Cryptographic Length".into()));
+    }
+    let len = bits as usize / 8;
+
+    let base = object::load(ctx, &base_uid)?;
+    object::check_may_protect(&base, ctx.now)?;
+    object::check_usage(&base, usage::DERIVE_KEY, "Derive Key")?;
+    let secret = match keyblock::material(&wrapping::plain_object(ctx, &base)?)? {
+        keyblock::Material::Secret(s) => crate::store::SecretBytes::new(s),
+        _ => {
+            return Err(Error::FeatureNotSupported(
+                "derivation from asymmetric keys".into(),
+            ));
+        }
+    };
+    let bytes = |tag: Tag| match params.child(tag).map(|v| &v.value) {
+        Some(Value::ByteString(b)) => Ok(b.clone()),
+        Some(_) => Err(Error::InvalidField(format!("{tag}"))),
+        None => Ok(Vec::new()),
+    };
+    let hash_named = params
+        .child(Tag::CRYPTOGRAPHIC_PARAMETERS)
+        .and_then(|p| p.child(Tag::HASHING_ALGORITHM))
+        .and_then(|h| match h.value {
+            Value::Enumeration(v) => Some(v),
+            _ => None,
+        })
+        .map(mechanism::hash)
+        .transpose()
+        .map_err(|e| Error::InvalidField(e.to_string()))?;
+    let derived = match method {
+        DerivationMethod::PBKDF2 => {
+            let iterations = match params.child(Tag::ITERATION_COUNT).map(|v| &v.value) {
+                Some(Value::Integer(n)) if (1..=MAX_ITERATIONS).contains(n) => *n as u32,
+                Some(_) => {
+                    return Err(Error::InvalidField(format!(
+                        "Iteration Count must be 1 to {MAX_ITERATIONS}"
+                    )));
+                }
+                None => return Err(Error::MissingData("Iteration Count".into())),
+            };
+            // PBKDF2's default PRF is HMAC-SHA-1 (RFC 8018).
+            let h = hash_named.unwrap_or(crate::token::Hash::Sha1);
+            mechanism::pbkdf2(h, secret.expose(), &bytes(Tag::SALT)?, iterations, len)
+        }
+        DerivationMethod::HASH | DerivationMethod::HMAC => {
+            let h = hash_named.ok_or_else(|| Error::MissingData("Hashing Algorithm".into()))?;
+            let data = bytes(Tag::DERIVATION_DATA)?;
+            let mut out = if method == DerivationMethod::HASH {
+                mechanism::digest(h, &[secret.expose(), &data].concat())
+            } else {
+                mechanism::hmac(h, secret.expose(), &data)
+            };
+            if out.len() < len {
+                return Err(Error::InvalidField(format!(
+                    "{method:?} gives {} bytes, fewer than the {len} asked for",
+                    out.len()
+                )));
+            }
+            out.truncate(len);
+            out
+        }
+        other => {
+            return Err(Error::FeatureNotSupported(format!(
+                "the {other:?} derivation method"
+            )));
+        }
+    };
+    let derived = crate::store::SecretBytes::new(derived);
+    let value = match object_type {
+        ObjectType::SymmetricKey => {
+            let alg = find_enum(&attrs, "Cryptographic Algorithm")
+                .ok_or_else(|| Error::MissingData("Cryptographic Algorithm".into()))?;
+            keyblock::symmetric_key(derived.expose(), alg, bits)
+        }
+        ObjectType::SecretData => {
+            keyblock::secret_data(derived.expose(), SecretDataType::Seed.to_u32())
+        }
+        other => {
+            return Err(Error::InvalidField(format!(
+                "Derive Key makes Symmetric Keys and Secret Data, not {other:?}"
+            )));
+        }
+    };
+    let mut obj = object::new_object(ctx, object_type, &attrs, vec![])?;
+    object::set_value(ctx, &mut obj, &value)?;
+    let uid = object::store_new(ctx, vec![obj])?.remove(0);
+    object::commit(
+        ctx,
+        vec![
+            link_change(&uid, LinkType::DerivationBaseObjectLink, &base_uid),
+            link_change(&base_uid, LinkType::DerivedKeyLink, &uid),
+        ],
+    )?;
+    Ok(payload(vec![uid_item(&uid)]))
+}
