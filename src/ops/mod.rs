@@ -8,6 +8,7 @@ pub mod attributes;
 pub mod check;
 pub mod create;
 pub mod create_key_pair;
+pub mod create_split_key;
 pub mod crypto;
 pub mod decrypt;
 pub mod delete_attribute;
@@ -20,6 +21,7 @@ pub mod get_attribute_list;
 pub mod get_attributes;
 pub mod get_usage_allocation;
 pub mod hash;
+pub mod join_split_key;
 pub mod keyblock;
 pub mod locate;
 pub mod mac;
@@ -131,6 +133,8 @@ pub const IMPLEMENTED: &[Operation] = &[
     Operation::RNGRetrieve,
     Operation::RNGSeed,
     Operation::Hash,
+    Operation::CreateSplitKey,
+    Operation::JoinSplitKey,
 ];
 
 /// The Object Types this build can manage (Query Objects reports these, filtered by the conf).
@@ -180,6 +184,8 @@ pub fn dispatch(operation: Operation, ctx: &mut Context<'_>, payload: Item) -> O
         Operation::RNGRetrieve => rng_retrieve::handle(ctx, payload),
         Operation::RNGSeed => rng_seed::handle(ctx, payload),
         Operation::Hash => hash::handle(ctx, payload),
+        Operation::CreateSplitKey => create_split_key::handle(ctx, payload),
+        Operation::JoinSplitKey => join_split_key::handle(ctx, payload),
         Operation::DeriveKey => derive_key::handle(ctx, payload),
         Operation::Certify
         | Operation::ReCertify
@@ -188,8 +194,6 @@ pub fn dispatch(operation: Operation, ctx: &mut Context<'_>, payload: Item) -> O
         | Operation::Poll
         | Operation::Notify
         | Operation::Put
-        | Operation::CreateSplitKey
-        | Operation::JoinSplitKey
         | Operation::Import
         | Operation::Export
         | Operation::Log
