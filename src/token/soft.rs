@@ -1270,3 +1270,45 @@ impl Token for SoftToken {
         Ok(0)
     }
 }
+
+/// The ECDH shared secret (the x coordinate) of private scalar `d` and uncompressed point `q` on
+/// KMIP Recommended Curve `curve`, for Derive Key with an asymmetric key pair.
+pub fn ecdh_shared_secret(curve: u32, d: &[u8], q: &[u8]) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    use crate::ttlv::tables::enums::RecommendedCurve as R;
+    macro_rules! dh {
+        ($c:ident) => {{
+            let sk = $c::SecretKey::from_slice(d).ok()?;
+            let pk = $c::PublicKey::from_sec1_bytes(q).ok()?;
+            let shared = $c::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine());
+            Some(zeroize::Zeroizing::new(shared.raw_secret_bytes().to_vec()))
+        }};
+    }
+    match R::from_u32(curve) {
+        R::P_256 => dh!(p256),
+        R::P_384 => dh!(p384),
+        R::SECP256K1 => dh!(k256),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod ecdh_tests {
+    use super::*;
+
+    #[test]
+    fn both_sides_of_ecdh_agree() {
+        use crate::ttlv::tables::enums::RecommendedCurve as R;
+        for (curve, kmip) in [
+            (Curve::P256, R::P_256),
+            (Curve::P384, R::P_384),
+            (Curve::K256, R::SECP256K1),
+        ] {
+            let (d1, q1) = ec_generate(curve).expect("pair 1");
+            let (d2, q2) = ec_generate(curve).expect("pair 2");
+            let a = ecdh_shared_secret(kmip.to_u32(), &d1, &q2).expect("one side");
+            let b = ecdh_shared_secret(kmip.to_u32(), &d2, &q1).expect("other side");
+            assert_eq!(*a, *b);
+            assert!(ecdh_shared_secret(kmip.to_u32(), &d1, b"not a point").is_none());
+        }
+    }
+}
