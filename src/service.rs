@@ -453,16 +453,85 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_undo_batch_that_fails_puts_back_what_it_did() {
-        let dir = std::env::temp_dir().join(format!("ksg-service-undo-{}", std::process::id()));
+    /// A gateway on the software token with a keystore in a fresh directory, and the objects
+    /// the conf offers.
+    fn gateway_with_store(
+        name: &str,
+        objects: Option<Vec<u32>>,
+    ) -> (Gateway, Arc<Store>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("ksg-service-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("mkdir");
         let (store, _) =
             Store::open(&dir, &crate::store::key::Key256([7; 32]), "test", false).expect("store");
         let store = Arc::new(store);
-        let base = gateway(None);
-        let g = Gateway::new(base.config.clone(), Some(store.clone()), None);
+        let mut config = (*gateway(None).config).clone();
+        config.aux.objects = objects;
+        let g = Gateway::new(Arc::new(config), Some(store.clone()), None);
+        (g, store, dir)
+    }
+
+    #[test]
+    fn an_object_type_switched_off_in_the_conf_is_refused_when_used() {
+        let (g, store, dir) = gateway_with_store("objects", Some(vec![2]));
+        let secret = Item::structure(
+            Tag::SECRET_DATA,
+            vec![
+                Item::new(Tag::SECRET_DATA_TYPE, Value::Enumeration(1)),
+                Item::structure(
+                    Tag::KEY_BLOCK,
+                    vec![
+                        Item::new(Tag::KEY_FORMAT_TYPE, Value::Enumeration(2)),
+                        Item::structure(
+                            Tag::KEY_VALUE,
+                            vec![Item::new(Tag::KEY_MATERIAL, Value::ByteString(vec![1; 8]))],
+                        ),
+                    ],
+                ),
+            ],
+        );
+        let register = Item::structure(
+            Tag::REQUEST_MESSAGE,
+            vec![
+                Item::structure(
+                    Tag::REQUEST_HEADER,
+                    vec![
+                        Item::structure(
+                            Tag::PROTOCOL_VERSION,
+                            vec![
+                                Item::new(Tag::PROTOCOL_VERSION_MAJOR, Value::Integer(1)),
+                                Item::new(Tag::PROTOCOL_VERSION_MINOR, Value::Integer(4)),
+                            ],
+                        ),
+                        Item::new(Tag::BATCH_COUNT, Value::Integer(1)),
+                    ],
+                ),
+                Item::structure(
+                    Tag::BATCH_ITEM,
+                    vec![
+                        Item::new(Tag::OPERATION, Value::Enumeration(0x03)),
+                        Item::structure(
+                            Tag::REQUEST_PAYLOAD,
+                            vec![Item::new(Tag::OBJECT_TYPE, Value::Enumeration(7)), secret],
+                        ),
+                    ],
+                ),
+            ],
+        );
+        let resp = answer(&g, &register);
+        let item = resp.child(Tag::BATCH_ITEM).expect("item");
+        assert_eq!(
+            item.child(Tag::RESULT_REASON).map(|r| r.value.clone()),
+            Some(Value::Enumeration(8)),
+            "Secret Data is switched off: Feature Not Supported"
+        );
+        assert_eq!(store.read().len(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_undo_batch_that_fails_puts_back_what_it_did() {
+        let (g, store, dir) = gateway_with_store("undo", None);
         let attr = |name: &str, v: Value| {
             Item::structure(
                 Tag::ATTRIBUTE,

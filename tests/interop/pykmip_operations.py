@@ -162,6 +162,23 @@ def run(client, version, tag):
             client.revoke(enums.RevocationReasonCode.CESSATION_OF_OPERATION, uid)
             client.destroy(uid)
 
+    # Derive Key by PBKDF2 from registered secret data, checked against Python's hashlib.
+    import hashlib
+    seed = client.register(objects.SecretData(b"correct horse", enums.SecretDataType.SEED,
+                                              masks=[U.DERIVE_KEY], name=tag + "-seed"))
+    client.activate(seed)
+    derived = client.derive_key(
+        enums.ObjectType.SYMMETRIC_KEY, [seed], enums.DerivationMethod.PBKDF2,
+        {"cryptographic_parameters": {"hashing_algorithm": enums.HashingAlgorithm.SHA_256},
+         "salt": b"NaCl", "iteration_count": 1000},
+        cryptographic_algorithm=enums.CryptographicAlgorithm.AES, cryptographic_length=256)
+    expected = hashlib.pbkdf2_hmac("sha256", b"correct horse", b"NaCl", 1000, 32)
+    assert client.get(derived).value == expected, "PBKDF2 differs from hashlib's"
+    step("derive_key", "PBKDF2-HMAC-SHA256 matches hashlib")
+    client.destroy(derived)
+    client.revoke(enums.RevocationReasonCode.CESSATION_OF_OPERATION, seed)
+    client.destroy(seed)
+
     # Re-key (1.1+ in PyKMIP's encoding) and Check.
     if version >= enums.KMIPVersion.KMIP_1_1:
         new = client.rekey(uid=aes, offset=0)
