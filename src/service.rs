@@ -340,6 +340,16 @@ mod tests {
     }
 
     fn request(minor: i32, continue_on_error: bool, ops: &[u32]) -> Item {
+        let items = ops
+            .iter()
+            .map(|op| (*op, Item::structure(Tag::REQUEST_PAYLOAD, vec![])))
+            .collect();
+        message(minor, continue_on_error.then_some(1), items)
+    }
+
+    /// A request message: protocol 1.`minor`, the Batch Error Continuation Option if given, and
+    /// (operation, payload) items with Unique Batch Item IDs 0, 1, ...
+    fn message(minor: i32, continuation: Option<u32>, items: Vec<(u32, Item)>) -> Item {
         let mut header = vec![
             Item::structure(
                 Tag::PROTOCOL_VERSION,
@@ -348,22 +358,22 @@ mod tests {
                     Item::new(Tag::PROTOCOL_VERSION_MINOR, Value::Integer(minor)),
                 ],
             ),
-            Item::new(Tag::BATCH_COUNT, Value::Integer(ops.len() as i32)),
+            Item::new(Tag::BATCH_COUNT, Value::Integer(items.len() as i32)),
         ];
-        if continue_on_error {
+        if let Some(c) = continuation {
             header.push(Item::new(
                 Tag::BATCH_ERROR_CONTINUATION_OPTION,
-                Value::Enumeration(1),
+                Value::Enumeration(c),
             ));
         }
         let mut children = vec![Item::structure(Tag::REQUEST_HEADER, header)];
-        for (i, op) in ops.iter().enumerate() {
+        for (i, (op, payload)) in items.into_iter().enumerate() {
             children.push(Item::structure(
                 Tag::BATCH_ITEM,
                 vec![
-                    Item::new(Tag::OPERATION, Value::Enumeration(*op)),
+                    Item::new(Tag::OPERATION, Value::Enumeration(op)),
                     Item::new(Tag::UNIQUE_BATCH_ITEM_ID, Value::ByteString(vec![i as u8])),
-                    Item::structure(Tag::REQUEST_PAYLOAD, vec![]),
+                    payload,
                 ],
             ));
         }
@@ -490,33 +500,16 @@ mod tests {
                 ),
             ],
         );
-        let register = Item::structure(
-            Tag::REQUEST_MESSAGE,
-            vec![
+        let register = message(
+            4,
+            None,
+            vec![(
+                0x03,
                 Item::structure(
-                    Tag::REQUEST_HEADER,
-                    vec![
-                        Item::structure(
-                            Tag::PROTOCOL_VERSION,
-                            vec![
-                                Item::new(Tag::PROTOCOL_VERSION_MAJOR, Value::Integer(1)),
-                                Item::new(Tag::PROTOCOL_VERSION_MINOR, Value::Integer(4)),
-                            ],
-                        ),
-                        Item::new(Tag::BATCH_COUNT, Value::Integer(1)),
-                    ],
+                    Tag::REQUEST_PAYLOAD,
+                    vec![Item::new(Tag::OBJECT_TYPE, Value::Enumeration(7)), secret],
                 ),
-                Item::structure(
-                    Tag::BATCH_ITEM,
-                    vec![
-                        Item::new(Tag::OPERATION, Value::Enumeration(0x03)),
-                        Item::structure(
-                            Tag::REQUEST_PAYLOAD,
-                            vec![Item::new(Tag::OBJECT_TYPE, Value::Enumeration(7)), secret],
-                        ),
-                    ],
-                ),
-            ],
+            )],
         );
         let resp = answer(&g, &register);
         let item = resp.child(Tag::BATCH_ITEM).expect("item");
@@ -561,30 +554,7 @@ mod tests {
                 Value::TextString("nope".into()),
             )],
         );
-        let header = Item::structure(
-            Tag::REQUEST_HEADER,
-            vec![
-                Item::structure(
-                    Tag::PROTOCOL_VERSION,
-                    vec![
-                        Item::new(Tag::PROTOCOL_VERSION_MAJOR, Value::Integer(1)),
-                        Item::new(Tag::PROTOCOL_VERSION_MINOR, Value::Integer(4)),
-                    ],
-                ),
-                Item::new(Tag::BATCH_ERROR_CONTINUATION_OPTION, Value::Enumeration(3)),
-                Item::new(Tag::BATCH_COUNT, Value::Integer(2)),
-            ],
-        );
-        let item = |op: u32, payload: Item| {
-            Item::structure(
-                Tag::BATCH_ITEM,
-                vec![Item::new(Tag::OPERATION, Value::Enumeration(op)), payload],
-            )
-        };
-        let msg = Item::structure(
-            Tag::REQUEST_MESSAGE,
-            vec![header, item(0x01, create), item(0x0A, get)],
-        );
+        let msg = message(4, Some(3), vec![(0x01, create), (0x0A, get)]);
         let resp = answer(&g, &msg);
         let status: Vec<_> = resp
             .children_with(Tag::BATCH_ITEM)

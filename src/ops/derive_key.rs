@@ -3,7 +3,7 @@
 //! key, computed here from the values in the clear (the keystore's, or taken out of the HSM
 //! through the customer KEK). The new object is linked to its bases and back.
 
-use super::attributes::{self, Attribute, find_enum, find_int};
+use super::attributes::{self, Attribute, find_int};
 use super::create_key_pair::link_change;
 use super::keyblock::{self, Material};
 use super::object::{self, payload, uid_item};
@@ -12,7 +12,7 @@ use crate::kmip::Error;
 use crate::store::SecretBytes;
 use crate::token::mechanism;
 use crate::token::template::usage;
-use crate::ttlv::tables::enums::{DerivationMethod, LinkType, ObjectType, SecretDataType};
+use crate::ttlv::tables::enums::{DerivationMethod, LinkType, ObjectType};
 use crate::ttlv::{Item, Tag, Value};
 
 /// The most PBKDF2 iterations one request may ask for (it is work the server does).
@@ -183,24 +183,14 @@ fn store_derived(
     derived: &SecretBytes,
     bases: &[String],
 ) -> Outcome {
-    let value = match object_type {
-        ObjectType::SymmetricKey => {
-            let alg = find_enum(attrs, "Cryptographic Algorithm")
-                .ok_or_else(|| Error::MissingData("Cryptographic Algorithm".into()))?;
-            keyblock::symmetric_key(derived.expose(), alg, bits)
-        }
-        ObjectType::SecretData => {
-            keyblock::secret_data(derived.expose(), SecretDataType::Seed.to_u32())
-        }
-        other => {
-            return Err(Error::InvalidField(format!(
-                "Derive Key makes Symmetric Keys and Secret Data, not {other:?}"
-            )));
-        }
-    };
-    let mut obj = object::new_object(ctx, object_type, attrs, vec![])?;
-    object::set_value(ctx, &mut obj, &value)?;
-    let uid = object::store_new(ctx, vec![obj])?.remove(0);
+    let uid = object::store_made_secret(
+        ctx,
+        object_type,
+        attrs,
+        bits,
+        derived.expose(),
+        "Derive Key",
+    )?;
     let mut links = Vec::with_capacity(2 * bases.len());
     for base in bases {
         links.push(link_change(&uid, LinkType::DerivationBaseObjectLink, base));

@@ -1,12 +1,12 @@
 //! Join Split Key: rebuilds a key from enough of its Split Key parts (fewer than the threshold
 //! is a Cryptographic Failure).
 
-use super::attributes::{self, find_enum, find_int};
+use super::attributes::{self, find_int};
 use super::create_split_key::{shamir_join, xor_join};
 use super::object::{self, payload, uid_item};
 use super::{Context, Outcome, keyblock};
 use crate::kmip::Error;
-use crate::ttlv::tables::enums::{ObjectType, SecretDataType, SplitKeyMethod};
+use crate::ttlv::tables::enums::{ObjectType, SplitKeyMethod};
 use crate::ttlv::{Item, Tag, Value};
 
 /// One part: its identifier (x), threshold, method and share.
@@ -91,24 +91,14 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         }
     });
     let attrs = attributes::parse_all(payload_in.child(Tag::TEMPLATE_ATTRIBUTE))?;
-    let value = match object_type {
-        ObjectType::SymmetricKey => {
-            let alg = find_enum(&attrs, "Cryptographic Algorithm")
-                .ok_or_else(|| Error::MissingData("Cryptographic Algorithm".into()))?;
-            let bits = find_int(&attrs, "Cryptographic Length").unwrap_or(len as i32 * 8);
-            keyblock::symmetric_key(secret.expose(), alg, bits)
-        }
-        ObjectType::SecretData => {
-            keyblock::secret_data(secret.expose(), SecretDataType::Seed.to_u32())
-        }
-        other => {
-            return Err(Error::InvalidField(format!(
-                "Join Split Key makes Symmetric Keys and Secret Data, not {other:?}"
-            )));
-        }
-    };
-    let mut obj = object::new_object(ctx, object_type, &attrs, vec![])?;
-    object::set_value(ctx, &mut obj, &value)?;
-    let uid = object::store_new(ctx, vec![obj])?.remove(0);
+    let bits = find_int(&attrs, "Cryptographic Length").unwrap_or(len as i32 * 8);
+    let uid = object::store_made_secret(
+        ctx,
+        object_type,
+        &attrs,
+        bits,
+        secret.expose(),
+        "Join Split Key",
+    )?;
     Ok(payload(vec![uid_item(&uid)]))
 }

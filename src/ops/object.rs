@@ -395,6 +395,37 @@ pub fn set_digest(
     add(obj, "Digest", Item::structure(Tag::ATTRIBUTE_VALUE, d));
 }
 
+/// Stores a new Symmetric Key (algorithm from the template) or Secret Data (a seed) made of
+/// `bytes`, which Derive Key and Join Split Key produce; returns its Unique Identifier.
+pub fn store_made_secret(
+    ctx: &Context<'_>,
+    object_type: ObjectType,
+    attrs: &[Attribute],
+    bits: i32,
+    bytes: &[u8],
+    operation: &str,
+) -> Result<String, Error> {
+    let value = match object_type {
+        ObjectType::SymmetricKey => {
+            let alg = attributes::find_enum(attrs, "Cryptographic Algorithm")
+                .ok_or_else(|| Error::MissingData("Cryptographic Algorithm".into()))?;
+            super::keyblock::symmetric_key(bytes, alg, bits)
+        }
+        ObjectType::SecretData => super::keyblock::secret_data(
+            bytes,
+            crate::ttlv::tables::enums::SecretDataType::Seed.to_u32(),
+        ),
+        other => {
+            return Err(Error::InvalidField(format!(
+                "{operation} makes Symmetric Keys and Secret Data, not {other:?}"
+            )));
+        }
+    };
+    let mut obj = new_object(ctx, object_type, attrs, vec![])?;
+    set_value(ctx, &mut obj, &value)?;
+    Ok(store_new(ctx, vec![obj])?.remove(0))
+}
+
 /// Stores new objects; returns their Unique Identifiers, in order.
 pub fn store_new(ctx: &Context<'_>, objects: Vec<StoredObject>) -> Result<Vec<String>, Error> {
     let results = commit(ctx, objects.into_iter().map(Change::Create).collect())?;
