@@ -1,5 +1,6 @@
-//! Just enough DER to read certificates and EC keys: a bounds-checked reader of
-//! tag-length-value items (short and long lengths up to 4 bytes); anything unexpected is `None`.
+//! Just enough DER for certificates, EC keys and PKCS#12: a bounds-checked reader of
+//! tag-length-value items (short and long lengths up to 4 bytes; anything unexpected is
+//! `None`) and a writer of definite-length items.
 
 /// A reader over DER bytes (which may be key material: `Debug` shows only the length).
 pub struct Der<'a>(pub &'a [u8]);
@@ -98,11 +99,48 @@ pub fn ecdsa_signature_from_der(der: &[u8], n: usize) -> Option<Vec<u8>> {
 }
 
 fn push_len(out: &mut Vec<u8>, len: usize) {
-    match len {
-        n if n < 0x80 => out.push(n as u8),
-        n if n < 0x100 => out.extend([0x81, n as u8]),
-        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
     }
+}
+
+/// One DER item: `tag`, the definite length of `contents`, `contents`.
+pub fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(contents.len() + 6);
+    out.push(tag);
+    push_len(&mut out, contents.len());
+    out.extend_from_slice(contents);
+    out
+}
+
+/// A SEQUENCE of already-encoded items.
+pub fn seq(items: &[&[u8]]) -> Vec<u8> {
+    tlv(0x30, &items.concat())
+}
+
+/// A non-negative INTEGER.
+pub fn uint(v: u64) -> Vec<u8> {
+    let bytes = v.to_be_bytes();
+    let skip = bytes.iter().take_while(|b| **b == 0).count().min(7);
+    let mut body = bytes[skip..].to_vec();
+    if body[0] & 0x80 != 0 {
+        body.insert(0, 0);
+    }
+    tlv(0x02, &body)
+}
+
+/// The value of a non-negative INTEGER's contents that fits in a u64.
+pub fn uint_value(contents: &[u8]) -> Option<u64> {
+    if contents.is_empty() || contents[0] & 0x80 != 0 {
+        return None;
+    }
+    let v = &contents[contents.iter().take_while(|b| **b == 0).count()..];
+    (v.len() <= 8).then(|| v.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
 }
 
 #[cfg(test)]
@@ -117,5 +155,22 @@ mod tests {
         assert_eq!(ecdsa_signature_from_der(&der, 32), Some(raw));
         assert_eq!(ecdsa_signature_from_der(&[0x30, 0x00], 32), None);
         assert_eq!(ecdsa_signature_from_der(&der[..der.len() - 1], 32), None);
+    }
+
+    #[test]
+    fn written_items_read_back_with_short_and_long_lengths() {
+        for len in [0usize, 0x7F, 0x80, 0xFF, 0x100, 0x1_0000] {
+            let item = tlv(0x04, &vec![7; len]);
+            let mut r = Der(&item);
+            assert_eq!(r.expect(0x04).map(<[u8]>::len), Some(len));
+            assert!(r.0.is_empty());
+        }
+        for v in [0u64, 1, 0x7F, 0x80, 2048, u64::MAX] {
+            let item = uint(v);
+            assert_eq!(
+                uint_value(Der(&item).expect(0x02).unwrap_or_default()),
+                Some(v)
+            );
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod der;
 pub mod kmip;
 pub mod log;
 pub mod ops;
+pub mod pkcs12;
 pub mod server;
 pub mod service;
 pub mod store;

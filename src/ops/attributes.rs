@@ -430,3 +430,27 @@ pub fn find_bool(list: &[Attribute], name: &str) -> Option<bool> {
         _ => None,
     }
 }
+
+/// The object a Link of type `link_type` points to, among Link attribute values.
+pub fn link_target<'a>(
+    links: impl IntoIterator<Item = &'a Item>,
+    link_type: crate::ttlv::tables::enums::LinkType,
+) -> Option<String> {
+    links.into_iter().find_map(|l| {
+        if l.child(Tag::LINK_TYPE)?.value != Value::Enumeration(link_type.to_u32()) {
+            return None;
+        }
+        match &l.child(Tag::LINKED_OBJECT_IDENTIFIER)?.value {
+            Value::TextString(s) => Some(s.clone()),
+            _ => None,
+        }
+    })
+}
+
+/// The target of `obj`'s Link of type `link_type`.
+pub fn link_of(
+    obj: &StoredObject,
+    link_type: crate::ttlv::tables::enums::LinkType,
+) -> Option<String> {
+    link_target(obj.attribute("Link").map(|a| &a.value), link_type)
+}

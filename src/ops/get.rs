@@ -54,7 +54,9 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
             obj.uid
         )));
     }
-    let value = if object_type == ObjectType::Template {
+    let value = if want == Some(KeyFormatType::PKCS_12) {
+        super::pkcs12_objects::export(ctx, &obj)?
+    } else if object_type == ObjectType::Template {
         let attrs = obj
             .attributes
             .iter()

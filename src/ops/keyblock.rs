@@ -6,7 +6,7 @@
 //! format it was registered or generated in, so Get returns exactly what was registered unless
 //! another format is asked for.
 
-use crate::der::Der;
+use crate::der::{self, Der};
 use crate::kmip::Error;
 use crate::token::template::curve_of_params;
 use crate::ttlv::tables::enums::{CryptographicAlgorithm, KeyFormatType, ObjectType};
@@ -225,6 +225,59 @@ fn pkcs8_ec_private(der: &[u8]) -> Option<(u32, Vec<u8>)> {
     r.expect(0x02)?;
     let curve = ec_algorithm(r.expect(0x30)?)?;
     sec1_private(r.expect(0x04)?, Some(curve))
+}
+
+fn ec_params_der(curve: u32) -> Result<Vec<u8>, Error> {
+    crate::token::template::ec_params(curve)
+        .map_err(|_| Error::KeyFormatTypeNotSupported(format!("curve {curve}")))
+}
+
+/// A SEC1 ECPrivateKey for `curve` (with its parameters when `with_params`), the scalar
+/// left-padded to the curve's size as SEC1 requires.
+fn ec_private_sec1(curve: u32, d: &[u8], with_params: bool) -> Result<Vec<u8>, Error> {
+    let params = ec_params_der(curve)?;
+    // The field size in bytes: P-521's OID ends in 0x23, the others name 256- or 384-bit curves.
+    let size: usize = match params.last() {
+        Some(0x22) => 48,
+        Some(0x23) => 66,
+        _ => 32,
+    };
+    let d = unsigned(d);
+    let mut scalar = vec![0; size.saturating_sub(d.len())];
+    scalar.extend_from_slice(&d);
+    let params_part = if with_params {
+        der::tlv(0xA0, &params)
+    } else {
+        Vec::new()
+    };
+    Ok(der::seq(&[
+        &der::uint(1),
+        &der::tlv(0x04, &scalar),
+        &params_part,
+    ]))
+}
+
+/// A PKCS#8 PrivateKeyInfo holding an EC private key.
+fn ec_private_pkcs8(curve: u32, d: &[u8]) -> Result<Vec<u8>, Error> {
+    let algorithm = der::seq(&[&der::tlv(0x06, OID_EC_PUBLIC_KEY), &ec_params_der(curve)?]);
+    Ok(der::seq(&[
+        &der::uint(0),
+        &algorithm,
+        &der::tlv(0x04, &ec_private_sec1(curve, d, false)?),
+    ]))
+}
+
+/// A Private Key object in PKCS#8 (what a PKCS#12 file's key becomes when registered).
+pub fn pkcs8_private_key(der: Vec<u8>, alg: u32, bits: i32) -> Item {
+    Item::structure(
+        Tag::PRIVATE_KEY,
+        vec![block(
+            KeyFormatType::PKCS_8,
+            Item::new(Tag::KEY_MATERIAL, Value::ByteString(der)),
+            Some(alg),
+            Some(bits),
+        )],
+    )
 }
 
 /// A private key as an HSM exports it: PKCS#8 DER, RSA or EC. Only the DER is read: tokens
@@ -537,7 +590,8 @@ fn rsa_public_pkcs1(m: &Material) -> Result<Vec<u8>, Error> {
 
 /// The object in Key Format Type `want` (None: as stored). Conversions: Raw ↔ Transparent
 /// Symmetric Key; RSA private PKCS#1 ↔ PKCS#8 ↔ Transparent; RSA public PKCS#1 ↔ X.509 ↔
-/// Transparent.
+/// Transparent; EC private PKCS#8 ↔ ECPrivateKey (SEC1) ↔ Transparent; EC public X.509 ↔
+/// Transparent. (PKCS#12 needs the key's links: see `pkcs12_objects`.)
 pub fn convert(object: Item, want: Option<KeyFormatType>) -> Result<Item, Error> {
     let Some(want) = want else { return Ok(object) };
     let Some(b) = key_block(&object) else {
@@ -621,6 +675,41 @@ pub fn convert(object: Item, want: Option<KeyFormatType>) -> Result<Item, Error>
             Tag::KEY_MATERIAL,
             vec![big(Tag::MODULUS, n), big(Tag::PUBLIC_EXPONENT, e)],
         ),
+        (Material::EcPrivate { curve, d }, KeyFormatType::PKCS_8) => Item::new(
+            Tag::KEY_MATERIAL,
+            Value::ByteString(ec_private_pkcs8(*curve, d)?),
+        ),
+        (Material::EcPrivate { curve, d }, KeyFormatType::ECPrivateKey) => Item::new(
+            Tag::KEY_MATERIAL,
+            Value::ByteString(ec_private_sec1(*curve, d, true)?),
+        ),
+        (Material::EcPrivate { curve, d }, KeyFormatType::TransparentECPrivateKey) => {
+            Item::structure(
+                Tag::KEY_MATERIAL,
+                vec![
+                    Item::new(Tag::RECOMMENDED_CURVE, Value::Enumeration(*curve)),
+                    big(Tag::D, d),
+                ],
+            )
+        }
+        (Material::EcPublic { curve, q }, KeyFormatType::X_509) => {
+            let params = ec_params_der(*curve)?;
+            let algorithm = der::seq(&[&der::tlv(0x06, OID_EC_PUBLIC_KEY), &params]);
+            let point = der::tlv(0x03, &[&[0u8][..], q].concat());
+            Item::new(
+                Tag::KEY_MATERIAL,
+                Value::ByteString(der::seq(&[&algorithm, &point])),
+            )
+        }
+        (Material::EcPublic { curve, q }, KeyFormatType::TransparentECPublicKey) => {
+            Item::structure(
+                Tag::KEY_MATERIAL,
+                vec![
+                    Item::new(Tag::RECOMMENDED_CURVE, Value::Enumeration(*curve)),
+                    Item::new(Tag::Q_STRING, Value::ByteString(q.clone())),
+                ],
+            )
+        }
         _ => return Err(unsupported_format(want)),
     };
     let mut children: Vec<Item> = object
@@ -641,4 +730,65 @@ pub fn digest_input(object: &Item) -> Option<Vec<u8>> {
     }
     bytes_of(object.child(Tag::CERTIFICATE_VALUE))
         .or_else(|| bytes_of(object.child(Tag::OPAQUE_DATA_VALUE)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ttlv::tables::enums::RecommendedCurve;
+
+    fn material_in(object: Item, f: KeyFormatType) -> Material {
+        let converted = convert(object, Some(f)).expect("converts");
+        assert_eq!(key_block(&converted).and_then(format_of), Some(f));
+        material(&converted).expect("reads back")
+    }
+
+    #[test]
+    fn ec_private_keys_convert_to_pkcs8_and_sec1_and_back() {
+        let curve = RecommendedCurve::P_256.to_u32();
+        // A short scalar (leading zero bytes) must come back left-padded to 32 bytes.
+        let d: Vec<u8> = std::iter::repeat_n(0, 2).chain(3..33).collect();
+        let half = key_pair_half(
+            &Material::EcPrivate {
+                curve,
+                d: d.clone(),
+            },
+            256,
+        )
+        .expect("half");
+        for f in [
+            KeyFormatType::PKCS_8,
+            KeyFormatType::ECPrivateKey,
+            KeyFormatType::TransparentECPrivateKey,
+        ] {
+            match material_in(half.clone(), f) {
+                Material::EcPrivate { curve: c, d: got } => {
+                    assert_eq!(c, curve, "{f:?}");
+                    assert_eq!(unsigned(&got), unsigned(&d), "{f:?}");
+                    if f != KeyFormatType::TransparentECPrivateKey {
+                        assert_eq!(got.len(), 32, "{f:?} pads the scalar");
+                    }
+                }
+                other => panic!("{f:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ec_public_keys_convert_to_x509_and_back() {
+        let curve = RecommendedCurve::P_384.to_u32();
+        let q: Vec<u8> = std::iter::once(4).chain((0..96).map(|i| i as u8)).collect();
+        let half = key_pair_half(
+            &Material::EcPublic {
+                curve,
+                q: q.clone(),
+            },
+            384,
+        )
+        .expect("half");
+        match material_in(half, KeyFormatType::X_509) {
+            Material::EcPublic { curve: c, q: got } => assert_eq!((c, got), (curve, q)),
+            other => panic!("X.509 gave {other:?}"),
+        }
+    }
 }

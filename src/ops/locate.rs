@@ -34,10 +34,11 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         Some(Value::Enumeration(g)) => Some(ObjectGroupMember::from_u32(*g)),
         _ => None,
     };
-    let wanted: Vec<Attribute> = payload_in
+    let mut wanted: Vec<Attribute> = payload_in
         .children_with(Tag::ATTRIBUTE)
         .map(attributes::parse)
         .collect::<Result<_, _>>()?;
+    wanted.iter_mut().for_each(serial_as_stored);
     let state_asked = wanted.iter().any(|a| a.name == "State");
     let criteria = index_criteria(&wanted);
     let store = ctx.store()?;
@@ -87,6 +88,29 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
     }
     out.extend(found.iter().skip(offset).take(max).map(|u| uid_item(u)));
     Ok(payload(out))
+}
+
+/// A certificate serial number given as the INTEGER's contents, as some clients send it, is
+/// looked for as the whole DER INTEGER (tag, length, contents), the form the attribute holds.
+fn serial_as_stored(a: &mut Attribute) {
+    if a.name != "X.509 Certificate Identifier" {
+        return;
+    }
+    let Some(Value::Structure(fields)) = a.value.as_mut().map(|v| &mut v.value) else {
+        return;
+    };
+    for f in fields.iter_mut() {
+        if f.tag != Tag::CERTIFICATE_SERIAL_NUMBER {
+            continue;
+        }
+        if let Value::ByteString(b) = &f.value {
+            let mut r = crate::der::Der(b);
+            let whole_integer = r.expect(0x02).is_some() && r.0.is_empty();
+            if !whole_integer && !b.is_empty() {
+                f.value = Value::ByteString(crate::der::tlv(0x02, b));
+            }
+        }
+    }
 }
 
 /// Criteria the index can answer (exact values, date ranges); the rest is checked per object.

@@ -29,6 +29,7 @@ pub mod mac_verify;
 pub mod modify_attribute;
 pub mod object;
 pub mod obtain_lease;
+pub mod pkcs12_objects;
 pub mod query;
 pub mod re_key;
 pub mod re_key_key_pair;

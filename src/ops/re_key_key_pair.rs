@@ -29,17 +29,7 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
             "Re-key Key Pair names a private key".into(),
         ));
     }
-    let old_pub_uid = old_priv.attribute("Link").find_map(|l| {
-        let t = l.value.child(Tag::LINK_TYPE)?;
-        (t.value == Value::Enumeration(LinkType::PublicKeyLink.to_u32()))
-            .then(
-                || match &l.value.child(Tag::LINKED_OBJECT_IDENTIFIER)?.value {
-                    Value::TextString(s) => Some(s.clone()),
-                    _ => None,
-                },
-            )
-            .flatten()
-    });
+    let old_pub_uid = attributes::link_of(&old_priv, LinkType::PublicKeyLink);
     let offset = match payload_in.child(Tag::OFFSET).map(|v| &v.value) {
         Some(Value::Interval(o)) => Some(i64::from(*o)),
         _ => None,

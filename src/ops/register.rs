@@ -5,7 +5,7 @@ use super::attributes::{self, Attribute};
 use super::object::{self, payload, uid_item};
 use super::{Context, Outcome, keyblock};
 use crate::kmip::Error;
-use crate::ttlv::tables::enums::ObjectType;
+use crate::ttlv::tables::enums::{KeyFormatType, ObjectType};
 use crate::ttlv::{Item, Tag, Value};
 
 /// Handles one Register request payload.
@@ -23,6 +23,23 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         .iter()
         .find(|c| c.tag == tag)
         .ok_or_else(|| Error::InvalidMessage(format!("the {object_type:?} object is missing")))?;
+    let format = keyblock::key_block(value).and_then(keyblock::format_of);
+    if object_type == ObjectType::PrivateKey && format == Some(KeyFormatType::PKCS_12) {
+        let uid = super::pkcs12_objects::register(ctx, &attrs, value)?;
+        return Ok(payload(vec![uid_item(&uid)]));
+    }
+    let decrypted;
+    let value = if object_type == ObjectType::PrivateKey && format == Some(KeyFormatType::PKCS_8) {
+        match super::pkcs12_objects::decrypt_pkcs8(ctx, &attrs, value)? {
+            Some(plain) => {
+                decrypted = plain;
+                &decrypted
+            }
+            None => value,
+        }
+    } else {
+        value
+    };
     let extra = implied_attributes(object_type, value, &attrs, ctx.version)?;
     let mut obj = object::new_object(ctx, object_type, &attrs, extra)?;
     if object_type == ObjectType::Template {
@@ -41,7 +58,7 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
 
 /// Attributes the object itself states: algorithm and length of a key block, certificate type
 /// and length.
-fn implied_attributes(
+pub(super) fn implied_attributes(
     t: ObjectType,
     value: &Item,
     client: &[Attribute],

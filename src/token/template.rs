@@ -156,14 +156,7 @@ pub fn secret_key(
 
 /// CKA_EC_POINT: the uncompressed point in a DER OCTET STRING.
 pub fn ec_point_der(point: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x04];
-    match point.len() {
-        n if n < 0x80 => out.push(n as u8),
-        n if n < 0x100 => out.extend([0x81, n as u8]),
-        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
-    }
-    out.extend_from_slice(point);
-    out
+    crate::der::tlv(0x04, point)
 }
 
 /// DER-encoded OIDs (CKA_EC_PARAMS) of the NIST curves.

@@ -372,27 +372,37 @@ pub fn serve_then_stop(cmd: &mut Command) -> (Option<i32>, String) {
 
 impl Gateway {
     /// Runs `tests/interop/SCRIPT HOST PORT TLS_DIR VERSION` (a PyKMIP client script) against
-    /// this gateway with the Python of `KSG_PYTHON` (default: the `.venv` that `tests/run-all`
-    /// makes); returns whether it exited successfully, and its output.
+    /// this gateway; returns whether it exited successfully, and its output.
     pub fn run_pykmip(&self, script: &str, version: &str) -> (bool, String) {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let python = std::env::var("KSG_PYTHON")
-            .unwrap_or_else(|_| root.join(".venv/bin/python").display().to_string());
-        let out = Command::new(&python)
-            .arg(root.join("tests/interop").join(script))
-            .arg(self.addr.ip().to_string())
-            .arg(self.addr.port().to_string())
-            .arg(self.data().join("tls"))
-            .arg(version)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run {python} (run tests/run-all to make the venv): {e}")
-            });
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        run_python(
+            script,
+            &[
+                self.addr.ip().to_string(),
+                self.addr.port().to_string(),
+                self.data().join("tls").display().to_string(),
+                version.to_string(),
+            ],
+        )
     }
+}
+
+/// Runs `tests/interop/SCRIPT ARGS…` with the Python of `KSG_PYTHON` (default: the `.venv`
+/// that `tests/run-all` makes); returns whether it exited successfully, and its output.
+pub fn run_python(script: &str, args: &[String]) -> (bool, String) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var("KSG_PYTHON")
+        .unwrap_or_else(|_| root.join(".venv/bin/python").display().to_string());
+    let out = Command::new(&python)
+        .arg(root.join("tests/interop").join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python} (run tests/run-all to make the venv): {e}")
+        });
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }
