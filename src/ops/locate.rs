@@ -186,3 +186,32 @@ fn same(have: &Item, want: &Item) -> bool {
         (h, w) => h == w,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serial_attribute(serial: &[u8]) -> Attribute {
+        Attribute {
+            name: "X.509 Certificate Identifier".into(),
+            index: None,
+            value: Some(Item::structure(
+                Tag::ATTRIBUTE_VALUE,
+                vec![Item::new(
+                    Tag::CERTIFICATE_SERIAL_NUMBER,
+                    Value::ByteString(serial.to_vec()),
+                )],
+            )),
+        }
+    }
+
+    #[test]
+    fn a_serial_number_given_as_integer_contents_is_looked_for_as_der() {
+        let stored = [0x02, 0x03, 0x00, 0xD2, 0xF5];
+        for given in [&stored[..], &stored[2..]] {
+            let mut a = serial_attribute(given);
+            serial_as_stored(&mut a);
+            assert_eq!(a.value, serial_attribute(&stored).value, "{given:02x?}");
+        }
+    }
+}
