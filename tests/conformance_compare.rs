@@ -916,9 +916,17 @@ fn skip_list_matches_names_and_path_ends() {
     use ksg::conformance::SkipList;
     use std::path::Path;
 
-    let list = SkipList::parse(
-        "# not for this server\nTC-NP-1-14.xml   server-to-client\nv2.0/testcases/TC-SJ-1-20.xml\n\n",
+    let text = "# not for this server\nTC-NP-1-14.xml   server-to-client\nv2.0/testcases/TC-SJ-1-20.xml\n\n\
+                [hsm]\nCS-AC-M-4-14.xml   the HSM refuses short HMAC keys (PKCS#11 KeySizeRange)\n";
+    let list = SkipList::parse(text, None);
+    assert_eq!(list.reason(Path::new("/x/CS-AC-M-4-14.xml")), None);
+    let hsm = SkipList::parse(text, Some("hsm"));
+    assert_eq!(
+        hsm.reason(Path::new("/x/CS-AC-M-4-14.xml")),
+        Some("the HSM refuses short HMAC keys (PKCS#11 KeySizeRange)".to_string()),
+        "a '#' inside a reason is kept"
     );
+    assert!(hsm.reason(Path::new("/x/TC-NP-1-14.xml")).is_some());
     assert_eq!(
         list.reason(Path::new("/x/v1.4/testcases/TC-NP-1-14.xml")),
         Some("server-to-client".to_string())

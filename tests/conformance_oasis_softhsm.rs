@@ -1,33 +1,47 @@
-//! The OASIS 1.4 mandatory profile files listed in `tests/conformance/softhsm-subset.txt`,
-//! replayed by `ksg conformance` against `ksg serve` in HSM mode on SoftHSM2 (a private token
-//! directory through SOFTHSM2_CONF, `ksg pkcs11 setup`, the customer KEK imported with
-//! `ksg pkcs11 import-kek` and named by KEKKeyPath, generated keys as token objects).
+//! The same OASIS folders as on the software token, replayed by `ksg conformance` against
+//! `ksg serve` in HSM mode on SoftHSM2: a private token directory through SOFTHSM2_CONF,
+//! `ksg pkcs11 setup`, the customer KEK imported with `ksg pkcs11 import-kek` and named by
+//! KEKKeyPath, generated keys as token objects, keys leaving the HSM only wrapped. Files that
+//! cannot pass are in `tests/conformance/known-failures.txt` (its common part and its
+//! `[softhsm2]` section: what SoftHSM2 cannot do, with the reason).
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::gateway::{Gateway, TempDir};
 
-#[test]
-fn v1_4_profiles_mandatory_subset_on_softhsm2() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = TempDir::new("conf-softhsm");
+/// A fresh SoftHSM2 token and a gateway in HSM mode on it (plain TCP).
+fn softhsm_gateway(name: &str) -> Gateway {
+    let dir = TempDir::new(name);
     let conf = common::softhsm_token(&dir.0, "ksg-conf", "1234");
     let data = dir.0.join("data");
-    let setup = Command::new(env!("CARGO_BIN_EXE_ksg"))
-        .args(["pkcs11", "setup", "--module"])
-        .arg(common::softhsm_module())
-        .args(["--token-label", "ksg-conf", "--data"])
-        .arg(&data)
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .expect("ksg pkcs11 setup");
-    assert!(
-        setup.status.success(),
-        "{}",
-        String::from_utf8_lossy(&setup.stderr)
+    let ksg = |args: &[&str], what: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ksg"))
+            .args(args)
+            .env("SOFTHSM2_CONF", &conf)
+            .output()
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let module = common::softhsm_module();
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8 path").to_string();
+    ksg(
+        &[
+            "pkcs11",
+            "setup",
+            "--module",
+            &path(&module),
+            "--token-label",
+            "ksg-conf",
+            "--data",
+            &path(&data),
+        ],
+        "ksg pkcs11 setup",
     );
     // The customer KEK: on the token (P6RKEK1) and in KEKKeyPath, so keys can leave wrapped.
     let kek = dir.0.join("kek.bin");
@@ -52,49 +66,53 @@ fn v1_4_profiles_mandatory_subset_on_softhsm2() {
     ] {
         std::fs::write(confs.join(file), text).expect("conf");
     }
-    let import = Command::new(env!("CARGO_BIN_EXE_ksg"))
-        .args(["pkcs11", "import-kek", "--file"])
-        .arg(&kek)
-        .arg("--confs")
-        .arg(&confs)
-        .arg("--data")
-        .arg(&data)
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .expect("ksg pkcs11 import-kek");
-    assert!(
-        import.status.success(),
-        "{}",
-        String::from_utf8_lossy(&import.stderr)
+    ksg(
+        &[
+            "pkcs11",
+            "import-kek",
+            "--file",
+            &path(&kek),
+            "--confs",
+            &path(&confs),
+            "--data",
+            &path(&data),
+        ],
+        "ksg pkcs11 import-kek",
     );
-    let gw = Gateway::spawn_with_env(&confs, dir, &[("SOFTHSM2_CONF", &conf)]);
-    let folder = common::testcases_root().join("v1.4/profiles/mandatory");
-    let subset = std::fs::read_to_string(root.join("tests/conformance/softhsm-subset.txt"))
-        .expect("subset list");
-    let files: Vec<PathBuf> = subset
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|f| folder.join(f))
-        .collect();
-    assert!(files.len() >= 50, "the subset list is too short");
-    let out = Command::new(env!("CARGO_BIN_EXE_ksg"))
-        .args(["conformance", "--plain", "--server"])
-        .arg(gw.addr.to_string())
-        .args(&files)
-        .output()
-        .expect("run ksg conformance");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let summary = stdout.lines().last().unwrap_or_default().to_string();
-    eprintln!("SoftHSM2 subset: {summary}");
-    assert!(
-        out.status.success() && summary == format!("{} passed, 0 failed", files.len()),
-        "{summary}\n{}\nserver log:\n{}",
-        stdout
-            .lines()
-            .filter(|l| l.starts_with("FAIL"))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        gw.log_text()
-    );
+    Gateway::spawn_with_env(&confs, dir, &[("SOFTHSM2_CONF", &conf)])
+}
+
+fn run_folder(name: &str, folder: &str) {
+    let gw = softhsm_gateway(name);
+    common::conformance::run_folder(&gw, None, folder, "softhsm2");
+}
+
+#[test]
+fn v1_4_profiles_mandatory_on_softhsm2() {
+    run_folder("hsm-14m", "v1.4/profiles/mandatory");
+}
+
+#[test]
+fn v1_4_profiles_optional_on_softhsm2() {
+    run_folder("hsm-14o", "v1.4/profiles/optional");
+}
+
+#[test]
+fn v1_3_profiles_mandatory_on_softhsm2() {
+    run_folder("hsm-13m", "v1.3/profiles/mandatory");
+}
+
+#[test]
+fn v1_4_testcases_on_softhsm2() {
+    run_folder("hsm-14t", "v1.4/testcases");
+}
+
+#[test]
+fn v1_3_testcases_on_softhsm2() {
+    run_folder("hsm-13t", "v1.3/testcases");
+}
+
+#[test]
+fn v1_0_to_1_2_cosmian_mandatory_on_softhsm2() {
+    run_folder("hsm-10m", "v1.0-1.2/extracted-cosmian/mandatory");
 }

@@ -36,7 +36,10 @@ Options:
   --timeout SECS       how long to wait for a connection and for each response (default 10)
   --skip FILE          test files not to run: one per line, a file name, the end of a path or
                        a name prefix ending in '*' (TC-SJ-*), optionally followed by a
-                       reason; '#' starts a comment
+                       reason; a line starting with '#' is a comment; a line [NAME] starts
+                       a section whose entries apply only with --skip-section NAME
+  --skip-section NAME  also skip the entries of section [NAME] of the --skip file (the
+                       limits of one server or backend)
   --verbose            print every step of every file
   --help               show this help
 
@@ -62,6 +65,7 @@ pub fn run(args: &[String]) -> i32 {
             "encoding",
             "timeout",
             "skip",
+            "skip-section",
         ],
         &["plain", "http", "verbose", "help"],
     ) {
@@ -86,7 +90,7 @@ pub fn run(args: &[String]) -> i32 {
     };
     let skip = match args.value("skip") {
         Some(f) => match std::fs::read_to_string(f) {
-            Ok(text) => SkipList::parse(&text),
+            Ok(text) => SkipList::parse(&text, args.value("skip-section")),
             Err(e) => return usage_error(&format!("--skip {f}: {e}")),
         },
         None => SkipList::default(),

@@ -379,24 +379,35 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 /// A list of test files not to run, one per line: a file name or the end of a path, then
-/// optionally a reason; `#` starts a comment.
+/// optionally a reason. A line starting with `#` is a comment. A line `[NAME]` starts a
+/// section that applies only to the server named NAME (`--skip-section NAME`: one backend's
+/// limits); entries before any section apply always.
 #[derive(Clone, Debug, Default)]
 pub struct SkipList {
     entries: Vec<(String, String)>,
 }
 
 impl SkipList {
-    /// Parses the text of a skip list.
-    pub fn parse(text: &str) -> SkipList {
-        let entries = text
-            .lines()
-            .map(|l| l.split_once('#').map_or(l, |(before, _)| before).trim())
-            .filter(|l| !l.is_empty())
-            .map(|l| match l.split_once(char::is_whitespace) {
+    /// Parses the text of a skip list, keeping the entries of no section and of `section`.
+    pub fn parse(text: &str, section: Option<&str>) -> SkipList {
+        let mut applies = true;
+        let mut entries = Vec::new();
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                applies = section == Some(name.trim());
+                continue;
+            }
+            if !applies {
+                continue;
+            }
+            entries.push(match line.split_once(char::is_whitespace) {
                 Some((name, reason)) => (name.to_string(), reason.trim().to_string()),
-                None => (l.to_string(), String::new()),
-            })
-            .collect();
+                None => (line.to_string(), String::new()),
+            });
+        }
         SkipList { entries }
     }
 
