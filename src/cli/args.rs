@@ -54,6 +54,15 @@ impl Args {
             .and_then(|(_, v)| v.as_deref())
     }
 
+    /// Every value given for `--name`, in order (for repeatable options).
+    pub fn values(&self, name: &str) -> Vec<&str> {
+        self.options
+            .iter()
+            .filter(|(n, _)| n == name)
+            .filter_map(|(_, v)| v.as_deref())
+            .collect()
+    }
+
     /// Whether `--name` was given.
     pub fn has(&self, name: &str) -> bool {
         self.options.iter().any(|(n, _)| n == name)

@@ -2,10 +2,9 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use super::args::Args;
-use crate::conformance::transport::{self, Connection, Encoding, Target};
+use crate::conformance::transport::{Connection, Target};
 use crate::conformance::{self, Outcome, SkipList, Step};
 
 const HELP: &str = "\
@@ -22,18 +21,9 @@ Result Reasons; Result Message is ignored). The first difference fails the file.
 
 Options:
   --server HOST:PORT   the KMIP server (required); [v6-address]:PORT for IPv6
-  --ca FILE            CA certificate(s) the server certificate must chain to, PEM
-                       (default ./data/tls/ca.pem, the ksg development PKI)
-  --cert FILE          client certificate chain, PEM (default ./data/tls/client.pem)
-  --key FILE           client private key, PEM (default ./data/tls/client.key)
-  --server-name NAME   the name the server certificate must carry (default: the host of
-                       --server; an IP address is checked as an IP address)
-  --plain              connect over plain TCP, without TLS (--ca, --cert, --key unused)
-  --encoding ENC       ttlv (default), xml or json; xml and json need --http
-  --http               send each message as an HTTP/1.1 POST to /kmip on a keep-alive
-                       connection (Content-Type application/octet-stream, text/xml or
-                       application/json) instead of raw TTLV on the stream
-  --timeout SECS       how long to wait for a connection and for each response (default 10)
+";
+
+const HELP_REST: &str = "\
   --skip FILE          test files not to run: one per line, a file name, the end of a path or
                        a name prefix ending in '*' (TC-SJ-*), optionally followed by a
                        reason; a line starting with '#' is a comment; a line [NAME] starts
@@ -57,26 +47,20 @@ pub fn run(args: &[String]) -> i32 {
     let args = match Args::parse(
         args,
         &[
-            "server",
-            "ca",
-            "cert",
-            "key",
-            "server-name",
-            "encoding",
-            "timeout",
-            "skip",
-            "skip-section",
-        ],
-        &["plain", "http", "verbose", "help"],
+            &super::connect::VALUE_OPTIONS[..],
+            &["skip", "skip-section"],
+        ]
+        .concat(),
+        &[&super::connect::SWITCHES[..], &["verbose", "help"]].concat(),
     ) {
         Ok(a) => a,
         Err(e) => return usage_error(&e),
     };
     if args.has("help") {
-        print!("{HELP}");
+        print!("{HELP}{}{HELP_REST}", super::connect::HELP);
         return 0;
     }
-    let target = match target(&args) {
+    let target = match super::connect::target(&args, None) {
         Ok(t) => t,
         Err(e) => return usage_error(&e),
     };
@@ -153,61 +137,6 @@ fn run_one(file: &Path, target: &Target, skip: &SkipList, verbose: bool) -> Outc
         }
     };
     conformance::run_file_with(&mut connection, &doc, &mut print_step)
-}
-
-fn target(args: &Args) -> Result<Target, String> {
-    let address = args
-        .value("server")
-        .ok_or("--server HOST:PORT is required")?
-        .to_string();
-    let host = transport::host_of(&address);
-    if host.is_empty() || !address.contains(':') {
-        return Err(format!("--server {address:?} is not HOST:PORT"));
-    }
-    let encoding = match args.value("encoding") {
-        None => Encoding::Ttlv,
-        Some(e) => Encoding::parse(e)
-            .ok_or_else(|| format!("--encoding {e:?}: expected ttlv, xml or json"))?,
-    };
-    let http = args.has("http");
-    if encoding != Encoding::Ttlv && !http {
-        return Err(
-            "--encoding xml and json are only sent over HTTP: add --http (raw streams carry TTLV)"
-                .to_string(),
-        );
-    }
-    let timeout = match args.value("timeout") {
-        None => 10,
-        Some(t) => t
-            .parse::<u64>()
-            .ok()
-            .filter(|t| *t > 0)
-            .ok_or_else(|| format!("--timeout {t:?} is not a positive number of seconds"))?,
-    };
-    let server_name = match args.value("server-name") {
-        Some(n) => rustls_pki_types::ServerName::try_from(n.to_string())
-            .map_err(|_| format!("--server-name {n:?} is not a DNS name or IP address"))?,
-        None => transport::server_name_for(host),
-    };
-    let tls = if args.has("plain") {
-        None
-    } else {
-        let file = |name: &str, default: &str| PathBuf::from(args.value(name).unwrap_or(default));
-        let config = transport::client_config(
-            &file("ca", "./data/tls/ca.pem"),
-            &file("cert", "./data/tls/client.pem"),
-            &file("key", "./data/tls/client.key"),
-        )?;
-        Some(config)
-    };
-    Ok(Target {
-        address,
-        tls,
-        server_name,
-        encoding,
-        http,
-        timeout: Duration::from_secs(timeout),
-    })
 }
 
 fn usage_error(message: &str) -> i32 {

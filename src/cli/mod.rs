@@ -1,11 +1,14 @@
 //! The `ksg` command line: one module per subcommand, each `run(args) -> exit status`.
 
 pub mod args;
+pub mod client;
 pub mod codec;
 pub mod conformance;
+pub mod connect;
 pub mod keystore;
 pub mod pkcs11;
 pub mod serve;
+pub mod tls;
 
 const USAGE: &str = "\
 ksg — KMIP Server Gateway
@@ -18,6 +21,8 @@ Commands:
   pkcs11    set up the PKCS#11 module, list slots, import the customer KEK
   codec     convert KMIP messages between TTLV, hex, XML, JSON and an annotated tree dump
   conformance  replay OASIS KMIP XML test cases against a running KMIP server
+  client    send one KMIP request (create, get, encrypt, locate, ...) and print the answer
+  tls       issue another client certificate from the development CA
   help      show this help, or `ksg help <command>` for one command
 
 Run `ksg <command> --help` for the options of a command.
@@ -35,12 +40,16 @@ pub fn run(args: &[String]) -> i32 {
         "keystore" => keystore::run(rest),
         "pkcs11" => pkcs11::run(rest),
         "conformance" => conformance::run(rest),
+        "client" => client::run(rest),
+        "tls" => tls::run(rest),
         "help" | "--help" | "-h" => match rest.first().map(String::as_str) {
             Some("codec") => codec::run(&["--help".to_string()]),
             Some("serve") => serve::run(&["--help".to_string()]),
             Some("keystore") => keystore::run(&["--help".to_string()]),
             Some("pkcs11") => pkcs11::run(&["--help".to_string()]),
             Some("conformance") => conformance::run(&["--help".to_string()]),
+            Some("client") => client::run(&["--help".to_string()]),
+            Some("tls") => tls::run(&["--help".to_string()]),
             _ => {
                 print!("{USAGE}");
                 0

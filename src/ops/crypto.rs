@@ -410,7 +410,12 @@ fn mech_for(
         key_alg,
         CryptographicAlgorithm::AES | CryptographicAlgorithm::DES3
     );
-    let mode = prm.p.block_cipher_mode.map(BlockCipherMode::from_u32);
+    // Without a Block Cipher Mode the mechanism layer uses CBC, so an IV is made for it too.
+    let mode = prm
+        .p
+        .block_cipher_mode
+        .map(BlockCipherMode::from_u32)
+        .or(block_cipher.then_some(BlockCipherMode::CBC));
     let needs_iv = block_cipher
         && matches!(
             mode,

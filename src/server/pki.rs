@@ -105,6 +105,48 @@ impl DevPki {
     }
 }
 
+impl DevPki {
+    /// Issues a client certificate for `cn` from the development CA into `out`: `client.pem`,
+    /// `client.key` (0600) and a copy of `ca.pem`, the same layout as `<data>/tls`, so the
+    /// folder can stand in for it (`ksg client --ca/--cert/--key`, PyKMIP). Existing files are
+    /// not replaced.
+    pub fn issue_client_into(&self, cn: &str, now: i64, out: &Path) -> Result<(), String> {
+        if cn.is_empty() || cn.chars().any(char::is_control) {
+            return Err(format!("--cn {cn:?} is not a usable Common Name"));
+        }
+        let read = |p: PathBuf| {
+            std::fs::read_to_string(&p).map_err(|e| {
+                format!(
+                    "{}: {e} (the development CA is made by the first `ksg serve` with TLS on)",
+                    p.display()
+                )
+            })
+        };
+        let ca_key = KeyPair::from_pem(&read(self.ca_key())?)
+            .map_err(|e| format!("{}: {e}", self.ca_key().display()))?;
+        let ca_pem = read(self.ca_cert())?;
+        // The CA's name and key are all a signature needs: the same parameters give the same
+        // issuer name as the certificate on disk.
+        let issuer = Issuer::new(ca_params(now)?, &ca_key);
+        let (cert, key) = issue_client(&issuer, cn, now)?;
+        std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+        let cert_path = out.join("client.pem");
+        let key_path = out.join("client.key");
+        for p in [&cert_path, &key_path] {
+            if p.exists() {
+                return Err(format!("{} exists; not replacing it", p.display()));
+            }
+        }
+        write_file(&key_path, key.as_bytes(), 0o600)?;
+        write_file(&cert_path, cert.as_bytes(), 0o644)?;
+        let ca_copy = out.join("ca.pem");
+        if !ca_copy.exists() {
+            write_file(&ca_copy, ca_pem.as_bytes(), 0o644)?;
+        }
+        Ok(())
+    }
+}
+
 fn validity(params: &mut CertificateParams, now: i64, days: i64) -> Result<(), String> {
     let date = |t: i64| {
         let (y, m, d) = civil(t.div_euclid(86_400));

@@ -6,7 +6,7 @@
 pub mod binary;
 mod datetime;
 pub mod diff;
-mod hex;
+pub(crate) mod hex;
 pub mod json;
 mod names;
 pub mod tables;
