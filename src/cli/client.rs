@@ -215,19 +215,7 @@ enum Json {
 impl Json {
     fn render(&self, out: &mut String) {
         match self {
-            Json::Text(s) => {
-                out.push('"');
-                for c in s.chars() {
-                    match c {
-                        '"' => out.push_str("\\\""),
-                        '\\' => out.push_str("\\\\"),
-                        '\n' => out.push_str("\\n"),
-                        c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-                        c => out.push(c),
-                    }
-                }
-                out.push('"');
-            }
+            Json::Text(s) => crate::ttlv::json::write_string(s, out),
             Json::Number(n) => out.push_str(&n.to_string()),
             Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             Json::List(items) => {
@@ -846,7 +834,7 @@ fn build_register(args: &Args) -> Result<Request, Problem> {
                 let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
                 (
                     F::PKCS_1,
-                    base64_decode(&body).ok_or_else(|| pem_error("PEM"))?,
+                    crate::store::key::unbase64(&body).ok_or_else(|| pem_error("PEM"))?,
                 )
             } else if bytes.starts_with(b"-----") {
                 let k = SubjectPublicKeyInfoDer::from_pem_slice(&bytes)
@@ -932,54 +920,6 @@ fn build_register(args: &Args) -> Result<Request, Problem> {
         ],
         report: report_uid,
     })
-}
-
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        })
-    };
-    let clean: Vec<u8> = s
-        .bytes()
-        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
-        .collect();
-    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
-    for chunk in clean.chunks(4) {
-        let mut acc = 0u32;
-        for &c in chunk {
-            acc = (acc << 6) | value(c)?;
-        }
-        let bits = chunk.len() * 6;
-        acc <<= 24 - bits;
-        let bytes = acc.to_be_bytes();
-        out.extend_from_slice(&bytes[1..1 + bits / 8]);
-    }
-    Some(out)
-}
-
-fn base64_encode(b: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
-    for chunk in b.chunks(3) {
-        let mut acc = 0u32;
-        for (i, &x) in chunk.iter().enumerate() {
-            acc |= u32::from(x) << (16 - 8 * i);
-        }
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ABC[((acc >> (18 - 6 * i)) & 0x3F) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 fn build_locate(args: &Args) -> Result<Request, Problem> {
@@ -1403,7 +1343,7 @@ fn pem(object_type: &str, format: &str, bytes: &[u8]) -> Result<String, Problem>
             )));
         }
     };
-    let body = base64_encode(bytes);
+    let body = crate::store::key::base64(bytes);
     let mut out = format!("-----BEGIN {label}-----\n");
     for line in body.as_bytes().chunks(64) {
         out.push_str(&String::from_utf8_lossy(line));
@@ -1416,16 +1356,6 @@ fn pem(object_type: &str, format: &str, bytes: &[u8]) -> Result<String, Problem>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_round_trips_every_length() {
-        for n in 0..20usize {
-            let data: Vec<u8> = (0..n as u8).map(|i| i.wrapping_mul(37)).collect();
-            assert_eq!(base64_decode(&base64_encode(&data)), Some(data));
-        }
-        assert_eq!(base64_encode(b"Man"), "TWFu");
-        assert_eq!(base64_encode(b"Ma"), "TWE=");
-    }
 
     #[test]
     fn typed_enumeration_names_fold_case_and_punctuation() {
@@ -1446,5 +1376,9 @@ mod tests {
         let mut out = String::new();
         Json::Object(vec![("a\"b".into(), Json::Text("line\nnext\u{1}".into()))]).render(&mut out);
         assert_eq!(out, r#"{"a\"b":"line\nnext\u0001"}"#);
+        assert_eq!(
+            crate::store::key::unbase64(&crate::store::key::base64(b"Ma")),
+            Some(b"Ma".to_vec())
+        );
     }
 }

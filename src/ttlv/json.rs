@@ -137,7 +137,7 @@ fn write_item(item: &Item, depth: usize, attribute_name: Option<&str>, out: &mut
     out.push('}');
 }
 
-fn write_string(s: &str, out: &mut String) {
+pub(crate) fn write_string(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {
