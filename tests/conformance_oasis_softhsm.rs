@@ -7,83 +7,8 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::gateway::{Gateway, TempDir};
-
-/// A fresh SoftHSM2 token and a gateway in HSM mode on it (plain TCP).
-fn softhsm_gateway(name: &str) -> Gateway {
-    let dir = TempDir::new(name);
-    let conf = common::softhsm_token(&dir.0, "ksg-conf", "1234");
-    let data = dir.0.join("data");
-    let ksg = |args: &[&str], what: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_ksg"))
-            .args(args)
-            .env("SOFTHSM2_CONF", &conf)
-            .output()
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert!(
-            out.status.success(),
-            "{what}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let module = common::softhsm_module();
-    let path = |p: &std::path::Path| p.to_str().expect("utf-8 path").to_string();
-    ksg(
-        &[
-            "pkcs11",
-            "setup",
-            "--module",
-            &path(&module),
-            "--token-label",
-            "ksg-conf",
-            "--data",
-            &path(&data),
-        ],
-        "ksg pkcs11 setup",
-    );
-    // The customer KEK: on the token (P6RKEK1) and in KEKKeyPath, so keys can leave wrapped.
-    let kek = dir.0.join("kek.bin");
-    let mut kek_bytes = [0u8; 32];
-    getrandom::fill(&mut kek_bytes).expect("random");
-    std::fs::write(&kek, kek_bytes).expect("kek");
-    std::fs::set_permissions(&kek, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .expect("chmod");
-    let confs = dir.0.join("confs");
-    std::fs::create_dir_all(&confs).expect("mkdir");
-    let ksg_conf = format!(
-        "[p6ksg-gen]\ngateFlags = 0\nHSM_pin = \"1234\"\nKEKKeyPath = \"{}\"\n",
-        kek.display()
-    );
-    for (file, text) in [
-        ("ksg.conf", ksg_conf.as_str()),
-        (
-            "p6kmipserver.conf",
-            "[p6kmip-server-gen]\nlistenPort = 0\nlistenIPAddr = 127.0.0.1\ntlsEnabled = 0\n",
-        ),
-        ("p6kmip_auxiliary_ksg.conf", "[p6kmip-server-auxiliary]\n"),
-    ] {
-        std::fs::write(confs.join(file), text).expect("conf");
-    }
-    ksg(
-        &[
-            "pkcs11",
-            "import-kek",
-            "--file",
-            &path(&kek),
-            "--confs",
-            &path(&confs),
-            "--data",
-            &path(&data),
-        ],
-        "ksg pkcs11 import-kek",
-    );
-    Gateway::spawn_with_env(&confs, dir, &[("SOFTHSM2_CONF", &conf)])
-}
-
 fn run_folder(name: &str, folder: &str) {
-    let gw = softhsm_gateway(name);
+    let gw = common::gateway::softhsm_gateway(name, false);
     common::conformance::run_folder(&gw, None, folder, "softhsm2");
 }
 
