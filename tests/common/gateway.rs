@@ -427,7 +427,7 @@ pub fn softhsm_gateway(name: &str, tls: bool) -> Gateway {
         );
     };
     let module = super::softhsm_module();
-    let path = |p: &std::path::Path| p.to_str().expect("utf-8 path").to_string();
+    let path = |p: &Path| p.to_str().expect("utf-8 path").to_string();
     ksg(
         &[
             "pkcs11",
