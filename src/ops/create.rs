@@ -28,7 +28,7 @@ pub fn handle(ctx: &mut Context<'_>, payload: Item) -> Outcome {
             let rng = vec![("Random Number Generator", object::rng_attribute())];
             let mut obj = object::new_object(ctx, object_type, &attrs, rng)?;
             let sd = keyblock::secret_data(&value, SecretDataType::Password.to_u32());
-            object::set_value(ctx, &mut obj, &sd)?;
+            object::set_value(&mut obj, &sd)?;
             obj
         }
         other => {
@@ -77,7 +77,7 @@ pub fn new_symmetric_key(
             )
             .map_err(Error::Token)?;
         let key = keyblock::symmetric_key(&value, alg, bits);
-        object::set_value(ctx, &mut obj, &key)?;
+        object::set_value(&mut obj, &key)?;
     } else {
         let token_id = hex_id(&vault.token().random(16).map_err(Error::Token)?);
         let name = attributes::name_of(&obj);
@@ -99,7 +99,6 @@ pub fn new_symmetric_key(
                 .digest_key(h, crate::token::Hash::Sha256)
                 .map_err(Error::Token)?;
             object::set_digest(
-                ctx,
                 &mut obj,
                 digest,
                 crate::ttlv::tables::enums::KeyFormatType::Raw,

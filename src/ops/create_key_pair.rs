@@ -163,8 +163,8 @@ pub fn create_pair(
         let (pm, sm) = read_pair(token, hpub, hpriv, curve)?;
         let _ = token.destroy(hpub);
         let _ = token.destroy(hpriv);
-        object::set_value(ctx, &mut pub_obj, &keyblock::key_pair_half(&pm, bits)?)?;
-        object::set_value(ctx, &mut priv_obj, &keyblock::key_pair_half(&sm, bits)?)?;
+        object::set_value(&mut pub_obj, &keyblock::key_pair_half(&pm, bits)?)?;
+        object::set_value(&mut priv_obj, &keyblock::key_pair_half(&sm, bits)?)?;
     } else {
         // Digests of the halves: the public key as the token gives it, the private key through
         // the customer KEK when one is configured (it never leaves the HSM otherwise).
@@ -197,7 +197,7 @@ pub fn create_pair(
                 } else {
                     KeyFormatType::PKCS_1
                 };
-                object::set_digest(ctx, obj, sha2::Sha256::digest(&input).to_vec(), fmt);
+                object::set_digest(obj, sha2::Sha256::digest(&input).to_vec(), fmt);
             }
         }
         let class = |c: crate::token::Class| c.value();

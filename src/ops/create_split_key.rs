@@ -93,7 +93,7 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         extra.extend(alg.map(|a| ("Cryptographic Algorithm", Value::Enumeration(a))));
         extra.extend(bits.map(|b| ("Cryptographic Length", Value::Integer(b))));
         let mut obj = object::new_object(ctx, ObjectType::SplitKey, &attrs, extra)?;
-        object::set_value(ctx, &mut obj, &value)?;
+        object::set_value(&mut obj, &value)?;
         objects.push(obj);
     }
     let uids = object::store_new(ctx, objects)?;

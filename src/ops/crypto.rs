@@ -185,7 +185,7 @@ pub fn run(ctx: &mut Context<'_>, payload: Item, op: Op) -> Result<Option<Item>,
             .update(&mut stream, &data)
             .map_err(Error::Token)?;
         if fin {
-            if op == Op::Decrypt && s.tag_len > 0 {
+            if op == Op::Decrypt && s.tag_len > 0 && tag_field_defined(ctx) {
                 // The tag comes apart in KMIP; PKCS#11 takes it at the end of the ciphertext.
                 let tag = bytes(&payload, Tag::AUTHENTICATED_ENCRYPTION_TAG)?
                     .ok_or_else(|| Error::MissingData("Authenticated Encryption Tag".into()))?;
@@ -201,7 +201,11 @@ pub fn run(ctx: &mut Context<'_>, payload: Item, op: Op) -> Result<Option<Item>,
                 .token()
                 .finish(stream, sig.as_deref())
                 .map_err(Error::Token)?;
-            let tag_len = if op == Op::Encrypt { s.tag_len } else { 0 };
+            let tag_len = if op == Op::Encrypt && tag_field_defined(ctx) {
+                s.tag_len
+            } else {
+                0
+            };
             return Ok(object::payload(finish_items(
                 op, out, produced, last, tag_len,
             )));
@@ -344,6 +348,12 @@ fn finish_items(
         Op::Verify | Op::MacVerify => out.push(validity(last.first() == Some(&1))),
     }
     out
+}
+
+/// Whether the request's version has the Authenticated Encryption Tag field (KMIP 1.4 on);
+/// before it, the tag follows the ciphertext in the Data, as PKCS#11 gives and takes it.
+fn tag_field_defined(ctx: &Context<'_>) -> bool {
+    ctx.version >= crate::ttlv::Version::new(1, 4)
 }
 
 /// The tag length in bytes of an AEAD mechanism (0 for others).
@@ -547,14 +557,20 @@ fn single(
             };
             let h = super::wrapping::key_handle(ctx, obj)?;
             let tag_len = gcm_tag_len(&mech);
+            // The tag's own field is KMIP 1.4's; an older request keeps it in the Data.
+            let tag_apart = tag_len > 0 && tag_field_defined(ctx);
             if op == Op::Encrypt {
                 let mut ct = token.encrypt(h, &mech, &data).map_err(Error::Token)?;
-                let tag = ct.split_off(ct.len().saturating_sub(tag_len));
+                let tag = if tag_apart {
+                    ct.split_off(ct.len().saturating_sub(tag_len))
+                } else {
+                    Vec::new()
+                };
                 out.push(Item::new(Tag::DATA, Value::ByteString(ct)));
                 if let Some(iv) = made {
                     out.push(Item::new(Tag::IV_COUNTER_NONCE, Value::ByteString(iv)));
                 }
-                if tag_len > 0 {
+                if tag_apart {
                     out.push(Item::new(
                         Tag::AUTHENTICATED_ENCRYPTION_TAG,
                         Value::ByteString(tag),
@@ -562,7 +578,7 @@ fn single(
                 }
             } else {
                 let mut input = data;
-                if tag_len > 0 {
+                if tag_apart {
                     let tag = bytes(payload, Tag::AUTHENTICATED_ENCRYPTION_TAG)?
                         .ok_or_else(|| Error::MissingData("Authenticated Encryption Tag".into()))?;
                     input.extend(tag);

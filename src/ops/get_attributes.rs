@@ -53,7 +53,15 @@ pub fn selected(
         .collect();
     for a in &obj.attributes {
         if wanted(&a.name) && attributes::defined_in(&a.name, v) {
-            out.push((a.name.to_string(), a.index, a.value.clone()));
+            let mut value = a.value.clone();
+            // A Digest's Key Format Type came with KMIP 1.1.
+            if &*a.name == "Digest"
+                && v < Version::new(1, 1)
+                && let Value::Structure(fields) = &mut value.value
+            {
+                fields.retain(|f| f.tag != Tag::KEY_FORMAT_TYPE);
+            }
+            out.push((a.name.to_string(), a.index, value));
         }
     }
     out

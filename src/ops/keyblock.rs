@@ -79,6 +79,47 @@ pub fn format_of(block: &Item) -> Option<KeyFormatType> {
     }
 }
 
+/// `object` without the Attribute items inside its Key Value, and those attributes.
+pub fn without_embedded_attributes(
+    object: &Item,
+) -> Result<(Item, Vec<super::attributes::Attribute>), Error> {
+    let has_embedded = key_block(object)
+        .and_then(|b| b.child(Tag::KEY_VALUE))
+        .is_some_and(|v| v.child(Tag::ATTRIBUTE).is_some());
+    if !has_embedded {
+        return Ok((object.clone(), Vec::new()));
+    }
+    let mut embedded = Vec::new();
+    let mut strip_value = |value: &Item| -> Result<Item, Error> {
+        let mut kept = Vec::new();
+        for c in value.children() {
+            if c.tag == Tag::ATTRIBUTE {
+                embedded.push(super::attributes::parse(c)?);
+            } else {
+                kept.push(c.clone());
+            }
+        }
+        Ok(Item::structure(Tag::KEY_VALUE, kept))
+    };
+    let mut children = Vec::new();
+    for c in object.children() {
+        if c.tag != Tag::KEY_BLOCK {
+            children.push(c.clone());
+            continue;
+        }
+        let mut block = Vec::new();
+        for b in c.children() {
+            block.push(if b.tag == Tag::KEY_VALUE {
+                strip_value(b)?
+            } else {
+                b.clone()
+            });
+        }
+        children.push(Item::structure(Tag::KEY_BLOCK, block));
+    }
+    Ok((Item::structure(object.tag, children), embedded))
+}
+
 /// The Key Material item of a Key Block (absent when the key value is wrapped).
 pub fn key_material(block: &Item) -> Option<&Item> {
     block

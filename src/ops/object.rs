@@ -357,13 +357,13 @@ pub fn payload(children: Vec<Item>) -> Option<Item> {
 
 /// Seals `value` (an object structure) into `obj`, with the Digest attribute of its key
 /// material (SHA-256, as KMIP recommends).
-pub fn set_value(ctx: &Context<'_>, obj: &mut StoredObject, value: &Item) -> Result<(), Error> {
+pub fn set_value(obj: &mut StoredObject, value: &Item) -> Result<(), Error> {
     use sha2::Digest as _;
     if let Some(input) = super::keyblock::digest_input(value) {
         let fmt = super::keyblock::key_block(value)
             .and_then(super::keyblock::format_of)
             .unwrap_or(crate::ttlv::tables::enums::KeyFormatType::Raw);
-        set_digest(ctx, obj, sha2::Sha256::digest(&input).to_vec(), fmt);
+        set_digest(obj, sha2::Sha256::digest(&input).to_vec(), fmt);
     }
     obj.value = Some(crate::store::SecretBytes::new(super::keyblock::seal(
         value,
@@ -373,24 +373,19 @@ pub fn set_value(ctx: &Context<'_>, obj: &mut StoredObject, value: &Item) -> Res
 
 /// Sets the Digest attribute: SHA-256 `digest` of the key in format `format`.
 pub fn set_digest(
-    ctx: &Context<'_>,
     obj: &mut StoredObject,
     digest: Vec<u8>,
     format: crate::ttlv::tables::enums::KeyFormatType,
 ) {
-    let mut d = vec![
+    // Kept with its Key Format Type (KMIP 1.1 on); a 1.0 answer leaves that field out.
+    let d = vec![
         Item::new(
             Tag::HASHING_ALGORITHM,
             Value::Enumeration(crate::ttlv::tables::enums::HashingAlgorithm::SHA_256.to_u32()),
         ),
         Item::new(Tag::DIGEST_VALUE, Value::ByteString(digest)),
+        Item::new(Tag::KEY_FORMAT_TYPE, Value::Enumeration(format.to_u32())),
     ];
-    if ctx.version.minor >= 1 || ctx.version.major > 1 {
-        d.push(Item::new(
-            Tag::KEY_FORMAT_TYPE,
-            Value::Enumeration(format.to_u32()),
-        ));
-    }
     obj.attributes.retain(|a| &*a.name != "Digest");
     add(obj, "Digest", Item::structure(Tag::ATTRIBUTE_VALUE, d));
 }
@@ -422,7 +417,7 @@ pub fn store_made_secret(
         }
     };
     let mut obj = new_object(ctx, object_type, attrs, vec![])?;
-    set_value(ctx, &mut obj, &value)?;
+    set_value(&mut obj, &value)?;
     Ok(store_new(ctx, vec![obj])?.remove(0))
 }
 

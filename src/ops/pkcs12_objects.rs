@@ -172,7 +172,7 @@ pub fn register(ctx: &Context<'_>, attrs: &[Attribute], value: &Item) -> Result<
     let extra =
         register::implied_attributes(ObjectType::PrivateKey, &key_item, attrs, ctx.version)?;
     let mut key = object::new_object(ctx, ObjectType::PrivateKey, &key_attrs, extra)?;
-    object::set_value(ctx, &mut key, &key_item)?;
+    object::set_value(&mut key, &key_item)?;
 
     // The key's own certificate first, then the rest in file order.
     let mut order: Vec<usize> = (0..contents.certificates.len()).collect();
@@ -209,7 +209,7 @@ pub fn register(ctx: &Context<'_>, attrs: &[Attribute], value: &Item) -> Result<
             .collect();
         let extra = register::implied_attributes(ObjectType::Certificate, &item, &[], ctx.version)?;
         let mut obj = object::new_object(ctx, ObjectType::Certificate, &cert_attrs, extra)?;
-        object::set_value(ctx, &mut obj, &item)?;
+        object::set_value(&mut obj, &item)?;
         objects.push(obj);
         names.push(crate::x509::details(&cert.der).map(|d| (d.subject_der, d.issuer_der)));
     }

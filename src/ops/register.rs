@@ -18,11 +18,21 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
     attrs.retain(|a| !matches!(a.name.as_str(), "Certificate Type" | "Certificate Length"));
     let tag = keyblock::object_tag(object_type)
         .ok_or_else(|| Error::InvalidField(format!("cannot register {object_type:?}")))?;
-    let value = payload_ref
+    let given = payload_ref
         .children()
         .iter()
         .find(|c| c.tag == tag)
         .ok_or_else(|| Error::InvalidMessage(format!("the {object_type:?} object is missing")))?;
+    // Attributes a client puts inside the Key Value (KMIP 1.x allows it) become the object's
+    // attributes (the template's win), and the value is kept without them: many clients do
+    // not expect attributes in a Key Value they get back.
+    let (stripped, embedded) = keyblock::without_embedded_attributes(given)?;
+    for a in embedded {
+        if !attrs.iter().any(|t| t.name == a.name) {
+            attrs.push(a);
+        }
+    }
+    let value = &stripped;
     let format = keyblock::key_block(value).and_then(keyblock::format_of);
     if object_type == ObjectType::PrivateKey && format == Some(KeyFormatType::PKCS_12) {
         let uid = super::pkcs12_objects::register(ctx, &attrs, value)?;
@@ -50,7 +60,7 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
             }
         }
     } else {
-        object::set_value(ctx, &mut obj, value)?;
+        object::set_value(&mut obj, value)?;
     }
     let uid = object::store_new(ctx, vec![obj])?.remove(0);
     Ok(payload(vec![uid_item(&uid)]))
