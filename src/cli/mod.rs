@@ -23,6 +23,7 @@ Commands:
   conformance  replay OASIS KMIP XML test cases against a running KMIP server
   client    send one KMIP request (create, get, encrypt, locate, ...) and print the answer
   tls       issue another client certificate from the development CA
+  features  print the supported-features matrix (operations, object types, versions, backends)
   help      show this help, or `ksg help <command>` for one command
 
 Run `ksg <command> --help` for the options of a command.
@@ -42,6 +43,18 @@ pub fn run(args: &[String]) -> i32 {
         "conformance" => conformance::run(rest),
         "client" => client::run(rest),
         "tls" => tls::run(rest),
+        "features" => {
+            if rest.iter().any(|a| a == "--help" || a == "-h") {
+                println!(
+                    "Usage: ksg features\n\nPrints, as a Markdown table, every operation this \
+                     build implements: the KMIP version that introduced it, the object types it \
+                     takes, and what it does on the software token and on a PKCS#11 HSM."
+                );
+            } else {
+                print!("{}", crate::ops::features::markdown());
+            }
+            0
+        }
         "help" | "--help" | "-h" => match rest.first().map(String::as_str) {
             Some("codec") => codec::run(&["--help".to_string()]),
             Some("serve") => serve::run(&["--help".to_string()]),

@@ -16,6 +16,7 @@ pub mod derive_key;
 pub mod destroy;
 pub mod discover_versions;
 pub mod encrypt;
+pub mod features;
 pub mod get;
 pub mod get_attribute_list;
 pub mod get_attributes;
