@@ -57,6 +57,45 @@ pub struct Exchange {
     pub bytes: Vec<u8>,
     /// Why the request could not be decoded, for the error stream.
     pub decode_error: Option<String>,
+    /// What the audit log records of this request: its state-changing and key-revealing
+    /// batch items, and every refused one.
+    pub audit: Vec<AuditRecord>,
+}
+
+/// One batch item for the audit log (no key material: operation, object, result).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// The operation.
+    pub operation: Operation,
+    /// The object it named or made, if any.
+    pub uid: Option<String>,
+    /// Result Status.
+    pub status: ResultStatus,
+    /// Result Reason, when it failed.
+    pub reason: Option<String>,
+}
+
+/// Whether an operation is audited whatever its outcome: it changes state or reveals keys.
+pub fn audited(op: Operation) -> bool {
+    !matches!(
+        op,
+        Operation::Locate
+            | Operation::Check
+            | Operation::GetAttributes
+            | Operation::GetAttributeList
+            | Operation::Query
+            | Operation::DiscoverVersions
+            | Operation::Encrypt
+            | Operation::Sign
+            | Operation::SignatureVerify
+            | Operation::MAC
+            | Operation::MACVerify
+            | Operation::RNGRetrieve
+            | Operation::Hash
+            | Operation::Poll
+            | Operation::Cancel
+            | Operation::Validate
+    )
 }
 
 /// Everything requests share.
@@ -110,7 +149,8 @@ impl Gateway {
         let (request, response, decode_error) = match decoded {
             Ok(tree) => {
                 let kept = keep_request.then(|| tree.clone());
-                (kept, self.handle_tree(tree, identity, now), None)
+                let (response, audit) = self.handle_tree(tree, identity, now);
+                (kept, (response, audit), None)
             }
             Err(e) => {
                 let detail = e.to_string();
@@ -123,11 +163,15 @@ impl Gateway {
                 };
                 (
                     None,
-                    error_response(kmip::FALLBACK_VERSION, now, &Error::InvalidMessage(msg)),
+                    (
+                        error_response(kmip::FALLBACK_VERSION, now, &Error::InvalidMessage(msg)),
+                        Vec::new(),
+                    ),
                     Some(detail),
                 )
             }
         };
+        let (response, audit) = response;
         let response_tree = response.into_item();
         let bytes = encode(&response_tree, encoding);
         Exchange {
@@ -135,22 +179,35 @@ impl Gateway {
             response: response_tree,
             bytes,
             decode_error,
+            audit,
         }
     }
 
-    fn handle_tree(&self, tree: Item, identity: Option<&str>, now: i64) -> ResponseMessage {
+    fn handle_tree(
+        &self,
+        tree: Item,
+        identity: Option<&str>,
+        now: i64,
+    ) -> (ResponseMessage, Vec<AuditRecord>) {
         let peeked = kmip::message::peek_version(&tree);
         let message = match RequestMessage::from_item(tree) {
             Ok(m) => m,
-            Err(e) => return error_response(peeked.unwrap_or(kmip::FALLBACK_VERSION), now, &e),
+            Err(e) => {
+                let v = peeked.unwrap_or(kmip::FALLBACK_VERSION);
+                return (error_response(v, now, &e), Vec::new());
+            }
         };
         let requested = message.header.version;
         let Some(version) = kmip::negotiate(requested) else {
-            return error_response(requested, now, &Error::UnsupportedVersion(requested));
+            let e = Error::UnsupportedVersion(requested);
+            return (error_response(requested, now, &e), Vec::new());
         };
+        let mut audit = Vec::new();
         let mut ctx = Context {
             version,
             identity,
+            operation: Operation::DiscoverVersions,
+            policies: &self.config.policies,
             now,
             aux: &self.config.aux,
             hsm_name: &self.config.ksg.hsm_name,
@@ -165,6 +222,8 @@ impl Gateway {
         let mut items = Vec::with_capacity(message.items.len());
         for item in message.items {
             let op = item.operation;
+            ctx.operation = op;
+            let named_uid = placeholder_of(&item.payload);
             // Discover Versions is answered in every version: it is how a client finds one.
             let defined = op == Operation::DiscoverVersions
                 || crate::ttlv::tables::enum_defined_in("Operation", op.to_u32(), version);
@@ -183,7 +242,16 @@ impl Gateway {
             };
             match result {
                 Ok(payload) => {
-                    if let Some(uid) = payload.as_ref().and_then(placeholder_of) {
+                    let made_uid = payload.as_ref().and_then(placeholder_of);
+                    if audited(op) {
+                        audit.push(AuditRecord {
+                            operation: op,
+                            uid: made_uid.clone().or(named_uid),
+                            status: ResultStatus::Success,
+                            reason: None,
+                        });
+                    }
+                    if let Some(uid) = made_uid {
                         ctx.id_placeholder = Some(uid);
                     }
                     items.push(ResponseBatchItem::success(
@@ -195,6 +263,14 @@ impl Gateway {
                 Err(e) => {
                     if let Error::Internal(detail) | Error::Store(detail) = &e {
                         crate::log::error(&format!("{}: {detail}", ops::operation_name(op)));
+                    }
+                    if audited(op) || matches!(e, Error::PermissionDenied(_)) {
+                        audit.push(AuditRecord {
+                            operation: op,
+                            uid: named_uid.or_else(|| ctx.id_placeholder.clone()),
+                            status: ResultStatus::OperationFailed,
+                            reason: Some(format!("{:?}", e.result_reason_in(version))),
+                        });
                     }
                     items.push(ResponseBatchItem::failure(
                         Some(op),
@@ -239,7 +315,7 @@ impl Gateway {
                 }
             }
         }
-        response
+        (response, audit)
     }
 }
 

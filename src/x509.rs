@@ -150,6 +150,42 @@ pub fn details(der: &[u8]) -> Option<CertDetails> {
     })
 }
 
+/// The subject alternative names of a DER certificate that name a client: DNS names, email
+/// addresses (rfc822Name) and URIs, in certificate order.
+pub fn subject_alt_names(der: &[u8]) -> Vec<String> {
+    const OID_SAN: &[u8] = &[0x55, 0x1D, 0x11];
+    let read = || -> Option<Vec<String>> {
+        let mut cert = Der(Der(der).expect(SEQUENCE)?);
+        let mut tbs = Der(cert.expect(SEQUENCE)?);
+        let mut out = Vec::new();
+        while let Some((tag, contents)) = tbs.read() {
+            if tag != 0xA3 {
+                continue; // everything before the [3] extensions
+            }
+            let mut exts = Der(Der(contents).expect(SEQUENCE)?);
+            while let Some(ext) = exts.expect(SEQUENCE) {
+                let mut ext = Der(ext);
+                if ext.expect(0x06)? != OID_SAN {
+                    continue;
+                }
+                let mut value = ext.read()?;
+                if value.0 == 0x01 {
+                    value = ext.read()?; // the critical flag
+                }
+                let mut names = Der(Der(value.1).expect(SEQUENCE)?);
+                while let Some((t, name)) = names.read() {
+                    // [1] rfc822Name, [2] dNSName, [6] uniformResourceIdentifier (IA5String).
+                    if matches!(t, 0x81 | 0x82 | 0x86) {
+                        out.push(String::from_utf8_lossy(name).into_owned());
+                    }
+                }
+            }
+        }
+        Some(out)
+    };
+    read().unwrap_or_default()
+}
+
 /// The attribute type names RFC 4514 and KMIP use, by OID contents.
 const NAME_TYPES: &[(&[u8], &str)] = &[
     (&[0x55, 0x04, 0x03], "CN"),

@@ -4,6 +4,7 @@
 //! Relative paths in the files are relative to the data directory.
 
 pub mod ini;
+pub mod policies;
 mod values;
 
 use std::fmt;
@@ -120,6 +121,9 @@ pub struct KsgConf {
     /// secretDataOnToken (ksg): keep Secret Data on the HSM as CKO_DATA instead of in the
     /// keystore (the seed's limitation 4 lifted; default 0).
     pub secret_data_on_token: bool,
+    /// auditLog (ksg): the append-only audit file (default `audit.log` in the data directory;
+    /// empty: no audit log).
+    pub audit_log: Option<PathBuf>,
 }
 
 /// `p6kmipserver.conf`.
@@ -157,6 +161,24 @@ pub struct ServerConf {
     pub tls_ca_file: Option<PathBuf>,
     /// tlsRequireClientCert (ksg): mutual TLS.
     pub tls_require_client_cert: bool,
+    /// clientIdentity (ksg): what of a verified client certificate is the client's identity.
+    pub client_identity: IdentitySource,
+    /// plainIdentity (ksg): the identity of clients on a plain (non-TLS) connection, which
+    /// has no certificate (behind stunnel: every client); none when unset.
+    pub plain_identity: Option<String>,
+}
+
+/// What of a verified client certificate names the client (`clientIdentity`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdentitySource {
+    /// The subject Common Name (`cn`, the default).
+    CommonName,
+    /// The whole subject Distinguished Name, RFC 4514 text (`dn`).
+    SubjectDn,
+    /// The first subject alternative name: DNS name, email or URI (`san`).
+    SubjectAltName,
+    /// Common Name and Organizational Unit, as `CN/OU` (`cn+ou`).
+    CommonNameAndOu,
 }
 
 /// `p6kmip_auxiliary_ksg.conf`, section `[p6kmip-server-auxiliary]`: what Query reports.
@@ -195,6 +217,8 @@ pub struct Config {
     pub server: ServerConf,
     /// p6kmip_auxiliary_ksg.conf.
     pub aux: AuxConf,
+    /// p6kmip_policies.conf (optional): site operation policies.
+    pub policies: Vec<policies::SitePolicy>,
     /// Unknown keys and sections, as `file:line: …`.
     pub warnings: Vec<String>,
 }
@@ -215,6 +239,7 @@ const KSG_KEYS: &[&str] = &[
     "KEKKeyPath",
     "pkcs11Trace",
     "secretDataOnToken",
+    "auditLog",
 ];
 const GEN_KEYS: &[&str] = &["logDir", "errorStream"];
 const SERVER_KEYS: &[&str] = &[
@@ -232,6 +257,8 @@ const SERVER_KEYS: &[&str] = &[
     "tlsKeyFile",
     "tlsCAFile",
     "tlsRequireClientCert",
+    "clientIdentity",
+    "plainIdentity",
 ];
 const AUX_KEYS: &[&str] = &[
     "vendorId",
@@ -280,6 +307,7 @@ impl Config {
             ksg,
             server,
             aux,
+            policies: policies::load(confs_dir)?,
             warnings,
         })
     }
@@ -354,6 +382,11 @@ fn read_ksg(r: &Reader<'_>, data: &Path) -> Result<KsgConf, ConfError> {
                 })?,
         },
         secret_data_on_token: r.boolean(S, &["secretDataOnToken"], false)?,
+        audit_log: match r.entry(S, &["auditLog"]) {
+            Some(e) if e.value.is_empty() => None,
+            Some(e) => Some(resolve(data, e.value.clone())),
+            None => Some(data.join("audit.log")),
+        },
     })
 }
 
@@ -424,6 +457,25 @@ fn read_server(r: &Reader<'_>, data: &Path) -> Result<ServerConf, ConfError> {
         tls_key_file: file("tlsKeyFile"),
         tls_ca_file: file("tlsCAFile"),
         tls_require_client_cert: r.boolean(S, &["tlsRequireClientCert"], true)?,
+        client_identity: match r.entry(S, &["clientIdentity"]) {
+            None => IdentitySource::CommonName,
+            Some(e) => match e.value.to_ascii_lowercase().as_str() {
+                "cn" => IdentitySource::CommonName,
+                "dn" => IdentitySource::SubjectDn,
+                "san" => IdentitySource::SubjectAltName,
+                "cn+ou" => IdentitySource::CommonNameAndOu,
+                _ => {
+                    return Err(r.error(
+                        e,
+                        format!(
+                            "`clientIdentity` must be cn, dn, san or cn+ou, not {:?}",
+                            e.value
+                        ),
+                    ));
+                }
+            },
+        },
+        plain_identity: r.string(S, &["plainIdentity"]),
     })
 }
 

@@ -73,7 +73,10 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         {
             continue;
         }
-        if matches_all(obj, &wanted, ctx.version) {
+        // What the caller may not see is left out, not refused.
+        if matches_all(obj, &wanted, ctx.version)
+            && super::access::may(ctx, obj, crate::ttlv::tables::enums::Operation::Locate)
+        {
             found.push(uid);
         }
     }

@@ -1,6 +1,7 @@
 //! KMIP operations, one module per operation, all with the same `handle` signature, dispatched
 //! by an exhaustive `match` on the typed Operation.
 
+pub mod access;
 pub mod activate;
 pub mod add_attribute;
 pub mod archive;
@@ -58,6 +59,10 @@ pub struct Context<'a> {
     pub version: Version,
     /// The verified client identity, if the connection has one.
     pub identity: Option<&'a str>,
+    /// The operation being performed (what access to objects is checked for).
+    pub operation: Operation,
+    /// The site's operation policies (beside the built-in `default` and `public`).
+    pub policies: &'a [crate::config::policies::SitePolicy],
     /// The current time (POSIX seconds).
     pub now: i64,
     /// What Query reports.

@@ -40,12 +40,14 @@ pub fn state_at(obj: &StoredObject, now: i64) -> u32 {
     s
 }
 
-/// A copy of object `uid` with its current state, or Item Not Found.
+/// A copy of object `uid` with its current state, or Item Not Found; Permission Denied when
+/// the caller may not perform the request's operation on it (see `access`).
 pub fn load(ctx: &Context<'_>, uid: &str) -> Result<StoredObject, Error> {
     let store = ctx.store()?;
     let mut obj = store
         .with_object(uid, StoredObject::clone)
         .ok_or_else(|| Error::ItemNotFound(format!("no object {uid}")))?;
+    super::access::check(ctx, &obj)?;
     obj.state = state_at(&obj, ctx.now);
     Ok(obj)
 }
@@ -159,6 +161,14 @@ pub fn set_single(obj: &StoredObject, name: &str, v: Value) -> Change {
 
 /// Checks that the client may give these attributes when creating an object of `object_type`.
 pub fn check_client_attributes(ctx: &Context<'_>, list: &[Attribute]) -> Result<(), Error> {
+    if let Some(Value::TextString(p)) =
+        attributes::find(list, "Operation Policy Name").map(|v| &v.value)
+        && !super::access::known_policy(ctx.policies, p)
+    {
+        return Err(Error::InvalidField(format!(
+            "no operation policy named {p:?}"
+        )));
+    }
     for a in list {
         let rule = attributes::known(&a.name)?;
         if !attributes::defined_in(&a.name, ctx.version) {

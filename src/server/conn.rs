@@ -27,6 +27,8 @@ const READ_CHUNK: usize = 16 * 1024;
 /// What every connection shares.
 #[derive(Debug)]
 pub struct Shared {
+    /// The audit log, when one is configured.
+    pub audit: Option<super::audit::AuditLog>,
     /// The request path.
     pub gateway: Arc<Gateway>,
     /// Tracing.
@@ -102,8 +104,14 @@ pub fn serve(shared: &Shared, tcp: TcpStream, worker: usize) {
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_write_timeout(Some(shared.conf.send_timeout));
     let (stream, identity) = match &shared.tls {
-        None => (Stream::Plain(tcp), None),
-        Some(config) => match handshake(config.clone(), tcp, shared.conf.receive_timeout) {
+        // No certificate on a plain connection: the configured plainIdentity, if any.
+        None => (Stream::Plain(tcp), shared.conf.plain_identity.clone()),
+        Some(config) => match handshake(
+            config.clone(),
+            tcp,
+            shared.conf.receive_timeout,
+            shared.conf.client_identity,
+        ) {
             Ok(ok) => ok,
             Err(e) => {
                 log::debug(&format!("{peer}: TLS handshake failed: {e}"));
@@ -139,6 +147,7 @@ fn handshake(
     config: Arc<ServerConfig>,
     tcp: TcpStream,
     limit: Duration,
+    source: crate::config::IdentitySource,
 ) -> Result<(Stream, Option<String>), String> {
     let mut tls = ServerConnection::new(config).map_err(|e| e.to_string())?;
     let mut tcp = tcp;
@@ -154,7 +163,7 @@ fn handshake(
     let identity = tls
         .peer_certificates()
         .and_then(|c| c.first())
-        .and_then(super::tls::identity);
+        .and_then(|c| super::tls::identity(c, source));
     Ok((Stream::Tls(Box::new(StreamOwned::new(tls, tcp))), identity))
 }
 
@@ -351,13 +360,17 @@ impl Conn<'_> {
     fn exchange(&mut self, from: usize, to: usize, encoding: Encoding) -> Vec<u8> {
         let shared = self.shared;
         let keep = shared.tracer.wants_messages();
+        let at = now();
         let ex = shared.gateway.handle(
             &self.buf[from..to],
             encoding,
             self.identity.as_deref(),
-            now(),
+            at,
             keep,
         );
+        if let Some(audit) = &shared.audit {
+            audit.write(at, self.peer, self.identity.as_deref(), &ex.audit);
+        }
         let ip = self.peer.ip();
         if let Some(req) = &ex.request {
             shared.tracer.message(ip, self.worker, Direction::In, req);

@@ -3,6 +3,7 @@
 //! connections beyond the pool wait in a bounded queue (then in the kernel's backlog), never
 //! dropped mid-request.
 
+pub mod audit;
 mod conn;
 pub mod http;
 pub mod pki;
@@ -106,7 +107,12 @@ impl Server {
             sc.error_stream.as_deref(),
         );
         let stop = Arc::new(AtomicBool::new(false));
+        let audit = match &config.ksg.audit_log {
+            Some(path) => Some(audit::AuditLog::open(path)?),
+            None => None,
+        };
         let shared = Arc::new(Shared {
+            audit,
             gateway: Arc::new(Gateway::new(config.clone(), store, token)),
             tracer: Arc::new(tracer),
             tls,

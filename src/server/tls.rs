@@ -9,7 +9,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::pki::DevPki;
-use crate::config::ServerConf;
+use crate::config::{IdentitySource, ServerConf};
 use crate::x509;
 
 /// The files TLS uses, after filling in the development PKI where the conf names none.
@@ -114,7 +114,58 @@ pub fn server_config(
     Ok((Arc::new(config), not_after))
 }
 
-/// The client identity of a verified certificate: its subject Common Name.
-pub fn identity(cert: &CertificateDer<'_>) -> Option<String> {
-    x509::parse(cert).and_then(|i| i.common_names.into_iter().next())
+/// The client identity of a verified certificate, as `clientIdentity` says: its subject
+/// Common Name (the default), its whole subject DN, its first subject alternative name, or
+/// `CN/OU`.
+pub fn identity(cert: &CertificateDer<'_>, source: IdentitySource) -> Option<String> {
+    match source {
+        IdentitySource::CommonName => {
+            x509::parse(cert).and_then(|i| i.common_names.into_iter().next())
+        }
+        IdentitySource::CommonNameAndOu => {
+            let info = x509::parse(cert)?;
+            let cn = info.common_names.into_iter().next()?;
+            Some(match info.organizational_units.into_iter().next() {
+                Some(ou) => format!("{cn}/{ou}"),
+                None => cn,
+            })
+        }
+        IdentitySource::SubjectDn => x509::details(cert).map(|d| x509::dn_text(&d.subject)),
+        IdentitySource::SubjectAltName => x509::subject_alt_names(cert).into_iter().next(),
+    }
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::*;
+
+    #[test]
+    fn each_client_identity_source_names_the_client() {
+        let mut p =
+            rcgen::CertificateParams::new(vec!["app.example.com".to_string()]).expect("params");
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "storage-array-7");
+        p.distinguished_name
+            .push(rcgen::DnType::OrganizationalUnitName, "backup");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = p.self_signed(&key).expect("cert");
+        let der = cert.der();
+        let id = |s| identity(der, s);
+        assert_eq!(
+            id(IdentitySource::CommonName).as_deref(),
+            Some("storage-array-7")
+        );
+        assert_eq!(
+            id(IdentitySource::CommonNameAndOu).as_deref(),
+            Some("storage-array-7/backup")
+        );
+        assert_eq!(
+            id(IdentitySource::SubjectDn).as_deref(),
+            Some("OU=backup,CN=storage-array-7")
+        );
+        assert_eq!(
+            id(IdentitySource::SubjectAltName).as_deref(),
+            Some("app.example.com")
+        );
+    }
 }

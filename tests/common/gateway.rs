@@ -43,6 +43,10 @@ pub struct Settings {
     pub threads: usize,
     pub log_flags: &'static str,
     pub extra_aux: &'static str,
+    /// Lines added to `[p6kmip-server-gen]` of p6kmipserver.conf.
+    pub extra_server: &'static str,
+    /// The text of p6kmip_policies.conf (none when empty).
+    pub policies: &'static str,
 }
 
 impl Default for Settings {
@@ -54,6 +58,8 @@ impl Default for Settings {
             threads: 4,
             log_flags: "0",
             extra_aux: "",
+            extra_server: "",
+            policies: "",
         }
     }
 }
@@ -85,11 +91,12 @@ impl Gateway {
             format!(
                 "[p6kmip-gen]\nlogDir = \"logs\"\nerrorStream = \"errors.txt\"\n[p6kmip-server-gen]\nlistenPort = 0\n\
                  listenIPAddr = 127.0.0.1\nmaxBufSize = {}\nthreadCount = {}\nreceiveTimeout = {}\nsendTimeout = 5\n\
-                 acceptTimeout = 10\ntlsEnabled = {}\n",
+                 acceptTimeout = 10\ntlsEnabled = {}\n{}",
                 s.max_buf_size,
                 s.threads,
                 s.receive_timeout,
-                u8::from(s.tls)
+                u8::from(s.tls),
+                s.extra_server
             ),
         )
         .expect("write");
@@ -101,6 +108,9 @@ impl Gateway {
             ),
         )
         .expect("write");
+        if !s.policies.is_empty() {
+            std::fs::write(confs.join("p6kmip_policies.conf"), s.policies).expect("write");
+        }
         Gateway::spawn(&confs, dir)
     }
 
