@@ -32,13 +32,20 @@ const SECRET_TAGS: [Tag; 12] = [
     Tag::DATA,
 ];
 
-/// A copy of `item` with every secret value replaced by a `$REDACTED` placeholder.
+/// A copy of `item` with every secret value replaced by a `$REDACTED` placeholder: the value of
+/// a secret tag, and everything inside a secret structure (a Transparent key's Key Material, a
+/// Key Value with its attributes).
 pub fn redact(item: &Item) -> Item {
+    redact_below(item, false)
+}
+
+fn redact_below(item: &Item, inside_secret: bool) -> Item {
+    let secret = inside_secret || SECRET_TAGS.contains(&item.tag);
     let value = match &item.value {
-        Value::Structure(children) => Value::Structure(children.iter().map(redact).collect()),
-        v if SECRET_TAGS.contains(&item.tag) => {
-            Value::Placeholder(v.item_type(), "$REDACTED".into())
+        Value::Structure(children) => {
+            Value::Structure(children.iter().map(|c| redact_below(c, secret)).collect())
         }
+        v if secret => Value::Placeholder(v.item_type(), "$REDACTED".into()),
         v => v.clone(),
     };
     Item {
