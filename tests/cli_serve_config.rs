@@ -87,3 +87,52 @@ fn serve_help_names_the_contract() {
         assert!(text.contains(needle), "{needle}");
     }
 }
+
+/// Runs `ksg serve` on `confs` and `data` expecting it to refuse to start; its standard error.
+fn refused(confs: &std::path::Path, data: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_ksg"))
+        .args(["serve", "--confs"])
+        .arg(confs)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("listening"), "{err}");
+    err
+}
+
+#[test]
+fn a_world_readable_tls_key_or_a_bad_policy_file_stops_the_gateway() {
+    let tmp = TempDir::new("tlskeymode");
+    let confs = tmp.0.join("confs");
+    let data = tmp.0.join("data");
+    write_confs(&confs, "tlsEnabled = 1\n");
+    // The first start makes the development PKI (keys 0600) and runs.
+    // The gateway owns the directory from here on; it is removed when `gw` is dropped.
+    let mut gw = Gateway::spawn(&confs, tmp);
+    gw.terminate();
+    assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(0));
+    let key = data.join("tls/server.key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    let err = refused(&confs, &data);
+    assert!(
+        err.contains("server.key") && err.contains("readable by every user"),
+        "{err}"
+    );
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+
+    std::fs::write(
+        confs.join("p6kmip_policies.conf"),
+        "[policy shared]\nSymmetricKey.Get = Sometimes\n",
+    )
+    .expect("write");
+    let err = refused(&confs, &data);
+    assert!(
+        err.contains("p6kmip_policies.conf:2:") && err.contains("AllowAll"),
+        "{err}"
+    );
+}

@@ -72,6 +72,24 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
+/// A private key file every user can read is refused (group access is left to the site, as
+/// with an `ssl-cert` group).
+fn refuse_world_readable(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o007 != 0 {
+        return Err(format!(
+            "{}: the private key is readable by every user (mode {:o}); run `chmod 600` on it",
+            path.display(),
+            mode & 0o777
+        ));
+    }
+    Ok(())
+}
+
 /// The rustls server configuration, and the server certificate's notAfter (POSIX seconds).
 pub fn server_config(
     conf: &ServerConf,
@@ -80,6 +98,7 @@ pub fn server_config(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = read_certs(&files.cert)?;
     let not_after = x509::parse(&chain[0]).map(|i| i.not_after);
+    refuse_world_readable(&files.key)?;
     let key = PrivateKeyDer::from_pem_file(&files.key)
         .map_err(|e| format!("{}: {e}", files.key.display()))?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
