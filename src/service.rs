@@ -109,7 +109,24 @@ pub struct Gateway {
     pub store: Option<Arc<Store>>,
     /// Token handles and streams.
     pub vault: Arc<Vault>,
+    /// KMIP Credentials already verified (SHA-256 of user and password), so that the salted
+    /// hash is computed once per client, not per request.
+    verified_credentials: VerifiedCredentials,
 }
+
+/// Fingerprints of verified credentials (`Debug` shows only how many).
+#[derive(Default)]
+struct VerifiedCredentials(std::sync::Mutex<std::collections::HashSet<[u8; 32]>>);
+
+impl std::fmt::Debug for VerifiedCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map(|s| s.len()).unwrap_or(0);
+        write!(f, "VerifiedCredentials({n})")
+    }
+}
+
+/// Verified credentials remembered at most (the set is emptied when full).
+const MAX_VERIFIED_CREDENTIALS: usize = 1024;
 
 impl Gateway {
     /// A gateway for `config`, with its keystore, on `token` (an HSM) or, when `None`, the
@@ -132,6 +149,7 @@ impl Gateway {
             limits,
             store,
             vault,
+            verified_credentials: Default::default(),
         }
     }
 
@@ -203,6 +221,8 @@ impl Gateway {
             return (error_response(requested, now, &e), Vec::new());
         };
         let mut audit = Vec::new();
+        let credential_ok = !self.config.server.require_credential
+            || self.credential_valid(message.header.authentication.as_ref());
         let mut ctx = Context {
             version,
             identity,
@@ -227,7 +247,13 @@ impl Gateway {
             // Discover Versions is answered in every version: it is how a client finds one.
             let defined = op == Operation::DiscoverVersions
                 || crate::ttlv::tables::enum_defined_in("Operation", op.to_u32(), version);
-            let result = if !defined {
+            let result = if !credential_ok
+                && !matches!(op, Operation::DiscoverVersions | Operation::Query)
+            {
+                Err(Error::PermissionDenied(
+                    "a valid KMIP Credential (Username and Password) is required".into(),
+                ))
+            } else if !defined {
                 Err(Error::OperationNotSupported(format!(
                     "{} is not a KMIP {version} operation",
                     ops::operation_name(op)
@@ -354,6 +380,53 @@ fn hsm_options(config: &Config) -> HsmOptions {
             Vendor::Generic => None,
         },
         digest_key: vendor::digest_key_allowed(ksg.gate_flags),
+    }
+}
+
+impl Gateway {
+    /// Whether a request header's Authentication holds a Username and Password credential
+    /// listed in p6kmip_credentials.conf.
+    fn credential_valid(&self, authentication: Option<&Item>) -> bool {
+        use sha2::Digest as _;
+        let Some(credential) = authentication.and_then(|a| a.child(Tag::CREDENTIAL)) else {
+            return false;
+        };
+        let username_and_password = crate::ttlv::tables::enums::CredentialType::UsernameAndPassword;
+        if credential.child(Tag::CREDENTIAL_TYPE).map(|t| &t.value)
+            != Some(&Value::Enumeration(username_and_password.to_u32()))
+        {
+            return false;
+        }
+        let value = credential.child(Tag::CREDENTIAL_VALUE);
+        let text = |tag| match value.and_then(|v| v.child(tag)).map(|v| &v.value) {
+            Some(Value::TextString(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        let (Some(user), Some(password)) = (text(Tag::USERNAME), text(Tag::PASSWORD)) else {
+            return false;
+        };
+        let mut h = sha2::Sha256::new();
+        h.update(user.as_bytes());
+        h.update([0]);
+        h.update(password.as_bytes());
+        let fingerprint: [u8; 32] = h.finalize().into();
+        if let Ok(seen) = self.verified_credentials.0.lock()
+            && seen.contains(&fingerprint)
+        {
+            return true;
+        }
+        let ok = self
+            .config
+            .credentials
+            .iter()
+            .any(|c| c.user == user && c.verify(password.as_bytes()));
+        if ok && let Ok(mut seen) = self.verified_credentials.0.lock() {
+            if seen.len() >= MAX_VERIFIED_CREDENTIALS {
+                seen.clear();
+            }
+            seen.insert(fingerprint);
+        }
+        ok
     }
 }
 

@@ -287,3 +287,46 @@ fn the_identity_is_what_client_identity_says_and_plain_connections_get_plain_ide
         "{audit}"
     );
 }
+
+#[test]
+fn with_require_credential_every_request_needs_a_listed_username_and_password() {
+    let alice = ksg::config::credentials::StoredCredential::new("alice", b"wonderland", &[3; 16]);
+    let gw = Gateway::start(
+        "acl-credential",
+        Settings {
+            extra_server: "requireCredential = 1\n",
+            credentials: format!("[credentials]\n{}\n", alice.line()),
+            ..Settings::default()
+        },
+    );
+    let c = Clients { gw: &gw };
+    std::fs::write(gw.dir.0.join("right"), "wonderland\n").expect("write");
+    std::fs::write(gw.dir.0.join("wrong"), "looking-glass\n").expect("write");
+    let with = |file: &str| -> Vec<String> {
+        vec![
+            "--username".into(),
+            "alice".into(),
+            "--password-file".into(),
+            gw.dir.0.join(file).display().to_string(),
+        ]
+    };
+    // Without a credential, or with a wrong password: refused (Query and Discover Versions
+    // stay open).
+    c.denied(None, &["create"]);
+    let wrong = with("wrong");
+    let mut args: Vec<&str> = wrong.iter().map(String::as_str).collect();
+    args.push("create");
+    c.denied(None, &args);
+    c.ok(None, &["query"]);
+    c.ok(None, &["discover-versions"]);
+    let right = with("right");
+    let mut args: Vec<&str> = right.iter().map(String::as_str).collect();
+    args.push("create");
+    let made = c.ok(None, &args);
+    assert!(made.contains("unique_identifier"), "{made}");
+    let audit = std::fs::read_to_string(gw.data().join("audit.log")).expect("audit.log");
+    assert!(
+        audit.contains("operation=Create uid=- result=OperationFailed reason=PermissionDenied"),
+        "{audit}"
+    );
+}

@@ -136,3 +136,12 @@ fn a_world_readable_tls_key_or_a_bad_policy_file_stops_the_gateway() {
         "{err}"
     );
 }
+
+#[test]
+fn require_credential_without_a_credentials_file_stops_the_gateway() {
+    let tmp = TempDir::new("credconf");
+    let confs = tmp.0.join("confs");
+    write_confs(&confs, "tlsEnabled = 0\nrequireCredential = 1\n");
+    let err = refused(&confs, &tmp.0.join("data"));
+    assert!(err.contains("p6kmip_credentials.conf"), "{err}");
+}

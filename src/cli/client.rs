@@ -63,12 +63,16 @@ Options for create, create-key-pair and register:
 General options:
   --server HOST:PORT   the KMIP server (default 127.0.0.1:5696)
   --kmip-version V     1.0, 1.1, 1.2, 1.3 or 1.4 (default 1.4)
+  --username NAME      send a KMIP Credential (Username and Password) with the request, for a
+  --password-file F    server with requireCredential = 1; the password is F's first line
   --json               print the result as one JSON object, for scripts
 ";
 
 /// Options that take a value (besides the connection's).
-const VALUE_OPTIONS: [&str; 27] = [
+const VALUE_OPTIONS: [&str; 29] = [
     "kmip-version",
+    "username",
+    "password-file",
     "alg",
     "length",
     "curve",
@@ -136,7 +140,12 @@ pub fn run(args: &[String]) -> i32 {
         Ok(c) => c,
         Err(e) => return failed(&format!("cannot reach {}: {e}", target.address)),
     };
-    let message = request_message(version, request.operation, request.payload);
+    let authentication = match credential(&args) {
+        Ok(a) => a,
+        Err(Problem::Usage(m)) => return usage_error(&m),
+        Err(Problem::Failed(m)) => return failed(&m),
+    };
+    let message = request_message(version, authentication, request.operation, request.payload);
     let response = match connection.exchange(&message) {
         Ok(r) => r,
         Err(e) => return failed(&e),
@@ -152,6 +161,38 @@ pub fn run(args: &[String]) -> i32 {
     };
     print_output(&output.fields, args.has("json"));
     output.status
+}
+
+/// The Authentication structure for `--username` and `--password-file`, if given.
+fn credential(args: &Args) -> Result<Option<Item>, Problem> {
+    let Some(user) = args.value("username") else {
+        return Ok(None);
+    };
+    let path = args
+        .value("password-file")
+        .ok_or_else(|| Problem::Usage("--username needs --password-file FILE".into()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Problem::Failed(format!("{path}: {e}")))?;
+    let password = text.lines().next().unwrap_or_default();
+    Ok(Some(Item::structure(
+        Tag::AUTHENTICATION,
+        vec![Item::structure(
+            Tag::CREDENTIAL,
+            vec![
+                enumeration(
+                    Tag::CREDENTIAL_TYPE,
+                    tables::enums::CredentialType::UsernameAndPassword.to_u32(),
+                ),
+                Item::structure(
+                    Tag::CREDENTIAL_VALUE,
+                    vec![
+                        text_item(Tag::USERNAME, user),
+                        text_item(Tag::PASSWORD, password),
+                    ],
+                ),
+            ],
+        )],
+    )))
 }
 
 fn usage_error(message: &str) -> i32 {
@@ -450,29 +491,31 @@ const VERIFY: i32 = 0x02;
 const MAC_GENERATE: i32 = 0x80;
 const MAC_VERIFY: i32 = 0x100;
 
-fn request_message(version: Version, operation: u32, payload: Vec<Item>) -> Item {
+fn request_message(
+    version: Version,
+    authentication: Option<Item>,
+    operation: u32,
+    payload: Vec<Item>,
+) -> Item {
+    let mut header = vec![Item::structure(
+        Tag::PROTOCOL_VERSION,
+        vec![
+            Item::new(
+                Tag::PROTOCOL_VERSION_MAJOR,
+                Value::Integer(i32::from(version.major)),
+            ),
+            Item::new(
+                Tag::PROTOCOL_VERSION_MINOR,
+                Value::Integer(i32::from(version.minor)),
+            ),
+        ],
+    )];
+    header.extend(authentication);
+    header.push(Item::new(Tag::BATCH_COUNT, Value::Integer(1)));
     Item::structure(
         Tag::REQUEST_MESSAGE,
         vec![
-            Item::structure(
-                Tag::REQUEST_HEADER,
-                vec![
-                    Item::structure(
-                        Tag::PROTOCOL_VERSION,
-                        vec![
-                            Item::new(
-                                Tag::PROTOCOL_VERSION_MAJOR,
-                                Value::Integer(i32::from(version.major)),
-                            ),
-                            Item::new(
-                                Tag::PROTOCOL_VERSION_MINOR,
-                                Value::Integer(i32::from(version.minor)),
-                            ),
-                        ],
-                    ),
-                    Item::new(Tag::BATCH_COUNT, Value::Integer(1)),
-                ],
-            ),
+            Item::structure(Tag::REQUEST_HEADER, header),
             Item::structure(
                 Tag::BATCH_ITEM,
                 vec![

@@ -5,6 +5,7 @@ pub mod client;
 pub mod codec;
 pub mod conformance;
 pub mod connect;
+pub mod credential;
 pub mod keystore;
 pub mod pkcs11;
 pub mod serve;
@@ -23,6 +24,7 @@ Commands:
   conformance  replay OASIS KMIP XML test cases against a running KMIP server
   client    send one KMIP request (create, get, encrypt, locate, ...) and print the answer
   tls       issue another client certificate from the development CA
+  credential  hash a password for p6kmip_credentials.conf (KMIP Credential checking)
   features  print the supported-features matrix (operations, object types, versions, backends)
   help      show this help, or `ksg help <command>` for one command
 
@@ -43,6 +45,7 @@ pub fn run(args: &[String]) -> i32 {
         "conformance" => conformance::run(rest),
         "client" => client::run(rest),
         "tls" => tls::run(rest),
+        "credential" => credential::run(rest),
         "features" => {
             if rest.iter().any(|a| a == "--help" || a == "-h") {
                 println!(
@@ -63,6 +66,7 @@ pub fn run(args: &[String]) -> i32 {
             Some("conformance") => conformance::run(&["--help".to_string()]),
             Some("client") => client::run(&["--help".to_string()]),
             Some("tls") => tls::run(&["--help".to_string()]),
+            Some("credential") => credential::run(&["--help".to_string()]),
             _ => {
                 print!("{USAGE}");
                 0

@@ -3,6 +3,7 @@
 //!
 //! Relative paths in the files are relative to the data directory.
 
+pub mod credentials;
 pub mod ini;
 pub mod policies;
 mod values;
@@ -166,6 +167,9 @@ pub struct ServerConf {
     /// plainIdentity (ksg): the identity of clients on a plain (non-TLS) connection, which
     /// has no certificate (behind stunnel: every client); none when unset.
     pub plain_identity: Option<String>,
+    /// requireCredential (ksg): every request must carry a KMIP Credential (Username and
+    /// Password) listed in p6kmip_credentials.conf, on top of the certificate.
+    pub require_credential: bool,
 }
 
 /// What of a verified client certificate names the client (`clientIdentity`).
@@ -219,6 +223,8 @@ pub struct Config {
     pub aux: AuxConf,
     /// p6kmip_policies.conf (optional): site operation policies.
     pub policies: Vec<policies::SitePolicy>,
+    /// p6kmip_credentials.conf (needed with requireCredential): users and password hashes.
+    pub credentials: Vec<credentials::StoredCredential>,
     /// Unknown keys and sections, as `file:line: …`.
     pub warnings: Vec<String>,
 }
@@ -259,6 +265,7 @@ const SERVER_KEYS: &[&str] = &[
     "tlsRequireClientCert",
     "clientIdentity",
     "plainIdentity",
+    "requireCredential",
 ];
 const AUX_KEYS: &[&str] = &[
     "vendorId",
@@ -301,6 +308,17 @@ impl Config {
             &[("p6kmip-server-auxiliary", AUX_KEYS)],
             &mut warnings,
         ))?;
+        let credentials = credentials::load(confs_dir)?.unwrap_or_default();
+        if server.require_credential && credentials.is_empty() {
+            return Err(ConfError {
+                path: confs_dir.join(SERVER_CONF),
+                line: 0,
+                message: format!(
+                    "requireCredential = 1 needs users in {} (see `ksg credential hash`)",
+                    credentials::CREDENTIAL_CONF
+                ),
+            });
+        }
         Ok(Config {
             confs_dir: confs_dir.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
@@ -308,6 +326,7 @@ impl Config {
             server,
             aux,
             policies: policies::load(confs_dir)?,
+            credentials,
             warnings,
         })
     }
@@ -476,6 +495,7 @@ fn read_server(r: &Reader<'_>, data: &Path) -> Result<ServerConf, ConfError> {
             },
         },
         plain_identity: r.string(S, &["plainIdentity"]),
+        require_credential: r.boolean(S, &["requireCredential"], false)?,
     })
 }
 

@@ -47,6 +47,8 @@ pub struct Settings {
     pub extra_server: &'static str,
     /// The text of p6kmip_policies.conf (none when empty).
     pub policies: &'static str,
+    /// The text of p6kmip_credentials.conf (none when empty).
+    pub credentials: String,
 }
 
 impl Default for Settings {
@@ -60,6 +62,7 @@ impl Default for Settings {
             extra_aux: "",
             extra_server: "",
             policies: "",
+            credentials: String::new(),
         }
     }
 }
@@ -110,6 +113,9 @@ impl Gateway {
         .expect("write");
         if !s.policies.is_empty() {
             std::fs::write(confs.join("p6kmip_policies.conf"), s.policies).expect("write");
+        }
+        if !s.credentials.is_empty() {
+            std::fs::write(confs.join("p6kmip_credentials.conf"), &s.credentials).expect("write");
         }
         Gateway::spawn(&confs, dir)
     }
