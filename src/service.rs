@@ -136,13 +136,18 @@ impl Gateway {
         store: Option<Arc<Store>>,
         token: Option<Arc<dyn Token>>,
     ) -> Self {
-        let vault = Arc::new(match token {
+        let bounds = &config.server.bounds;
+        let vault = match token {
             Some(t) => Vault::new(t, false).with_hsm(hsm_options(&config)),
             None => Vault::new(Arc::new(SoftToken::new()), true),
-        });
+        };
+        let vault = Arc::new(
+            vault.with_stream_limits(bounds.max_streams, bounds.max_streams_per_connection),
+        );
         let limits = Limits {
             max_size: config.server.max_buf_size,
-            ..Limits::default()
+            max_depth: bounds.max_depth,
+            max_items: bounds.max_items,
         };
         Gateway {
             config,
@@ -160,6 +165,7 @@ impl Gateway {
         bytes: &[u8],
         encoding: Encoding,
         identity: Option<&str>,
+        connection: u64,
         now: i64,
         keep_request: bool,
     ) -> Exchange {
@@ -167,7 +173,7 @@ impl Gateway {
         let (request, response, decode_error) = match decoded {
             Ok(tree) => {
                 let kept = keep_request.then(|| tree.clone());
-                let (response, audit) = self.handle_tree(tree, identity, now);
+                let (response, audit) = self.handle_tree(tree, identity, connection, now);
                 (kept, (response, audit), None)
             }
             Err(e) => {
@@ -205,6 +211,7 @@ impl Gateway {
         &self,
         tree: Item,
         identity: Option<&str>,
+        connection: u64,
         now: i64,
     ) -> (ResponseMessage, Vec<AuditRecord>) {
         let peeked = kmip::message::peek_version(&tree);
@@ -220,12 +227,22 @@ impl Gateway {
             let e = Error::UnsupportedVersion(requested);
             return (error_response(requested, now, &e), Vec::new());
         };
+        if message.items.len() > self.config.server.bounds.max_batch_items {
+            let e = Error::InvalidMessage(format!(
+                "{} batch items; at most {} are accepted",
+                message.items.len(),
+                self.config.server.bounds.max_batch_items
+            ));
+            return (error_response(version, now, &e), Vec::new());
+        }
         let mut audit = Vec::new();
         let credential_ok = !self.config.server.require_credential
             || self.credential_valid(message.header.authentication.as_ref());
         let mut ctx = Context {
             version,
             identity,
+            connection,
+            max_locate_results: self.config.server.bounds.max_locate_results,
             operation: Operation::DiscoverVersions,
             policies: &self.config.policies,
             now,
@@ -531,7 +548,7 @@ mod tests {
 
     fn answer(g: &Gateway, msg: &Item) -> Item {
         let bytes = binary::to_vec(msg).expect("encode");
-        g.handle(&bytes, Encoding::Ttlv, None, 1_700_000_000, false)
+        g.handle(&bytes, Encoding::Ttlv, None, 0, 1_700_000_000, false)
             .response
     }
 
@@ -602,6 +619,7 @@ mod tests {
             b"<RequestMessage><Nope/></RequestMessage>",
             Encoding::Xml,
             None,
+            0,
             0,
             false,
         );

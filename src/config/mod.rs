@@ -170,6 +170,33 @@ pub struct ServerConf {
     /// requireCredential (ksg): every request must carry a KMIP Credential (Username and
     /// Password) listed in p6kmip_credentials.conf, on top of the certificate.
     pub require_credential: bool,
+    /// The bounds on what a client may make the gateway hold.
+    pub bounds: Bounds,
+}
+
+/// What a client may make the gateway hold, each bounded (ksg keys of `[p6kmip-server-gen]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    /// connectionQueue: accepted connections waiting for a free worker; more are closed.
+    pub connection_queue: usize,
+    /// tlsHandshakeTimeout: the longest a TLS handshake may take.
+    pub tls_handshake_timeout: Duration,
+    /// maxDepth: structure nesting in a message.
+    pub max_depth: usize,
+    /// maxItems: items (of any kind) in a message.
+    pub max_items: usize,
+    /// maxBatchItems: batch items in a request.
+    pub max_batch_items: usize,
+    /// maxStreams: streaming operations open at once, in total.
+    pub max_streams: usize,
+    /// maxStreamsPerConnection: streaming operations one connection may have open.
+    pub max_streams_per_connection: usize,
+    /// maxLocateResults: identifiers one Locate returns at most.
+    pub max_locate_results: usize,
+    /// maxHttpHeaderBytes: the size of an HTTP request head.
+    pub max_http_header_bytes: usize,
+    /// maxHttpHeaders: header fields in an HTTP request.
+    pub max_http_headers: usize,
 }
 
 /// What of a verified client certificate names the client (`clientIdentity`).
@@ -266,6 +293,16 @@ const SERVER_KEYS: &[&str] = &[
     "clientIdentity",
     "plainIdentity",
     "requireCredential",
+    "connectionQueue",
+    "tlsHandshakeTimeout",
+    "maxDepth",
+    "maxItems",
+    "maxBatchItems",
+    "maxStreams",
+    "maxStreamsPerConnection",
+    "maxLocateResults",
+    "maxHttpHeaderBytes",
+    "maxHttpHeaders",
 ];
 const AUX_KEYS: &[&str] = &[
     "vendorId",
@@ -459,6 +496,7 @@ fn read_server(r: &Reader<'_>, data: &Path) -> Result<ServerConf, ConfError> {
         })?,
     };
     let file = |key: &str| r.string(S, &[key]).map(|p| resolve(data, p));
+    let thread_count = r.positive(S, &["threadCount"], 10, 4096)? as usize;
     Ok(ServerConf {
         log_dir: r.string(G, &["logDir"]).map(|p| resolve(data, p)),
         error_stream: r.string(G, &["errorStream"]),
@@ -466,7 +504,7 @@ fn read_server(r: &Reader<'_>, data: &Path) -> Result<ServerConf, ConfError> {
         max_buf_size: r.positive(S, &["maxBufSize"], 40_000, MAX_BUF_LIMIT)? as usize,
         initial_buf_count: r.number(S, &["initialBufCount"], 10, 100_000)? as usize,
         grow_buf_by: r.positive(S, &["growBufBy"], 10, 100_000)? as usize,
-        thread_count: r.positive(S, &["threadCount"], 10, 4096)? as usize,
+        thread_count,
         listen_ip,
         receive_timeout: seconds(r, S, "receiveTimeout", 300)?,
         send_timeout: seconds(r, S, "sendTimeout", 300)?,
@@ -496,6 +534,24 @@ fn read_server(r: &Reader<'_>, data: &Path) -> Result<ServerConf, ConfError> {
         },
         plain_identity: r.string(S, &["plainIdentity"]),
         require_credential: r.boolean(S, &["requireCredential"], false)?,
+        bounds: Bounds {
+            connection_queue: r.positive(
+                S,
+                &["connectionQueue"],
+                4 * thread_count as u64,
+                1 << 20,
+            )? as usize,
+            tls_handshake_timeout: seconds(r, S, "tlsHandshakeTimeout", 10)?,
+            max_depth: r.positive(S, &["maxDepth"], 32, 1024)? as usize,
+            max_items: r.positive(S, &["maxItems"], 1 << 20, 1 << 26)? as usize,
+            max_batch_items: r.positive(S, &["maxBatchItems"], 1000, 1 << 20)? as usize,
+            max_streams: r.positive(S, &["maxStreams"], 1024, 1 << 20)? as usize,
+            max_streams_per_connection: r.positive(S, &["maxStreamsPerConnection"], 64, 1 << 20)?
+                as usize,
+            max_locate_results: r.positive(S, &["maxLocateResults"], 10_000, 1 << 24)? as usize,
+            max_http_header_bytes: r.positive(S, &["maxHttpHeaderBytes"], 8192, 1 << 20)? as usize,
+            max_http_headers: r.positive(S, &["maxHttpHeaders"], 64, 10_000)? as usize,
+        },
     })
 }
 

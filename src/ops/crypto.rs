@@ -230,6 +230,7 @@ pub fn run(ctx: &mut Context<'_>, payload: Item, op: Op) -> Result<Option<Item>,
             // Signing hashes first; the data is collected and signed at the end.
             sig_mech(&payload, &obj, None)?;
             OpenStream {
+                connection: ctx.connection,
                 uid: obj.uid.clone(),
                 hash: None,
                 tag_len: 0,
@@ -265,6 +266,7 @@ pub fn run(ctx: &mut Context<'_>, payload: Item, op: Op) -> Result<Option<Item>,
                 out.push(Item::new(Tag::IV_COUNTER_NONCE, Value::ByteString(iv)));
             }
             OpenStream {
+                connection: ctx.connection,
                 uid: obj.uid.clone(),
                 hash: None,
                 tag_len: gcm_tag_len(&mech),

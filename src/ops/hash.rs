@@ -65,6 +65,7 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         vault.put_stream(
             cv.clone(),
             OpenStream {
+                connection: ctx.connection,
                 uid: String::new(),
                 hash: Some(h),
                 tag_len: 0,

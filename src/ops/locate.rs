@@ -15,9 +15,6 @@ const ON_LINE: u32 = 1;
 const ARCHIVAL: u32 = 2;
 use crate::ttlv::{Item, ItemType, Tag, Value, Version};
 
-/// Most identifiers one Locate returns when the client sets no Maximum Items.
-pub const MAX_LOCATE_RESULTS: usize = 10_000;
-
 /// Handles one Locate request payload.
 pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
     let int = |tag: Tag| match payload_in.child(tag).map(|v| &v.value) {
@@ -26,8 +23,8 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         None => Ok(None),
     };
     let max = int(Tag::MAXIMUM_ITEMS)?
-        .unwrap_or(MAX_LOCATE_RESULTS)
-        .min(MAX_LOCATE_RESULTS);
+        .unwrap_or(ctx.max_locate_results)
+        .min(ctx.max_locate_results);
     let offset = int(Tag::OFFSET_ITEMS)?.unwrap_or(0);
     let storage = int(Tag::STORAGE_STATUS_MASK)?.map_or(ON_LINE, |m| m as u32);
     let group_member = match payload_in.child(Tag::OBJECT_GROUP_MEMBER).map(|v| &v.value) {

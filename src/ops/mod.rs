@@ -59,6 +59,10 @@ pub struct Context<'a> {
     pub version: Version,
     /// The verified client identity, if the connection has one.
     pub identity: Option<&'a str>,
+    /// The connection the request came on (streams are counted and ended per connection).
+    pub connection: u64,
+    /// The most identifiers one Locate returns (`maxLocateResults`).
+    pub max_locate_results: usize,
     /// The operation being performed (what access to objects is checked for).
     pub operation: Operation,
     /// The site's operation policies (beside the built-in `default` and `public`).

@@ -18,12 +18,16 @@ use zeroize::Zeroizing;
 
 /// Streams open at once, across all connections.
 pub const MAX_STREAMS: usize = 1024;
+/// Streams one connection may have open at once, unless configured (`maxStreamsPerConnection`).
+pub const MAX_STREAMS_PER_CONNECTION: usize = 64;
 /// A stream not continued for this long (seconds) is dropped.
 pub const STREAM_IDLE_SECONDS: i64 = 300;
 
 /// One multi-part operation in progress.
 #[derive(Debug)]
 pub struct OpenStream {
+    /// The connection that opened it (its streams end with it).
+    pub connection: u64,
     /// The object it uses (empty for Hash, which uses none).
     pub uid: String,
     /// The hash of a Hash stream.
@@ -77,6 +81,8 @@ pub struct Vault {
     hsm: Option<HsmOptions>,
     handles: Mutex<HashMap<String, Handle>>,
     streams: Mutex<HashMap<Vec<u8>, OpenStream>>,
+    /// At most this many streams open in total, and per connection.
+    stream_limits: (usize, usize),
 }
 
 impl std::fmt::Debug for Vault {
@@ -94,7 +100,22 @@ impl Vault {
             hsm: None,
             handles: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
+            stream_limits: (MAX_STREAMS, MAX_STREAMS_PER_CONNECTION),
         }
+    }
+
+    /// This vault with other stream limits: in total, and per connection.
+    pub fn with_stream_limits(mut self, total: usize, per_connection: usize) -> Vault {
+        self.stream_limits = (total, per_connection);
+        self
+    }
+
+    /// Drops the streams a closed connection left open.
+    pub fn end_connection(&self, connection: u64) {
+        self.streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, s| s.connection != connection);
     }
 
     /// This vault with HSM options.
@@ -248,10 +269,20 @@ impl Vault {
     pub fn put_stream(&self, id: Vec<u8>, s: OpenStream, now: i64) -> Result<(), Error> {
         let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         streams.retain(|_, v| now - v.touched < STREAM_IDLE_SECONDS);
-        if streams.len() >= MAX_STREAMS {
+        let (total, per_connection) = self.stream_limits;
+        if streams.len() >= total {
             return Err(Error::FeatureNotSupported(
                 "too many streaming operations in progress".into(),
             ));
+        }
+        let mine = streams
+            .values()
+            .filter(|v| v.connection == s.connection)
+            .count();
+        if mine >= per_connection {
+            return Err(Error::FeatureNotSupported(format!(
+                "this connection has {per_connection} streaming operations in progress, the most allowed"
+            )));
         }
         streams.insert(id, s);
         Ok(())

@@ -41,6 +41,8 @@ pub struct Shared {
     pub pool: BufferPool,
     /// Set when the server is stopping.
     pub stop: Arc<AtomicBool>,
+    /// Connections served so far (each gets the next number).
+    pub connections: std::sync::atomic::AtomicU64,
 }
 
 enum Stream {
@@ -96,6 +98,8 @@ struct Conn<'a> {
     peer: SocketAddr,
     identity: Option<String>,
     worker: usize,
+    /// This connection's number (its streaming operations end with it).
+    id: u64,
 }
 
 /// Serves one accepted connection until it closes, times out, or the server stops.
@@ -109,7 +113,7 @@ pub fn serve(shared: &Shared, tcp: TcpStream, worker: usize) {
         Some(config) => match handshake(
             config.clone(),
             tcp,
-            shared.conf.receive_timeout,
+            shared.conf.bounds.tls_handshake_timeout,
             shared.conf.client_identity,
         ) {
             Ok(ok) => ok,
@@ -123,6 +127,7 @@ pub fn serve(shared: &Shared, tcp: TcpStream, worker: usize) {
         },
     };
     let buf = shared.pool.take();
+    let id = shared.connections.fetch_add(1, Ordering::Relaxed);
     let mut conn = Conn {
         shared,
         stream,
@@ -130,8 +135,10 @@ pub fn serve(shared: &Shared, tcp: TcpStream, worker: usize) {
         peer,
         identity,
         worker,
+        id,
     };
     conn.run();
+    shared.gateway.vault.end_connection(id);
     let Conn {
         buf, mut stream, ..
     } = conn;
@@ -305,11 +312,12 @@ impl Conn<'_> {
 
     fn http_request(&mut self) -> io::Result<bool> {
         let deadline = Instant::now() + self.shared.conf.receive_timeout;
+        let max_head = self.shared.conf.bounds.max_http_header_bytes;
         let head_len = loop {
-            if let Some(end) = http::head_end(&self.buf[..self.buf.len().min(http::MAX_HEAD + 4)]) {
+            if let Some(end) = http::head_end(&self.buf[..self.buf.len().min(max_head + 4)]) {
                 break end;
             }
-            if self.buf.len() > http::MAX_HEAD {
+            if self.buf.len() > max_head {
                 let r = http::Reject {
                     status: 431,
                     reason: "Request Header Fields Too Large",
@@ -324,7 +332,11 @@ impl Conn<'_> {
         self.shared
             .tracer
             .http_headers(self.peer.ip(), self.worker, &head_text);
-        let head = match http::parse_head(&self.buf[..head_len], self.shared.conf.max_buf_size) {
+        let head = match http::parse_head(
+            &self.buf[..head_len],
+            self.shared.conf.max_buf_size,
+            self.shared.conf.bounds.max_http_headers,
+        ) {
             Ok(h) => h,
             Err(r) => {
                 self.shared
@@ -365,6 +377,7 @@ impl Conn<'_> {
             &self.buf[from..to],
             encoding,
             self.identity.as_deref(),
+            self.id,
             at,
             keep,
         );

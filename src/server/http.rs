@@ -38,7 +38,7 @@ pub fn head_end(buf: &[u8]) -> Option<usize> {
 }
 
 /// Checks a complete head against what a KMIP endpoint accepts.
-pub fn parse_head(head: &[u8], max_body: usize) -> Result<Head, Reject> {
+pub fn parse_head(head: &[u8], max_body: usize, max_headers: usize) -> Result<Head, Reject> {
     let text = std::str::from_utf8(head).map_err(|_| reject(400, "Bad Request"))?;
     let mut lines = text.split("\r\n");
     let request_line = lines.next().unwrap_or_default();
@@ -60,7 +60,7 @@ pub fn parse_head(head: &[u8], max_body: usize) -> Result<Head, Reject> {
     let mut count = 0;
     for line in lines.filter(|l| !l.is_empty()) {
         count += 1;
-        if count > MAX_HEADERS {
+        if count > max_headers {
             return Err(reject(431, "Request Header Fields Too Large"));
         }
         let (name, value) = line.split_once(':').ok_or(reject(400, "Bad Request"))?;
@@ -162,7 +162,7 @@ mod tests {
     use super::*;
 
     fn head(s: &str) -> Result<Head, Reject> {
-        parse_head(s.as_bytes(), 1000)
+        parse_head(s.as_bytes(), 1000, MAX_HEADERS)
     }
 
     #[test]

@@ -26,9 +26,6 @@ pub use conn::Shared;
 use pool::BufferPool;
 use trace::Tracer;
 
-/// Connections that may wait for a worker, per worker.
-const QUEUE_PER_WORKER: usize = 4;
-
 /// A bound, not yet running, gateway.
 #[derive(Debug)]
 pub struct Server {
@@ -119,6 +116,7 @@ impl Server {
             pool: BufferPool::new(sc.initial_buf_count, sc.grow_buf_by, sc.max_buf_size),
             conf: sc,
             stop: stop.clone(),
+            connections: Default::default(),
         });
         Ok(Server {
             listener,
@@ -156,7 +154,7 @@ impl Server {
     pub fn run(self) {
         let workers = self.shared.conf.thread_count;
         let (tx, rx): (SyncSender<TcpStream>, Receiver<TcpStream>) =
-            sync_channel(workers * QUEUE_PER_WORKER);
+            sync_channel(self.shared.conf.bounds.connection_queue);
         let rx = Arc::new(Mutex::new(rx));
         let handles: Vec<JoinHandle<()>> = (0..workers)
             .map(|n| {
@@ -176,11 +174,23 @@ impl Server {
             }
             last_accept.store(now(), Ordering::Relaxed);
             match incoming {
-                Ok(stream) => {
-                    if tx.send(stream).is_err() {
-                        break;
+                Ok(stream) => match tx.try_send(stream) {
+                    Ok(()) => {}
+                    // Every worker busy and the queue full: the client is closed at once
+                    // rather than left waiting without bound.
+                    Err(std::sync::mpsc::TrySendError::Full(stream)) => {
+                        let peer = stream
+                            .peer_addr()
+                            .map_or_else(|_| "?".to_string(), |p| p.to_string());
+                        self.shared.tracer.error_stream(&format!(
+                            "{peer}: closed: every worker is busy and the connection queue \
+                             (connectionQueue = {}) is full",
+                            self.shared.conf.bounds.connection_queue
+                        ));
+                        drop(stream);
                     }
-                }
+                    Err(std::sync::mpsc::TrySendError::Disconnected(_)) => break,
+                },
                 Err(e) => {
                     log::warn(&format!("accept failed: {e}"));
                     // Out of descriptors and similar: back off instead of spinning.
