@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod conformance;
 pub mod der;
+pub mod fuzzing;
 pub mod kmip;
 pub mod log;
 pub mod ops;

@@ -255,11 +255,12 @@ fn a_message_over_max_buf_size_gets_an_error_and_a_close_without_being_read() {
 }
 
 #[test]
-fn idle_clients_and_unfinished_handshakes_hit_receive_timeout() {
+fn idle_clients_hit_receive_timeout_and_unfinished_handshakes_tls_handshake_timeout() {
     let gw = Gateway::start(
         "idle",
         Settings {
             receive_timeout: 1,
+            extra_server: "tlsHandshakeTimeout = 1\n",
             ..Settings::default()
         },
     );

@@ -497,6 +497,7 @@ fn read_server(r: &Reader<'_>, data: &Path) -> Result<ServerConf, ConfError> {
     };
     let file = |key: &str| r.string(S, &[key]).map(|p| resolve(data, p));
     let thread_count = r.positive(S, &["threadCount"], 10, 4096)? as usize;
+    let receive_timeout = seconds(r, S, "receiveTimeout", 300)?;
     Ok(ServerConf {
         log_dir: r.string(G, &["logDir"]).map(|p| resolve(data, p)),
         error_stream: r.string(G, &["errorStream"]),
@@ -506,7 +507,7 @@ fn read_server(r: &Reader<'_>, data: &Path) -> Result<ServerConf, ConfError> {
         grow_buf_by: r.positive(S, &["growBufBy"], 10, 100_000)? as usize,
         thread_count,
         listen_ip,
-        receive_timeout: seconds(r, S, "receiveTimeout", 300)?,
+        receive_timeout,
         send_timeout: seconds(r, S, "sendTimeout", 300)?,
         accept_timeout: seconds(r, S, "acceptTimeout", 10)?,
         tls_enabled: r.boolean(S, &["tlsEnabled"], false)?,
@@ -541,7 +542,13 @@ fn read_server(r: &Reader<'_>, data: &Path) -> Result<ServerConf, ConfError> {
                 4 * thread_count as u64,
                 1 << 20,
             )? as usize,
-            tls_handshake_timeout: seconds(r, S, "tlsHandshakeTimeout", 10)?,
+            // Never longer than receiveTimeout unless asked: the handshake used to share it.
+            tls_handshake_timeout: seconds(
+                r,
+                S,
+                "tlsHandshakeTimeout",
+                receive_timeout.as_secs().min(10),
+            )?,
             max_depth: r.positive(S, &["maxDepth"], 32, 1024)? as usize,
             max_items: r.positive(S, &["maxItems"], 1 << 20, 1 << 26)? as usize,
             max_batch_items: r.positive(S, &["maxBatchItems"], 1000, 1 << 20)? as usize,
