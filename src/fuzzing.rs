@@ -14,8 +14,11 @@ use crate::store::Store;
 use crate::store::key::Key256;
 use crate::ttlv::{Limits, binary, json, xml};
 
+/// A fuzz target's body.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets, by name.
-pub const TARGETS: [(&str, fn(&[u8])); 9] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("ttlv_decode", ttlv_decode),
     ("xml_decode", xml_decode),
     ("json_decode", json_decode),
