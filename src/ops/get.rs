@@ -83,13 +83,20 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
     ]))
 }
 
-/// An object handed out is no longer Fresh.
+/// An object handed out is no longer Fresh. When the keystore cannot take the change (a full
+/// disk), the key is still served: reading must not depend on room to write; the failure is
+/// logged and Fresh stays set until a later Get can record it.
 fn mark_not_fresh(ctx: &Context<'_>, obj: &crate::store::StoredObject) -> Result<(), Error> {
     if attributes::bool_of(obj, "Fresh") == Some(true) {
-        object::commit(
-            ctx,
-            vec![object::set_single(obj, "Fresh", Value::Boolean(false))],
-        )?;
+        let change = vec![object::set_single(obj, "Fresh", Value::Boolean(false))];
+        match object::commit(ctx, change) {
+            Ok(_) => {}
+            Err(Error::Store(detail)) => crate::log::warn(&format!(
+                "Get {}: served, but Fresh = false could not be recorded: {detail}",
+                obj.uid
+            )),
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }

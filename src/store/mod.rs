@@ -441,7 +441,11 @@ struct LogState {
     durable_seq: u64,
     durable_len: u64,
     durable_mac: [u8; 32],
-    failed_upto: u64,
+    /// Bumped by every failed write: what was sealed in an earlier generation and not yet
+    /// durable when it ended is lost (sequence numbers are reused after a failure).
+    generation: u64,
+    /// (generation, the last durable sequence number when it ended), for the last few.
+    ended: std::collections::VecDeque<(u64, u64)>,
     failure: String,
     leader: bool,
     needs_reload: bool,
@@ -514,7 +518,8 @@ impl Store {
             durable_seq: s.next_seq - 1,
             durable_len: s.good_len,
             durable_mac: s.prev_mac,
-            failed_upto: 0,
+            generation: 0,
+            ended: std::collections::VecDeque::new(),
             failure: String::new(),
             leader: false,
             needs_reload: false,
@@ -617,7 +622,7 @@ impl Store {
                 }
             }
         }
-        let my_seq = {
+        let (my_seq, my_gen) = {
             let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
             let n = sealed_changes.len();
             for (i, c) in sealed_changes.iter().enumerate() {
@@ -633,21 +638,32 @@ impl Store {
                 log.pending = pending;
                 log.next_seq += 1;
             }
-            log.next_seq - 1
+            (log.next_seq - 1, log.generation)
         };
         drop(idx);
-        self.wait_durable(my_seq)?;
+        self.wait_durable(my_seq, my_gen)?;
         Ok(results)
     }
 
-    fn wait_durable(&self, my_seq: u64) -> Result<(), StoreError> {
+    fn wait_durable(&self, my_seq: u64, my_gen: u64) -> Result<(), StoreError> {
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         loop {
+            if my_gen != log.generation {
+                // A write failed after these records were sealed: they are on disk only if
+                // they were durable when their generation ended.
+                let durable_then = log
+                    .ended
+                    .iter()
+                    .find(|(g, _)| *g == my_gen)
+                    .map_or(0, |(_, d)| *d);
+                return if my_seq <= durable_then {
+                    Ok(())
+                } else {
+                    Err(StoreError::WriteFailed(log.failure.clone()))
+                };
+            }
             if log.durable_seq >= my_seq {
                 return Ok(());
-            }
-            if log.failed_upto >= my_seq {
-                return Err(StoreError::WriteFailed(log.failure.clone()));
             }
             if log.leader {
                 log = self.durable.wait(log).unwrap_or_else(|p| p.into_inner());
@@ -679,7 +695,12 @@ impl Store {
                 Err(e) => {
                     // Everything sealed after the durable point chains from records that are
                     // not on disk: fail it all and rebuild memory from the file.
-                    log.failed_upto = log.next_seq - 1;
+                    let ended = (log.generation, log.durable_seq);
+                    log.ended.push_back(ended);
+                    if log.ended.len() > 64 {
+                        log.ended.pop_front();
+                    }
+                    log.generation += 1;
                     log.failure = format!("{}: {e}", self.path.display());
                     log.pending.clear();
                     log.next_seq = log.durable_seq + 1;
