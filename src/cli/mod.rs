@@ -1,6 +1,7 @@
 //! The `ksg` command line: one module per subcommand, each `run(args) -> exit status`.
 
 pub mod args;
+pub mod bench;
 pub mod client;
 pub mod codec;
 pub mod conformance;
@@ -22,6 +23,7 @@ Commands:
   pkcs11    set up the PKCS#11 module, list slots, import the customer KEK
   codec     convert KMIP messages between TTLV, hex, XML, JSON and an annotated tree dump
   conformance  replay OASIS KMIP XML test cases against a running KMIP server
+  bench     load any KMIP server: throughput, latency, server CPU and memory
   client    send one KMIP request (create, get, encrypt, locate, ...) and print the answer
   tls       issue another client certificate from the development CA
   credential  hash a password for p6kmip_credentials.conf (KMIP Credential checking)
@@ -44,6 +46,7 @@ pub fn run(args: &[String]) -> i32 {
         "pkcs11" => pkcs11::run(rest),
         "conformance" => conformance::run(rest),
         "client" => client::run(rest),
+        "bench" => bench::run(rest),
         "tls" => tls::run(rest),
         "credential" => credential::run(rest),
         "features" => {
@@ -65,6 +68,7 @@ pub fn run(args: &[String]) -> i32 {
             Some("pkcs11") => pkcs11::run(&["--help".to_string()]),
             Some("conformance") => conformance::run(&["--help".to_string()]),
             Some("client") => client::run(&["--help".to_string()]),
+            Some("bench") => bench::run(&["--help".to_string()]),
             Some("tls") => tls::run(&["--help".to_string()]),
             Some("credential") => credential::run(&["--help".to_string()]),
             _ => {

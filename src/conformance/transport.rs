@@ -379,17 +379,13 @@ fn truncate(s: &str) -> String {
     }
 }
 
-impl Transport for Connection {
-    fn exchange(&mut self, request: &Item) -> Result<Item, String> {
-        if self.stream.is_none() {
-            self.reconnect()?;
-        }
+impl Connection {
+    /// The bytes `request` goes out as: its encoding, inside an HTTP POST when over HTTP. A
+    /// load generator makes them once and sends them again and again.
+    pub fn prepare(&self, request: &Item) -> Result<Vec<u8>, String> {
         let body = self.encode(request)?;
         if !self.target.http {
-            self.send(&body)?;
-            let deadline = Instant::now() + self.target.timeout;
-            let response = self.read_ttlv(deadline)?;
-            return self.decode(&response);
+            return Ok(body);
         }
         let head = format!(
             "POST /kmip HTTP/1.1\r\nHost: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
@@ -400,10 +396,20 @@ impl Transport for Connection {
         );
         let mut message = head.into_bytes();
         message.extend_from_slice(&body);
-        self.send(&message)?;
+        Ok(message)
+    }
+
+    /// Sends what [`Connection::prepare`] made and returns the response body, not decoded.
+    pub fn exchange_prepared(&mut self, prepared: &[u8]) -> Result<Vec<u8>, String> {
+        if self.stream.is_none() {
+            self.reconnect()?;
+        }
+        self.send(prepared)?;
         let deadline = Instant::now() + self.target.timeout;
-        let result = self.read_http(deadline);
-        let (response, close) = match result {
+        if !self.target.http {
+            return self.read_ttlv(deadline);
+        }
+        let (response, close) = match self.read_http(deadline) {
             Ok(r) => r,
             Err(e) => {
                 self.stream = None;
@@ -414,6 +420,19 @@ impl Transport for Connection {
             // The next request (if any) opens a new connection.
             self.stream = None;
         }
+        Ok(response)
+    }
+
+    /// Decodes a response body in the connection's encoding.
+    pub fn decode_response(&self, body: &[u8]) -> Result<Item, String> {
+        self.decode(body)
+    }
+}
+
+impl Transport for Connection {
+    fn exchange(&mut self, request: &Item) -> Result<Item, String> {
+        let prepared = self.prepare(request)?;
+        let response = self.exchange_prepared(&prepared)?;
         self.decode(&response)
     }
 }

@@ -1,0 +1,62 @@
+//! `ksg bench` against a running gateway: every load runs without errors, prints throughput
+//! and latency, reports the server's CPU time and memory with `--server-pid`, and appends its
+//! results to a CSV file.
+
+mod common;
+
+use std::process::Command;
+
+use common::gateway::{Gateway, Settings};
+
+#[test]
+fn every_load_runs_clean_and_reports_its_figures() {
+    let gw = Gateway::start("bench", Settings::default());
+    let tls = gw.data().join("tls");
+    let csv = gw.dir.0.join("bench.csv");
+    for (op, extra) in [
+        ("create", &[][..]),
+        ("get", &["--batch", "3"][..]),
+        ("encrypt", &[][..]),
+        ("locate", &[][..]),
+        ("register", &[][..]),
+        ("mixed", &["--http", "--encoding", "json"][..]),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ksg"))
+            .args(["bench", "--server", &gw.addr.to_string(), "--op", op])
+            .args(["--connections", "2", "--duration", "1"])
+            .arg("--ca")
+            .arg(tls.join("ca.pem"))
+            .arg("--cert")
+            .arg(tls.join("client.pem"))
+            .arg("--key")
+            .arg(tls.join("client.key"))
+            .args(["--server-pid", &gw.child.id().to_string()])
+            .arg("--csv")
+            .arg(&csv)
+            .args(extra)
+            .output()
+            .expect("ksg bench");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{op}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(" 0 errors)") && text.contains("ops/s"),
+            "{op}: {text}"
+        );
+        assert!(
+            text.contains("p99") && text.contains("server CPU"),
+            "{op}: {text}"
+        );
+        assert!(text.contains("server resident memory"), "{op}: {text}");
+    }
+    let lines = std::fs::read_to_string(&csv).expect("csv");
+    assert_eq!(
+        lines.lines().count(),
+        7,
+        "a header and one line per run:\n{lines}"
+    );
+    assert!(lines.starts_with("op,connections,encoding,batch,"));
+}
