@@ -20,6 +20,7 @@ fn every_load_runs_clean_and_reports_its_figures() {
         ("locate", &[][..]),
         ("register", &[][..]),
         ("mixed", &["--http", "--encoding", "json"][..]),
+        ("get", &["--new-connections"][..]),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_ksg"))
             .args(["bench", "--server", &gw.addr.to_string(), "--op", op])

@@ -29,6 +29,8 @@ second, latency percentiles (p50, p90, p99, max) and errors.
   --connections N      concurrent connections (default 1)
   --duration S         seconds of load (default 10)
   --batch K            batch items per request (default 1); throughput counts items
+  --new-connections    open a new connection (a full TLS handshake) for every request, to
+                       measure connection set-up rather than requests
   --kmip-version V     1.0 to 1.4 (default 1.4)
   --csv FILE           append one line of results (a header line when the file is new)
   --server-pid PID     the server's process: report its CPU time per request (from
@@ -55,7 +57,7 @@ pub fn run(args: &[String]) -> i32 {
     let args = match Args::parse(
         args,
         &[&connect::VALUE_OPTIONS[..], &VALUE_OPTIONS[..]].concat(),
-        &[&connect::SWITCHES[..], &["help"]].concat(),
+        &[&connect::SWITCHES[..], &["help", "new-connections"]].concat(),
     ) {
         Ok(a) => a,
         Err(e) => return usage_error(&e),
@@ -155,12 +157,13 @@ fn bench(args: &Args) -> Result<(), Failure> {
         std::thread::spawn(move || sample_rss(p, &stop))
     });
     let started = Instant::now();
+    let fresh = args.has("new-connections");
     let results: Vec<Result<Worker, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..connections)
             .map(|n| {
                 let target = &target;
                 let requests = &requests;
-                s.spawn(move || load(target, requests, n, batch, duration))
+                s.spawn(move || load(target, requests, n, batch, duration, fresh))
             })
             .collect();
         handles
@@ -280,6 +283,7 @@ fn load(
     n: usize,
     batch: usize,
     duration: Duration,
+    fresh: bool,
 ) -> Result<Worker, String> {
     let mut c = Connection::open(target)?;
     let mut w = Worker {
@@ -294,6 +298,16 @@ fn load(
         let request = &requests[i % requests.len()];
         i += 1;
         let t = Instant::now();
+        if fresh {
+            c = match Connection::open(target) {
+                Ok(c) => c,
+                Err(e) => {
+                    w.errors += 1;
+                    w.first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+        }
         let outcome = c
             .exchange_prepared(request)
             .and_then(|body| c.decode_response(&body))
