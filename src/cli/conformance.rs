@@ -23,8 +23,8 @@ Options:
   --server HOST:PORT   the KMIP server (required); [v6-address]:PORT for IPv6
 ";
 
-const HELP_REST: &str = "\
-  --skip FILE          test files not to run: one per line, a file name, the end of a path or
+const HELP_REST: &str =
+    "  --skip FILE          test files not to run: one per line, a file name, the end of a path or
                        a name prefix ending in '*' (TC-SJ-*), optionally followed by a
                        reason; a line starting with '#' is a comment; a line [NAME] starts
                        a section whose entries apply only with --skip-section NAME

@@ -22,8 +22,8 @@ pub const VALUE_OPTIONS: [&str; 7] = [
 pub const SWITCHES: [&str; 2] = ["plain", "http"];
 
 /// The help text of the connection options.
-pub const HELP: &str = "\
-  --ca FILE            CA certificate(s) the server certificate must chain to, PEM
+pub const HELP: &str =
+    "  --ca FILE            CA certificate(s) the server certificate must chain to, PEM
                        (default ./data/tls/ca.pem, the ksg development PKI)
   --cert FILE          client certificate chain, PEM (default ./data/tls/client.pem)
   --key FILE           client private key, PEM (default ./data/tls/client.key)
