@@ -56,7 +56,7 @@ fn every_load_runs_clean_and_reports_its_figures() {
     let lines = std::fs::read_to_string(&csv).expect("csv");
     assert_eq!(
         lines.lines().count(),
-        7,
+        8,
         "a header and one line per run:\n{lines}"
     );
     assert!(lines.starts_with("op,connections,encoding,batch,"));
