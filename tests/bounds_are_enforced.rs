@@ -9,7 +9,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::gateway::{Gateway, Settings, read_ttlv, request, results, roundtrip, tls_connect};
+use common::gateway::{
+    Gateway, Settings, attribute, read_ttlv, request, results, roundtrip, tls_connect,
+};
 use ksg::ttlv::tables::enums::{Operation, ResultReason};
 use ksg::ttlv::{Item, Tag, Value, binary};
 
@@ -147,16 +149,6 @@ fn request_bounds_hold_and_the_gateway_goes_on() {
     c.write_all(&binary::to_vec(&common::gateway::discover_versions()).expect("encode"))
         .expect("send");
     assert!(read_ttlv(&mut c).is_ok());
-}
-
-fn attribute(name: &str, value: Value) -> Item {
-    Item::structure(
-        Tag::ATTRIBUTE,
-        vec![
-            Item::new(Tag::ATTRIBUTE_NAME, Value::TextString(name.into())),
-            Item::new(Tag::ATTRIBUTE_VALUE, value),
-        ],
-    )
 }
 
 #[test]

@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::gateway::{Gateway, TempDir, request, roundtrip, tls_connect};
+use common::gateway::{Gateway, TempDir, attribute, request, roundtrip, tls_connect};
 use ksg::ttlv::tables::enums::{Operation, ResultReason};
 use ksg::ttlv::{Item, Tag, Value};
 
@@ -22,15 +22,6 @@ impl Drop for Mount {
 }
 
 fn create_aes() -> Item {
-    let attribute = |name: &str, v: Value| {
-        Item::structure(
-            Tag::ATTRIBUTE,
-            vec![
-                Item::new(Tag::ATTRIBUTE_NAME, Value::TextString(name.into())),
-                Item::new(Tag::ATTRIBUTE_VALUE, v),
-            ],
-        )
-    };
     request(
         4,
         Operation::Create.to_u32(),

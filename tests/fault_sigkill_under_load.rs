@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::gateway::{Gateway, Settings, TempDir, request, roundtrip, tls_connect};
+use common::gateway::{Gateway, Settings, TempDir, attribute, request, roundtrip, tls_connect};
 use ksg::ttlv::tables::enums::Operation;
 use ksg::ttlv::{Item, Tag, Value};
 
@@ -23,16 +23,6 @@ struct Acked {
 
 fn text(tag: Tag, s: &str) -> Item {
     Item::new(tag, Value::TextString(s.into()))
-}
-
-fn attribute(name: &str, value: Value) -> Item {
-    Item::structure(
-        Tag::ATTRIBUTE,
-        vec![
-            text(Tag::ATTRIBUTE_NAME, name),
-            Item::new(Tag::ATTRIBUTE_VALUE, value),
-        ],
-    )
 }
 
 /// The payload of a successful one-item response; None on failure or a lost connection.

@@ -4,23 +4,9 @@
 
 mod common;
 
+use common::Rng;
+
 use ksg::ttlv::{Limits, binary, json, xml};
-
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn check_ttlv(bytes: &[u8], limits: &Limits) -> bool {
     match binary::decode(bytes, limits) {

@@ -344,35 +344,7 @@ fn check(response: &Item, batch: usize) -> Result<(), String> {
 }
 
 fn message(version: Version, operation: Operation, payload: &[Item], batch: usize) -> Item {
-    let header = Item::structure(
-        Tag::REQUEST_HEADER,
-        vec![
-            Item::structure(
-                Tag::PROTOCOL_VERSION,
-                vec![
-                    Item::new(
-                        Tag::PROTOCOL_VERSION_MAJOR,
-                        Value::Integer(i32::from(version.major)),
-                    ),
-                    Item::new(
-                        Tag::PROTOCOL_VERSION_MINOR,
-                        Value::Integer(i32::from(version.minor)),
-                    ),
-                ],
-            ),
-            Item::new(Tag::BATCH_COUNT, Value::Integer(batch as i32)),
-        ],
-    );
-    let item = Item::structure(
-        Tag::BATCH_ITEM,
-        vec![
-            Item::new(Tag::OPERATION, Value::Enumeration(operation.to_u32())),
-            Item::structure(Tag::REQUEST_PAYLOAD, payload.to_vec()),
-        ],
-    );
-    let mut children = vec![header];
-    children.extend(std::iter::repeat_n(item, batch));
-    Item::structure(Tag::REQUEST_MESSAGE, children)
+    connect::request_message(version, None, operation.to_u32(), payload, batch)
 }
 
 fn attribute(name: &str, value: Value) -> Item {

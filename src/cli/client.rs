@@ -145,7 +145,13 @@ pub fn run(args: &[String]) -> i32 {
         Err(Problem::Usage(m)) => return usage_error(&m),
         Err(Problem::Failed(m)) => return failed(&m),
     };
-    let message = request_message(version, authentication, request.operation, request.payload);
+    let message = connect::request_message(
+        version,
+        authentication,
+        request.operation,
+        &request.payload,
+        1,
+    );
     let response = match connection.exchange(&message) {
         Ok(r) => r,
         Err(e) => return failed(&e),
@@ -334,15 +340,17 @@ fn enumeration(tag: Tag, v: u32) -> Item {
     Item::new(tag, Value::Enumeration(v))
 }
 
+/// A name as users may type it: case, '-', '_' and spaces do not matter.
+fn fold(s: &str) -> String {
+    s.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
 /// The value of enumeration `table` a user typed: case, '-', '_' and spaces do not matter
 /// ("p-256" is P_256, "cessation-of-operation" is CessationOfOperation).
 fn enum_value(table: &str, option: &str, typed: &str) -> Result<u32, Problem> {
-    let fold = |s: &str| -> String {
-        s.chars()
-            .filter(char::is_ascii_alphanumeric)
-            .map(|c| c.to_ascii_lowercase())
-            .collect()
-    };
     let t =
         tables::enum_by_name(table).ok_or_else(|| Problem::Failed(format!("no table {table}")))?;
     let want = fold(typed);
@@ -431,12 +439,6 @@ fn name_attribute(name: &str) -> Item {
 fn usage_mask(list: &str) -> Result<i32, Problem> {
     let table = tables::mask_by_name("CryptographicUsageMask")
         .ok_or_else(|| Problem::Failed("no usage mask table".into()))?;
-    let fold = |s: &str| -> String {
-        s.chars()
-            .filter(char::is_ascii_alphanumeric)
-            .map(|c| c.to_ascii_lowercase())
-            .collect()
-    };
     let mut mask = 0u32;
     for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
         let bit = table
@@ -490,42 +492,6 @@ const SIGN: i32 = 0x01;
 const VERIFY: i32 = 0x02;
 const MAC_GENERATE: i32 = 0x80;
 const MAC_VERIFY: i32 = 0x100;
-
-fn request_message(
-    version: Version,
-    authentication: Option<Item>,
-    operation: u32,
-    payload: Vec<Item>,
-) -> Item {
-    let mut header = vec![Item::structure(
-        Tag::PROTOCOL_VERSION,
-        vec![
-            Item::new(
-                Tag::PROTOCOL_VERSION_MAJOR,
-                Value::Integer(i32::from(version.major)),
-            ),
-            Item::new(
-                Tag::PROTOCOL_VERSION_MINOR,
-                Value::Integer(i32::from(version.minor)),
-            ),
-        ],
-    )];
-    header.extend(authentication);
-    header.push(Item::new(Tag::BATCH_COUNT, Value::Integer(1)));
-    Item::structure(
-        Tag::REQUEST_MESSAGE,
-        vec![
-            Item::structure(Tag::REQUEST_HEADER, header),
-            Item::structure(
-                Tag::BATCH_ITEM,
-                vec![
-                    enumeration(Tag::OPERATION, operation),
-                    Item::structure(Tag::REQUEST_PAYLOAD, payload),
-                ],
-            ),
-        ],
-    )
-}
 
 /// The response payload of a successful answer, or the server's failure in words.
 fn response_payload(response: &Item, command: &str) -> Result<Item, String> {

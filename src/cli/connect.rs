@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::args::Args;
 use crate::conformance::transport::{self, Encoding, Target};
+use crate::ttlv::{Item, Tag, Value, Version};
 
 /// Connection options that take a value.
 pub const VALUE_OPTIONS: [&str; 7] = [
@@ -93,4 +94,40 @@ pub fn target(args: &Args, default_server: Option<&str>) -> Result<Target, Strin
         http,
         timeout: Duration::from_secs(timeout),
     })
+}
+
+/// A KMIP 1.x request message: `batch` identical items of `operation` with `payload`, and the
+/// header's Authentication when given.
+pub fn request_message(
+    version: Version,
+    authentication: Option<Item>,
+    operation: u32,
+    payload: &[Item],
+    batch: usize,
+) -> Item {
+    let mut header = vec![Item::structure(
+        Tag::PROTOCOL_VERSION,
+        vec![
+            Item::new(
+                Tag::PROTOCOL_VERSION_MAJOR,
+                Value::Integer(i32::from(version.major)),
+            ),
+            Item::new(
+                Tag::PROTOCOL_VERSION_MINOR,
+                Value::Integer(i32::from(version.minor)),
+            ),
+        ],
+    )];
+    header.extend(authentication);
+    header.push(Item::new(Tag::BATCH_COUNT, Value::Integer(batch as i32)));
+    let item = Item::structure(
+        Tag::BATCH_ITEM,
+        vec![
+            Item::new(Tag::OPERATION, Value::Enumeration(operation)),
+            Item::structure(Tag::REQUEST_PAYLOAD, payload.to_vec()),
+        ],
+    );
+    let mut children = vec![Item::structure(Tag::REQUEST_HEADER, header)];
+    children.extend(std::iter::repeat_n(item, batch));
+    Item::structure(Tag::REQUEST_MESSAGE, children)
 }

@@ -53,6 +53,15 @@ fn password(ctx: &Context<'_>, uid: Option<String>) -> Result<Zeroizing<Vec<u8>>
     }
 }
 
+/// The PKCS#12 Password Link among a request's attributes.
+fn password_link(attrs: &[Attribute]) -> Option<String> {
+    let links = attrs
+        .iter()
+        .filter(|a| a.name == "Link")
+        .filter_map(|a| a.value.as_ref());
+    attributes::link_target(links, LinkType::PKCS_12PasswordLink)
+}
+
 /// The PKCS#12 file inside a registered Private Key (its Key Value is the file, as a Byte
 /// String, or a Key Material byte string).
 pub fn file_of(value: &Item) -> Option<&[u8]> {
@@ -88,11 +97,7 @@ pub fn decrypt_pkcs8(
     if !encrypted {
         return Ok(None);
     }
-    let links = attrs
-        .iter()
-        .filter(|a| a.name == "Link")
-        .filter_map(|a| a.value.as_ref());
-    let uid = attributes::link_target(links, LinkType::PKCS_12PasswordLink).ok_or_else(|| {
+    let uid = password_link(attrs).ok_or_else(|| {
         Error::InvalidField(
             "the PKCS#8 key is encrypted; give its password with a PKCS#12 Password Link".into(),
         )
@@ -128,14 +133,7 @@ pub fn decrypt_pkcs8(
 pub fn register(ctx: &Context<'_>, attrs: &[Attribute], value: &Item) -> Result<String, Error> {
     let file = file_of(value)
         .ok_or_else(|| Error::InvalidField("a PKCS#12 Key Value is a Byte String".into()))?;
-    let links = attrs
-        .iter()
-        .filter(|a| a.name == "Link")
-        .filter_map(|a| a.value.as_ref());
-    let password = password(
-        ctx,
-        attributes::link_target(links, LinkType::PKCS_12PasswordLink),
-    )?;
+    let password = password(ctx, password_link(attrs))?;
     let contents = pkcs12::parse(file, &password)?;
     let der = contents
         .private_key

@@ -304,6 +304,17 @@ pub fn request(minor: i32, operation: u32, payload: Vec<Item>) -> Item {
     )
 }
 
+/// A KMIP 1.x Attribute with a simple value.
+pub fn attribute(name: &str, value: Value) -> Item {
+    Item::structure(
+        Tag::ATTRIBUTE,
+        vec![
+            Item::new(Tag::ATTRIBUTE_NAME, Value::TextString(name.into())),
+            Item::new(Tag::ATTRIBUTE_VALUE, value),
+        ],
+    )
+}
+
 /// A Discover Versions request (KMIP 1.4).
 pub fn discover_versions() -> Item {
     request(4, 0x1E, vec![])

@@ -12,6 +12,24 @@ use std::path::{Path, PathBuf};
 
 use ksg::ttlv::{Document, Item, Limits, xml};
 
+/// A small deterministic generator (xorshift64*), so that a failure reproduces.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
 /// The `$NOW` every test resolves against, so runs are reproducible.
 pub const NOW: i64 = 1_700_000_000;
 
