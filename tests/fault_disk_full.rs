@@ -9,7 +9,9 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::gateway::{Gateway, TempDir, attribute, request, roundtrip, tls_connect};
+use common::gateway::{
+    Gateway, TempDir, create_aes_256, request, roundtrip, tls_connect, unique_identifier,
+};
 use ksg::ttlv::tables::enums::{Operation, ResultReason};
 use ksg::ttlv::{Item, Tag, Value};
 
@@ -21,24 +23,6 @@ impl Drop for Mount {
     }
 }
 
-fn create_aes() -> Item {
-    request(
-        4,
-        Operation::Create.to_u32(),
-        vec![
-            Item::new(Tag::OBJECT_TYPE, Value::Enumeration(2)),
-            Item::structure(
-                Tag::TEMPLATE_ATTRIBUTE,
-                vec![
-                    attribute("Cryptographic Algorithm", Value::Enumeration(3)),
-                    attribute("Cryptographic Length", Value::Integer(256)),
-                    attribute("Cryptographic Usage Mask", Value::Integer(12)),
-                ],
-            ),
-        ],
-    )
-}
-
 /// (Result Status, Result Reason, Unique Identifier) of a one-item response.
 fn outcome(response: &Item) -> (u32, Option<u32>, Option<String>) {
     let item = response.child(Tag::BATCH_ITEM).expect("item");
@@ -46,17 +30,10 @@ fn outcome(response: &Item) -> (u32, Option<u32>, Option<String>) {
         Some(Value::Enumeration(v)) => Some(*v),
         _ => None,
     };
-    let uid = item
-        .child(Tag::RESPONSE_PAYLOAD)
-        .and_then(|p| p.child(Tag::UNIQUE_IDENTIFIER))
-        .and_then(|u| match &u.value {
-            Value::TextString(s) => Some(s.clone()),
-            _ => None,
-        });
     (
         e(Tag::RESULT_STATUS).expect("status"),
         e(Tag::RESULT_REASON),
-        uid,
+        unique_identifier(response),
     )
 }
 
@@ -97,7 +74,7 @@ fn a_full_disk_fails_the_request_harms_nothing_and_service_resumes() {
     let mut acked = Vec::new();
     let mut failure = None;
     for _ in 0..2000 {
-        match outcome(&roundtrip(&mut tls, &create_aes())) {
+        match outcome(&roundtrip(&mut tls, &create_aes_256())) {
             (0, _, Some(uid)) => acked.push(uid),
             (_, reason, _) => {
                 failure = reason;
@@ -126,7 +103,7 @@ fn a_full_disk_fails_the_request_harms_nothing_and_service_resumes() {
     }
     // Space returns: the gateway serves again, no restart.
     std::fs::remove_file(&filler).expect("free space");
-    let (status, _, uid) = outcome(&roundtrip(&mut tls, &create_aes()));
+    let (status, _, uid) = outcome(&roundtrip(&mut tls, &create_aes_256()));
     assert_eq!(status, 0, "creates work again once there is space");
     acked.push(uid.expect("uid"));
     drop(tls);

@@ -360,11 +360,11 @@ fn register_suite(token: &dyn Token) -> Vec<u8> {
         vec![h]
     );
     assert_eq!(
-        vendor::find_kek(token, Some(kek.0)).expect("the KEK by handle"),
+        vendor::find_kek(token, token.native_handle(kek)).expect("the KEK by handle"),
         kek
     );
     assert!(
-        vendor::find_kek(token, Some(h.0)).is_err(),
+        vendor::find_kek(token, token.native_handle(h)).is_err(),
         "a certificate is no KEK"
     );
 
@@ -658,23 +658,88 @@ fn a_device_reset_behind_the_gateways_back_is_recovered_from() {
         |f| {
             let key = generate(&f.token, "survives-reset", 3, 256, usage::ENCRYPT, true);
             let iv = [1u8; 16];
-            let before = f
-                .token
-                .encrypt(key, &Mech::AesCbcPad(iv), b"abc")
-                .expect("encrypt");
+            let cbc = Mech::AesCbcPad(iv);
+            let before = f.token.encrypt(key, &cbc, b"abc").expect("encrypt");
+            let mut open_stream = f.token.begin(StreamKind::Encrypt, key, &cbc).expect("init");
+            let generation = f.token.generation();
             f.token.simulate_device_reset();
-            // Sessions and login are gone; the next call re-initialises, re-opens and logs in again.
+            // Sessions and login are gone; the next call re-initialises, re-opens and logs in
+            // again, and handles from before name nothing any more.
             let found = f
                 .token
                 .find(&[Attr::Id(b"survives-reset".to_vec())])
                 .expect("find after reset");
             assert_eq!(found.len(), 1);
+            assert!(f.token.generation() > generation);
+            assert!(f.token.recoveries() >= 1);
+            assert_eq!(
+                reason(f.token.encrypt(key, &cbc, b"abc")),
+                ResultReason::ItemNotFound,
+                "a handle from before the reset"
+            );
             let after = f
                 .token
-                .encrypt(found[0], &Mech::AesCbcPad(iv), b"abc")
+                .encrypt(found[0], &cbc, b"abc")
                 .expect("encrypt after reset");
             assert_eq!(before, after);
-            assert!(f.token.recoveries() >= 1);
+            // A stream begun before the reset ends with a clear error; dropping it closes no
+            // session of the new generation (the pool keeps working).
+            assert!(matches!(
+                f.token.update(&mut open_stream, b"more"),
+                Err(TokenError::Unavailable(_))
+            ));
+            drop(open_stream);
+            let mut stream = f
+                .token
+                .begin(StreamKind::Encrypt, found[0], &cbc)
+                .expect("a new stream");
+            let mut out = f.token.update(&mut stream, b"abc").expect("update");
+            out.extend(f.token.finish(stream, None).expect("final"));
+            assert_eq!(out, before);
+            assert_eq!(
+                f.token.encrypt(found[0], &cbc, b"abc").expect("encrypt"),
+                before
+            );
+        },
+    );
+}
+
+#[test]
+fn a_wrong_gcm_tag_on_softhsm2_is_a_cryptographic_failure_not_an_outage() {
+    with_softhsm(
+        "a_wrong_gcm_tag_on_softhsm2_is_a_cryptographic_failure_not_an_outage",
+        |f| {
+            let key = generate(
+                &f.token,
+                "gcm",
+                3,
+                256,
+                usage::ENCRYPT | usage::DECRYPT,
+                true,
+            );
+            let gcm = Mech::AesGcm {
+                iv: vec![3; 12],
+                aad: vec![],
+                tag_bits: 128,
+            };
+            let mut sealed = f.token.encrypt(key, &gcm, b"tagged").expect("encrypt");
+            let last = sealed.len() - 1;
+            sealed[last] ^= 1;
+            let generation = f.token.generation();
+            for _ in 0..5 {
+                assert!(matches!(
+                    f.token.decrypt(key, &gcm, &sealed),
+                    Err(TokenError::Call { .. })
+                ));
+            }
+            // The token still answers, so nothing was re-initialised and the handle still works.
+            assert_eq!(f.token.generation(), generation);
+            assert_eq!(f.token.recoveries(), 0);
+            sealed[last] ^= 1;
+            assert_eq!(
+                f.token.decrypt(key, &gcm, &sealed).expect("decrypt"),
+                b"tagged"
+            );
         },
     );
 }

@@ -69,6 +69,7 @@ impl Error {
             Error::Token(TokenError::Call { rv, .. }) => token_reason(*rv),
             Error::Token(TokenError::Unsupported(_)) => ResultReason::FeatureNotSupported,
             Error::Token(TokenError::Setup(_)) => ResultReason::GeneralFailure,
+            Error::Token(TokenError::Unavailable(_)) => ResultReason::GeneralFailure,
             Error::ItemNotFound(_) => ResultReason::ItemNotFound,
             Error::PermissionDenied(_) => ResultReason::PermissionDenied,
             Error::WrongKeyLifecycleState(_) => ResultReason::WrongKeyLifecycleState,
@@ -254,6 +255,9 @@ impl fmt::Display for Error {
                 write!(f, "not supported by this token: {m}")
             }
             Error::Token(TokenError::Setup(_)) => f.write_str("the key store is unavailable"),
+            Error::Token(TokenError::Unavailable(_)) => {
+                f.write_str("the HSM is unavailable; try again later")
+            }
             Error::ItemNotFound(m) => write!(f, "not found: {m}"),
             Error::PermissionDenied(m) => write!(f, "permission denied: {m}"),
             Error::WrongKeyLifecycleState(m) => write!(f, "wrong key lifecycle state: {m}"),

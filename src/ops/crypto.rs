@@ -6,6 +6,7 @@ use super::Context;
 use super::attributes;
 use super::object::{self, uid_item};
 use super::vault::OpenStream;
+use super::wrapping::with_key;
 use crate::kmip::Error;
 use crate::store::StoredObject;
 use crate::token::mechanism::{self, CryptoParams, MechError};
@@ -250,11 +251,12 @@ pub fn run(ctx: &mut Context<'_>, payload: Item, op: Op) -> Result<Option<Item>,
                     "streamed AES-ECB with PKCS#5 padding".into(),
                 ));
             }
-            let h = super::wrapping::key_handle(ctx, &obj)?;
-            let mut stream = vault
-                .token()
-                .begin(op.stream_kind(), h, &mech)
-                .map_err(Error::Token)?;
+            let mut stream = with_key(ctx, &obj, |h| {
+                vault
+                    .token()
+                    .begin(op.stream_kind(), h, &mech)
+                    .map_err(Error::Token)
+            })?;
             let produced = vault
                 .token()
                 .update(&mut stream, &data)
@@ -557,12 +559,13 @@ fn single(
             } else {
                 data
             };
-            let h = super::wrapping::key_handle(ctx, obj)?;
             let tag_len = gcm_tag_len(&mech);
             // The tag's own field is KMIP 1.4's; an older request keeps it in the Data.
             let tag_apart = tag_len > 0 && tag_field_defined(ctx);
             if op == Op::Encrypt {
-                let mut ct = token.encrypt(h, &mech, &data).map_err(Error::Token)?;
+                let mut ct = with_key(ctx, obj, |h| {
+                    token.encrypt(h, &mech, &data).map_err(Error::Token)
+                })?;
                 let tag = if tag_apart {
                     ct.split_off(ct.len().saturating_sub(tag_len))
                 } else {
@@ -585,11 +588,13 @@ fn single(
                         .ok_or_else(|| Error::MissingData("Authenticated Encryption Tag".into()))?;
                     input.extend(tag);
                 }
-                let pt = token.decrypt(h, &mech, &input).map_err(|e| match e {
-                    crate::token::TokenError::Call { .. } if tag_len > 0 => {
-                        Error::CryptographicFailure("authentication failed".into())
-                    }
-                    other => Error::Token(other),
+                let pt = with_key(ctx, obj, |h| {
+                    token.decrypt(h, &mech, &input).map_err(|e| match e {
+                        crate::token::TokenError::Call { .. } if tag_len > 0 => {
+                            Error::CryptographicFailure("authentication failed".into())
+                        }
+                        other => Error::Token(other),
+                    })
                 })?;
                 let pt = if pad { pkcs5_unpad(pt)? } else { pt };
                 out.push(Item::new(Tag::DATA, Value::ByteString(pt)));
@@ -603,9 +608,10 @@ fn single(
                 None => (data, false),
             };
             let tbs = to_be_signed(&mech, hash, &input, pre);
-            let h = super::wrapping::key_handle(ctx, obj)?;
             if op == Op::Sign {
-                let mut sig = token.sign(h, &mech, &tbs).map_err(Error::Token)?;
+                let mut sig = with_key(ctx, obj, |h| {
+                    token.sign(h, &mech, &tbs).map_err(Error::Token)
+                })?;
                 if mech == Mech::Ecdsa {
                     sig = crate::der::ecdsa_signature_to_der(&sig);
                 }
@@ -623,7 +629,12 @@ fn single(
                     // ECDSA signatures come in X9.62 DER (what ksg gives) or as r ‖ s.
                     sig = raw;
                 }
-                let mut ok = token.verify(h, &mech, &tbs, &sig).map_err(Error::Token)?;
+                let verify = |m: &Mech| {
+                    with_key(ctx, obj, |h| {
+                        token.verify(h, m, &tbs, &sig).map_err(Error::Token)
+                    })
+                };
+                let mut ok = verify(&mech)?;
                 if !ok
                     && let Mech::RsaPss { hash, .. } = mech
                     && request_params(payload, obj).p.salt_length.is_none()
@@ -633,22 +644,24 @@ fn single(
                     // OpenSSL use by default (verifiers there detect the salt length).
                     let em_len = (bits.max(8) as u64 - 1).div_ceil(8);
                     let salt = em_len.saturating_sub(mechanism::hash_len(hash) + 2);
-                    let max = Mech::RsaPss { hash, salt };
-                    ok = token.verify(h, &max, &tbs, &sig).map_err(Error::Token)?;
+                    ok = verify(&Mech::RsaPss { hash, salt })?;
                 }
                 out.push(validity(ok));
             }
         }
         Op::Mac | Op::MacVerify => {
             let mech = mech_for(ctx, payload, obj, op)?.mech;
-            let h = super::wrapping::key_handle(ctx, obj)?;
             if op == Op::Mac {
-                let mac = token.sign(h, &mech, &data).map_err(Error::Token)?;
+                let mac = with_key(ctx, obj, |h| {
+                    token.sign(h, &mech, &data).map_err(Error::Token)
+                })?;
                 out.push(Item::new(Tag::MAC_DATA, Value::ByteString(mac)));
             } else {
                 let mac = bytes(payload, Tag::MAC_DATA)?
                     .ok_or_else(|| Error::MissingData("MAC Data".into()))?;
-                let ok = token.verify(h, &mech, &data, &mac).map_err(Error::Token)?;
+                let ok = with_key(ctx, obj, |h| {
+                    token.verify(h, &mech, &data, &mac).map_err(Error::Token)
+                })?;
                 out.push(validity(ok));
             }
         }

@@ -79,7 +79,8 @@ pub struct Vault {
     token: Arc<dyn Token>,
     software: bool,
     hsm: Option<HsmOptions>,
-    handles: Mutex<HashMap<String, Handle>>,
+    /// Handles by Unique Identifier, with the token generation they belong to.
+    handles: Mutex<HashMap<String, (Handle, u64)>>,
     streams: Mutex<HashMap<Vec<u8>, OpenStream>>,
     /// At most this many streams open in total, and per connection.
     stream_limits: (usize, usize),
@@ -132,7 +133,14 @@ impl Vault {
     /// The plaintext of a key that lives on the HSM: wrapped under the customer KEK on the token
     /// (C_WrapKey), unwrapped here, as the seed's KEK set-up intends.
     pub fn export(&self, obj: &StoredObject) -> Result<Zeroizing<Vec<u8>>, Error> {
-        self.export_handle(self.handle(obj)?)
+        let generation = self.token.generation();
+        match self.export_handle(self.handle(obj)?) {
+            // The token was re-initialised under the call: look the key up again, once.
+            Err(Error::Token(_)) if self.token.generation() != generation => {
+                self.export_handle(self.handle(obj)?)
+            }
+            done => done,
+        }
     }
 
     /// The plaintext of the HSM key `h` (see [`Vault::export`]).
@@ -175,7 +183,7 @@ impl Vault {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(uid);
-        if let Some(h) = h
+        if let Some((h, _)) = h
             && self.software
         {
             let _ = self.token.destroy(h);
@@ -194,11 +202,13 @@ impl Vault {
         obj: &StoredObject,
         prepare: impl FnOnce(crate::ttlv::Item) -> Result<crate::ttlv::Item, Error>,
     ) -> Result<Handle, Error> {
-        if let Some(h) = self
+        let generation = self.token.generation();
+        if let Some((h, g)) = self
             .handles
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&obj.uid)
+            && *g == generation
         {
             return Ok(*h);
         }
@@ -230,7 +240,7 @@ impl Vault {
         self.handles
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(obj.uid.clone(), h);
+            .insert(obj.uid.clone(), (h, generation));
         Ok(h)
     }
 

@@ -32,6 +32,23 @@ pub fn key_handle(ctx: &Context<'_>, obj: &StoredObject) -> Result<Handle, Error
         .handle_with(obj, |stored| unwrapped(ctx, stored))
 }
 
+/// Runs `f` with the token handle of `obj`'s key. If the token was re-initialised meanwhile
+/// (an HSM that went away and came back), the handle went stale with it: the key is looked up
+/// again and `f` runs once more.
+pub fn with_key<T>(
+    ctx: &Context<'_>,
+    obj: &StoredObject,
+    mut f: impl FnMut(Handle) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let generation = ctx.vault()?.token().generation();
+    match f(key_handle(ctx, obj)?) {
+        Err(Error::Token(_)) if ctx.vault()?.token().generation() != generation => {
+            f(key_handle(ctx, obj)?)
+        }
+        done => done,
+    }
+}
+
 /// The object with its key value wrapped as the Key Wrapping Specification asks: method
 /// Encrypt, AES key wrap (RFC 3394 or 5649) under a wrapping key the caller may use, the key
 /// material wrapped as it is (no TTLV encoding).

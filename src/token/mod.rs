@@ -272,6 +272,9 @@ pub enum TokenError {
     Setup(String),
     /// The request cannot be expressed for this token.
     Unsupported(String),
+    /// The token is unreachable (an HSM gone away, a token that stopped answering): the gateway
+    /// re-initialises the library now and then until it answers again.
+    Unavailable(String),
 }
 
 impl fmt::Display for TokenError {
@@ -280,6 +283,7 @@ impl fmt::Display for TokenError {
             TokenError::Call { function, rv } => write!(f, "{function} failed: {rv:?}"),
             TokenError::Setup(m) => write!(f, "token: {m}"),
             TokenError::Unsupported(m) => write!(f, "not supported by this token: {m}"),
+            TokenError::Unavailable(m) => write!(f, "the token is unavailable: {m}"),
         }
     }
 }
@@ -343,6 +347,15 @@ pub trait Token: Send + Sync + fmt::Debug {
     /// Mixes seed material into the token's generator.
     /// Returns how many of the bytes the generator took (KMIP's RNG Seed reports it).
     fn seed_random(&self, seed: &[u8]) -> Result<usize>;
+    /// Counts the token's re-initialisations: a [`Handle`] obtained under an earlier count no
+    /// longer names anything, so whoever caches handles looks the object up again.
+    fn generation(&self) -> u64 {
+        0
+    }
+    /// The number the token itself gives the object (a configured KEK handle is one of those).
+    fn native_handle(&self, h: Handle) -> Option<u64> {
+        Some(h.0)
+    }
 }
 
 /// What a multi-part operation does.

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Instant;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -36,14 +36,54 @@ use super::{
     TokenError,
 };
 
-/// The session a stream runs on; dropped unfinished, it is closed (its operation with it) and
-/// no longer counted.
-struct PinnedSession(Option<Session>, Arc<AtomicUsize>);
+/// The session a stream runs on. Dropped unfinished, it is closed (its operation with it) and
+/// no longer counted — unless the library was re-initialised since it was opened: its handle may
+/// then name a newer session, which must not be closed, so it is only forgotten.
+struct PinnedSession {
+    session: Option<Session>,
+    generation: u64,
+    current: Arc<AtomicU64>,
+    opened: Arc<AtomicUsize>,
+    pinned: Arc<AtomicUsize>,
+}
+
+impl PinnedSession {
+    fn stale(&self) -> bool {
+        self.generation != self.current.load(Ordering::Acquire)
+    }
+
+    /// The session back for the pool, no longer pinned.
+    fn release(&mut self) -> Option<Session> {
+        let s = self.session.take()?;
+        self.pinned.fetch_sub(1, Ordering::Relaxed);
+        Some(s)
+    }
+}
+
+/// The live session of a stream this token began (callers hold the shared gate, so the
+/// generation cannot change under them).
+fn pinned_session(stream: &mut Stream) -> Result<&mut PinnedSession> {
+    let Some(p) = stream.state.downcast_mut::<PinnedSession>() else {
+        return Err(TokenError::Unsupported("a stream of another token".into()));
+    };
+    if p.stale() {
+        return Err(TokenError::Unavailable(
+            "the token was re-initialised, which ended this streaming operation".into(),
+        ));
+    }
+    Ok(p)
+}
 
 impl Drop for PinnedSession {
     fn drop(&mut self) {
-        if self.0.take().is_some() {
-            self.1.fetch_sub(1, Ordering::Relaxed);
+        if let Some(s) = self.session.take() {
+            self.pinned.fetch_sub(1, Ordering::Relaxed);
+            if self.stale() {
+                std::mem::forget(s);
+            } else {
+                drop(s);
+                self.opened.fetch_sub(1, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -97,32 +137,92 @@ pub struct Config {
     pub trace: Trace,
 }
 
-/// Sessions lost in these ways are recovered from by reopening and retrying once.
-fn is_lost(rv: RvError) -> bool {
+/// A session lost this way is replaced by a fresh one and the call tried again.
+fn session_lost(rv: RvError) -> bool {
     matches!(
         rv,
-        RvError::SessionHandleInvalid
-            | RvError::SessionClosed
+        RvError::SessionHandleInvalid | RvError::SessionClosed | RvError::UserNotLoggedIn
+    )
+}
+
+/// Return values that may mean the token itself has gone: the gateway then asks the token for
+/// its information (C_GetTokenInfo) and re-initialises the library if that fails too. A healthy
+/// token gives some of them for ordinary reasons (SoftHSM2 reports a wrong GCM tag as a general
+/// error, a destroyed object as an invalid handle), so the check comes first.
+fn token_suspect(rv: RvError) -> bool {
+    matches!(
+        rv,
+        RvError::GeneralError
+            | RvError::FunctionFailed
             | RvError::DeviceRemoved
             | RvError::DeviceError
+            | RvError::DeviceMemory
             | RvError::TokenNotPresent
+            | RvError::TokenNotRecognized
+            | RvError::SlotIdInvalid
             | RvError::CryptokiNotInitialized
-            | RvError::UserNotLoggedIn
+            | RvError::ObjectHandleInvalid
     )
+}
+
+/// While the token is unreachable, the library is re-initialised at most this often; requests
+/// in between fail at once.
+const REINIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The handles given out: opaque numbers that are never reused, so a handle from before a
+/// re-initialisation cannot name an object the token numbered the same way afterwards.
+#[derive(Default)]
+struct HandleTable {
+    next: u64,
+    native: std::collections::HashMap<u64, ObjectHandle>,
+    ours: std::collections::HashMap<u64, u64>,
+}
+
+impl HandleTable {
+    fn give(&mut self, o: ObjectHandle) -> Handle {
+        if let Some(h) = self.ours.get(&o.handle()) {
+            return Handle(*h);
+        }
+        self.next += 1;
+        self.native.insert(self.next, o);
+        self.ours.insert(o.handle(), self.next);
+        Handle(self.next)
+    }
+
+    fn clear(&mut self) {
+        self.native.clear();
+        self.ours.clear();
+    }
+}
+
+/// Since when the token has not answered, and when the library was last re-initialised to
+/// reach it.
+struct Outage {
+    since: Instant,
+    last_try: Instant,
 }
 
 /// A PKCS#11 token.
 pub struct Pkcs11Token {
     ctx: Pkcs11,
-    slot: Slot,
+    choice: SlotChoice,
+    slot: Mutex<Slot>,
     pin: Option<AuthPin>,
     pool: Mutex<Vec<Session>>,
     opened: Arc<AtomicUsize>,
+    /// Sessions held by streams; at most half the sessions, so one-shot calls always get one.
+    pinned: Arc<AtomicUsize>,
     max_sessions: usize,
     available: Condvar,
     trace: Trace,
     recoveries: AtomicU64,
-    handles: Mutex<std::collections::HashMap<u64, ObjectHandle>>,
+    handles: Mutex<HandleTable>,
+    /// Calls hold it shared; a re-initialisation holds it alone, since C_Finalize must not run
+    /// under a call in flight.
+    gate: RwLock<()>,
+    /// Counts re-initialisations (see [`Token::generation`]).
+    generation: Arc<AtomicU64>,
+    outage: Mutex<Option<Outage>>,
     /// A session kept open and never used, so the session count never drops to zero: SoftHSM2
     /// (like some HSMs) logs out and invalidates object handles when the last session closes.
     anchor: Mutex<Option<Session>>,
@@ -133,7 +233,7 @@ impl std::fmt::Debug for Pkcs11Token {
         write!(
             f,
             "Pkcs11Token(slot {}, sessions {})",
-            self.slot.id(),
+            self.slot().id(),
             self.opened.load(Ordering::Relaxed)
         )
     }
@@ -168,6 +268,11 @@ pub fn list_slots(module: &Path) -> Result<(Pkcs11, Vec<(Slot, String)>)> {
     let ctx = Pkcs11::new(module)
         .map_err(|e| TokenError::Setup(format!("cannot load {}: {e}", module.display())))?;
     init(&ctx)?;
+    let slots = labelled_slots(&ctx)?;
+    Ok((ctx, slots))
+}
+
+fn labelled_slots(ctx: &Pkcs11) -> Result<Vec<(Slot, String)>> {
     let slots = ctx
         .get_slots_with_token()
         .map_err(|e| call_err("C_GetSlotList", e))?;
@@ -178,23 +283,38 @@ pub fn list_slots(module: &Path) -> Result<(Pkcs11, Vec<(Slot, String)>)> {
             .map_err(|e| call_err("C_GetTokenInfo", e))?;
         out.push((s, info.label().trim().to_string()));
     }
-    Ok((ctx, out))
+    Ok(out)
+}
+
+/// The slot `choice` names among those holding a token.
+fn find_slot(ctx: &Pkcs11, choice: &SlotChoice) -> Result<Slot> {
+    let found = labelled_slots(ctx)?;
+    match choice {
+        SlotChoice::Id(id) => found.iter().find(|(s, _)| s.id() == *id).map(|(s, _)| *s),
+        SlotChoice::Label(l) => found.iter().find(|(_, label)| label == l).map(|(s, _)| *s),
+    }
+    .ok_or_else(|| TokenError::Setup(format!("no token in slot {choice:?} (found {found:?})")))
+}
+
+/// What became of a call.
+enum Attempt<T> {
+    Done(T),
+    /// Failed with this return value; the token was checked when the value was suspect.
+    Failed(CkError, Option<RvError>, Health),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Health {
+    Good,
+    SessionLost,
+    TokenGone,
 }
 
 impl Pkcs11Token {
     /// Loads the module, finds the slot and logs in.
     pub fn open(config: &Config) -> Result<Pkcs11Token> {
-        let (ctx, slots) = list_slots(&config.module)?;
-        let slot = match &config.slot {
-            SlotChoice::Id(id) => slots.iter().find(|(s, _)| s.id() == *id).map(|(s, _)| *s),
-            SlotChoice::Label(l) => slots.iter().find(|(_, label)| label == l).map(|(s, _)| *s),
-        }
-        .ok_or_else(|| {
-            TokenError::Setup(format!(
-                "no token in slot {:?} (found {:?})",
-                config.slot, slots
-            ))
-        })?;
+        let (ctx, _) = list_slots(&config.module)?;
+        let slot = find_slot(&ctx, &config.slot)?;
         let info = ctx
             .get_token_info(slot)
             .map_err(|e| call_err("C_GetTokenInfo", e))?;
@@ -204,15 +324,20 @@ impl Pkcs11Token {
         };
         let token = Pkcs11Token {
             ctx,
-            slot,
+            choice: config.slot.clone(),
+            slot: Mutex::new(slot),
             pin: config.pin.as_ref().map(|p| AuthPin::new(p.expose().into())),
             pool: Mutex::new(Vec::new()),
             opened: Arc::new(AtomicUsize::new(0)),
+            pinned: Arc::new(AtomicUsize::new(0)),
             max_sessions: max,
             available: Condvar::new(),
             trace: config.trace,
             recoveries: AtomicU64::new(0),
-            handles: Mutex::new(std::collections::HashMap::new()),
+            handles: Mutex::new(HandleTable::default()),
+            gate: RwLock::new(()),
+            generation: Arc::new(AtomicU64::new(0)),
+            outage: Mutex::new(None),
             anchor: Mutex::new(None),
         };
         token.open_anchor()?;
@@ -237,13 +362,13 @@ impl Pkcs11Token {
 
     /// The slot in use.
     pub fn slot(&self) -> Slot {
-        self.slot
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn open_anchor(&self) -> Result<()> {
         let s = self
             .ctx
-            .open_rw_session(self.slot)
+            .open_rw_session(self.slot())
             .map_err(|e| call_err("C_OpenSession", e))?;
         match s.login(UserType::User, self.pin.as_ref()) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
@@ -253,22 +378,19 @@ impl Pkcs11Token {
         Ok(())
     }
 
-    fn new_session(&self) -> Result<Session> {
-        let s = self
-            .ctx
-            .open_rw_session(self.slot)
-            .map_err(|e| call_err("C_OpenSession", e))?;
+    fn new_session(&self) -> cryptoki::error::Result<Session> {
+        let s = self.ctx.open_rw_session(self.slot())?;
         self.opened.fetch_add(1, Ordering::Relaxed);
         match s.login(UserType::User, self.pin.as_ref()) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(s),
             Err(e) => {
-                self.opened.fetch_sub(1, Ordering::Relaxed);
-                Err(call_err("C_Login", e))
+                self.discard(s);
+                Err(e)
             }
         }
     }
 
-    fn checkout(&self) -> Result<Session> {
+    fn checkout(&self) -> cryptoki::error::Result<Session> {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(s) = pool.pop() {
@@ -293,78 +415,176 @@ impl Pkcs11Token {
         self.available.notify_one();
     }
 
-    /// After a lost session or device: re-initialise if needed and drop every pooled session.
-    fn recover(&self, rv: RvError) -> Result<()> {
+    /// Whether the token still answers (C_GetTokenInfo is cheap and changes nothing).
+    fn token_answers(&self) -> bool {
+        self.ctx.get_token_info(self.slot()).is_ok()
+    }
+
+    /// Fails at once while the token is known to be unreachable and the next re-initialisation
+    /// is not due; re-initialises when it is.
+    fn check_outage(&self) -> Result<()> {
+        let due = match &*self.outage.lock().unwrap_or_else(|p| p.into_inner()) {
+            None => return Ok(()),
+            Some(o) => o.last_try.elapsed() >= REINIT_INTERVAL,
+        };
+        if due {
+            self.reinitialise(self.generation.load(Ordering::Acquire))
+        } else {
+            Err(TokenError::Unavailable(
+                "the token did not answer at the last attempt".into(),
+            ))
+        }
+    }
+
+    /// C_Finalize, C_Initialize, find the slot again, log in: what brings back a token that
+    /// went away (SoftHSM2 reads its token directory again; a network HSM reconnects). Skipped
+    /// when another thread did it since generation `seen`. Every handle and session from before
+    /// becomes invalid, so the generation goes up.
+    fn reinitialise(&self, seen: u64) -> Result<()> {
+        let _alone = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        if self.generation.load(Ordering::Acquire) != seen {
+            return Ok(());
+        }
         self.recoveries.fetch_add(1, Ordering::Relaxed);
         let stale: Vec<Session> =
             std::mem::take(&mut *self.pool.lock().unwrap_or_else(|p| p.into_inner()));
-        let n = stale.len();
         drop(stale);
-        self.opened.fetch_sub(n, Ordering::Relaxed);
         drop(self.anchor.lock().unwrap_or_else(|p| p.into_inner()).take());
-        if matches!(
-            rv,
-            RvError::CryptokiNotInitialized | RvError::DeviceRemoved | RvError::DeviceError
-        ) {
-            init(&self.ctx)?;
-            // Object handles do not survive a re-initialisation: callers find objects again
-            // by CKA_ID (the keystore keeps it).
-            self.handles
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clear();
+        // Sessions still pinned by streams are forgotten, not closed (see PinnedSession).
+        self.opened.store(0, Ordering::Relaxed);
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let _ = self.ctx.clone().finalize();
+        let result = init(&self.ctx)
+            .and_then(|()| find_slot(&self.ctx, &self.choice))
+            .and_then(|slot| {
+                *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = slot;
+                self.open_anchor()
+            });
+        let mut outage = self.outage.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        match result {
+            Ok(()) => {
+                if let Some(o) = outage.take() {
+                    log::warn(&format!(
+                        "PKCS#11: the token answers again after {} s",
+                        o.since.elapsed().as_secs()
+                    ));
+                } else {
+                    log::warn("PKCS#11: the library was re-initialised and the token answers");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if outage.is_none() {
+                    log::error(&format!(
+                        "PKCS#11: the token is unavailable ({e}); retrying every {} s",
+                        REINIT_INTERVAL.as_secs()
+                    ));
+                }
+                let since = outage.as_ref().map_or(now, |o| o.since);
+                *outage = Some(Outage {
+                    since,
+                    last_try: now,
+                });
+                self.available.notify_all();
+                Err(TokenError::Unavailable(e.to_string()))
+            }
         }
-        log::warn(&format!(
-            "PKCS#11: {rv:?}; re-opening the session and retrying once"
-        ));
-        self.open_anchor()
     }
 
-    /// Runs `f` on a session, recovering once from a lost session or device.
+    /// One try of `f` on a pooled session, under the shared gate.
+    fn attempt<T>(
+        &self,
+        function: &'static str,
+        mech: Option<&Mech>,
+        f: &impl Fn(&Session) -> cryptoki::error::Result<T>,
+    ) -> Attempt<T> {
+        let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let session = match self.checkout() {
+            Ok(s) => s,
+            Err(e) => {
+                let rv = rv_of(&e);
+                let gone = rv.is_some_and(|rv| {
+                    session_lost(rv) || (token_suspect(rv) && !self.token_answers())
+                });
+                let health = if gone {
+                    Health::TokenGone
+                } else {
+                    Health::Good
+                };
+                return Attempt::Failed(e, rv, health);
+            }
+        };
+        let start = Instant::now();
+        let result = f(&session);
+        let rv = result.as_ref().err().and_then(rv_of);
+        self.trace_call(function, &session, mech, rv, start);
+        match result {
+            Ok(v) => {
+                self.checkin(session);
+                Attempt::Done(v)
+            }
+            Err(e) => {
+                let health = match rv {
+                    Some(rv) if session_lost(rv) => Health::SessionLost,
+                    Some(rv) if token_suspect(rv) && !self.token_answers() => Health::TokenGone,
+                    _ => Health::Good,
+                };
+                if health == Health::Good {
+                    self.checkin(session);
+                } else {
+                    self.discard(session);
+                }
+                Attempt::Failed(e, rv, health)
+            }
+        }
+    }
+
+    /// Runs `f` on a session. A lost session is replaced and the call tried again; a token that
+    /// stopped answering gets the library re-initialised and the call tried once more. Object
+    /// handles resolved inside `f` from before a re-initialisation no longer resolve, so a call
+    /// on an object fails with ObjectHandleInvalid and the caller looks the object up again
+    /// (see [`Token::generation`]).
     fn run<T>(
         &self,
         function: &'static str,
         mech: Option<&Mech>,
         f: impl Fn(&Session) -> cryptoki::error::Result<T>,
     ) -> Result<T> {
-        for attempt in 0..2 {
-            let session = match self.checkout() {
-                Ok(s) => s,
-                Err(TokenError::Call { rv, .. }) if attempt == 0 && is_lost(rv) => {
-                    self.recover(rv)?;
-                    continue;
+        self.check_outage()?;
+        let mut session_retried = false;
+        let mut reinitialised = false;
+        loop {
+            let seen = self.generation.load(Ordering::Acquire);
+            match self.attempt(function, mech, &f) {
+                Attempt::Done(v) => return Ok(v),
+                Attempt::Failed(_, _, Health::SessionLost) if !session_retried => {
+                    session_retried = true;
+                    log::warn(&format!(
+                        "PKCS#11: {function} found its session lost; retrying on a new one"
+                    ));
                 }
-                Err(e) => return Err(e),
-            };
-            let start = Instant::now();
-            let result = f(&session);
-            self.trace_call(
-                function,
-                &session,
-                mech,
-                result.as_ref().err().and_then(rv_of),
-                start,
-            );
-            match result {
-                Ok(v) => {
-                    self.checkin(session);
-                    return Ok(v);
+                Attempt::Failed(_, Some(rv), Health::SessionLost | Health::TokenGone)
+                    if !reinitialised =>
+                {
+                    log::warn(&format!(
+                        "PKCS#11: {function} failed with {rv:?} and the token does not answer; re-initialising"
+                    ));
+                    reinitialised = true;
+                    self.reinitialise(seen)?;
                 }
-                Err(e) => match rv_of(&e) {
-                    Some(rv) if is_lost(rv) && attempt == 0 => {
-                        self.discard(session);
-                        self.recover(rv)?;
-                    }
-                    _ => {
-                        self.checkin(session);
-                        return Err(call_err(function, e));
-                    }
-                },
+                Attempt::Failed(_, _, Health::TokenGone) if reinitialised => {
+                    return Err(TokenError::Unavailable(format!(
+                        "{function}: the token stopped answering again"
+                    )));
+                }
+                Attempt::Failed(e, _, _) => return Err(call_err(function, e)),
             }
         }
-        Err(TokenError::Setup(format!(
-            "{function}: the token stayed unavailable after a retry"
-        )))
     }
 
     fn trace_call(
@@ -389,7 +609,7 @@ impl Pkcs11Token {
         let rv = rv.map_or_else(|| "OK".to_string(), |r| format!("{r:?}"));
         let line = format!(
             "pkcs11 {function} slot={} session={}{mech} rv={rv} {} us",
-            self.slot.id(),
+            self.slot().id(),
             session_id(session),
             start.elapsed().as_micros()
         );
@@ -608,6 +828,7 @@ impl Pkcs11Token {
         self.handles
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .native
             .get(&h.0)
             .copied()
             .ok_or(CkError::Pkcs11(
@@ -617,19 +838,17 @@ impl Pkcs11Token {
     }
 
     fn hd(&self, o: ObjectHandle) -> Handle {
-        let id = o.handle();
         self.handles
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, o);
-        Handle(id)
+            .give(o)
     }
 
     fn forget(&self, h: Handle) {
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&h.0);
+        let mut table = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(o) = table.native.remove(&h.0) {
+            table.ours.remove(&o.handle());
+        }
     }
 }
 
@@ -679,33 +898,30 @@ impl Token for Pkcs11Token {
 
     fn get_attributes(&self, object: Handle, wanted: &[AttrType]) -> Result<Vec<Attr>> {
         let types: Vec<AttributeType> = wanted.iter().copied().map(attr_type).collect();
-        let o = self
-            .oh(object)
-            .map_err(|e| call_err("C_GetAttributeValue", e))?;
-        let attrs = self.run("C_GetAttributeValue", None, |s| s.get_attributes(o, &types))?;
+        let attrs = self.run("C_GetAttributeValue", None, |s| {
+            s.get_attributes(self.oh(object)?, &types)
+        })?;
         Ok(attrs.into_iter().filter_map(from_cryptoki).collect())
     }
 
     fn set_attributes(&self, object: Handle, t: &[Attr]) -> Result<()> {
         let t = template(t);
-        let o = self
-            .oh(object)
-            .map_err(|e| call_err("C_SetAttributeValue", e))?;
-        self.run("C_SetAttributeValue", None, |s| s.update_attributes(o, &t))
+        self.run("C_SetAttributeValue", None, |s| {
+            s.update_attributes(self.oh(object)?, &t)
+        })
     }
 
     fn destroy(&self, object: Handle) -> Result<()> {
-        let o = self
-            .oh(object)
-            .map_err(|e| call_err("C_DestroyObject", e))?;
-        self.run("C_DestroyObject", None, |s| s.destroy_object(o))?;
+        self.run("C_DestroyObject", None, |s| {
+            s.destroy_object(self.oh(object)?)
+        })?;
         self.forget(object);
         Ok(())
     }
 
     fn encrypt(&self, key: Handle, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
-        let key = self.oh(key).map_err(|e| call_err("C_Encrypt", e))?;
         self.run("C_Encrypt", Some(mech), |s| {
+            let key = self.oh(key)?;
             with_mechanism(mech, |m| s.encrypt(m, key, data)).map_err(|_| {
                 CkError::Pkcs11(
                     RvError::MechanismParamInvalid,
@@ -716,8 +932,8 @@ impl Token for Pkcs11Token {
     }
 
     fn decrypt(&self, key: Handle, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
-        let key = self.oh(key).map_err(|e| call_err("C_Decrypt", e))?;
         self.run("C_Decrypt", Some(mech), |s| {
+            let key = self.oh(key)?;
             with_mechanism(mech, |m| s.decrypt(m, key, data)).map_err(|_| {
                 CkError::Pkcs11(
                     RvError::MechanismParamInvalid,
@@ -728,8 +944,8 @@ impl Token for Pkcs11Token {
     }
 
     fn sign(&self, key: Handle, mech: &Mech, data: &[u8]) -> Result<Vec<u8>> {
-        let key = self.oh(key).map_err(|e| call_err("C_Sign", e))?;
         self.run("C_Sign", Some(mech), |s| {
+            let key = self.oh(key)?;
             with_mechanism(mech, |m| s.sign(m, key, data)).map_err(|_| {
                 CkError::Pkcs11(
                     RvError::MechanismParamInvalid,
@@ -740,9 +956,8 @@ impl Token for Pkcs11Token {
     }
 
     fn verify(&self, key: Handle, mech: &Mech, data: &[u8], signature: &[u8]) -> Result<bool> {
-        let key = self.oh(key).map_err(|e| call_err("C_Verify", e))?;
-
         self.run("C_Verify", Some(mech), |s| {
+            let key = self.oh(key)?;
             let r = with_mechanism(mech, |m| s.verify(m, key, data, signature)).map_err(|_| {
                 CkError::Pkcs11(
                     RvError::MechanismParamInvalid,
@@ -761,8 +976,8 @@ impl Token for Pkcs11Token {
 
     fn digest_key(&self, key: Handle, hash: Hash) -> Result<Vec<u8>> {
         let m = Mech::Digest(hash);
-        let key = self.oh(key).map_err(|e| call_err("C_DigestKey", e))?;
         self.run("C_DigestKey", Some(&m), |s| {
+            let key = self.oh(key)?;
             with_mechanism(&m, |mech| s.digest_init(mech)).map_err(|_| {
                 CkError::Pkcs11(
                     RvError::MechanismParamInvalid,
@@ -775,11 +990,8 @@ impl Token for Pkcs11Token {
     }
 
     fn wrap_key(&self, wrapping: Handle, key: Handle, mech: &Mech) -> Result<Vec<u8>> {
-        let (wrapping, key) = (
-            self.oh(wrapping).map_err(|e| call_err("C_WrapKey", e))?,
-            self.oh(key).map_err(|e| call_err("C_WrapKey", e))?,
-        );
         self.run("C_WrapKey", Some(mech), |s| {
+            let (wrapping, key) = (self.oh(wrapping)?, self.oh(key)?);
             with_mechanism(mech, |m| s.wrap_key(m, wrapping, key)).map_err(|_| {
                 CkError::Pkcs11(
                     RvError::MechanismParamInvalid,
@@ -797,10 +1009,8 @@ impl Token for Pkcs11Token {
         t: &[Attr],
     ) -> Result<Handle> {
         let t = template(t);
-        let unwrapping = self
-            .oh(unwrapping)
-            .map_err(|e| call_err("C_UnwrapKey", e))?;
         self.run("C_UnwrapKey", Some(mech), |s| {
+            let unwrapping = self.oh(unwrapping)?;
             with_mechanism(mech, |m| s.unwrap_key(m, unwrapping, wrapped, &t)).map_err(|_| {
                 CkError::Pkcs11(
                     RvError::MechanismParamInvalid,
@@ -819,25 +1029,54 @@ impl Token for Pkcs11Token {
             StreamKind::Sign => ("C_SignInit", |s, m, k| s.sign_init(m, k)),
             StreamKind::Verify => ("C_VerifyInit", |s, m, k| s.verify_init(m, k)),
         };
-        let key = self.oh(key).map_err(|e| call_err(function, e))?;
-        // The operation lives in one session: it is checked out for the stream's lifetime.
-        let session = self.checkout()?;
+        self.check_outage()?;
+        // The operation lives in one session, checked out for the stream's lifetime; streams may
+        // hold at most half the sessions, so one-shot calls never wait for a stream to end.
+        if self.pinned.fetch_add(1, Ordering::Relaxed) >= self.max_sessions / 2 {
+            self.pinned.fetch_sub(1, Ordering::Relaxed);
+            return Err(TokenError::Unsupported(format!(
+                "{} streaming operations hold token sessions, the most allowed",
+                self.max_sessions / 2
+            )));
+        }
+        let unpin = |e: TokenError| {
+            self.pinned.fetch_sub(1, Ordering::Relaxed);
+            e
+        };
+        let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let generation = self.generation.load(Ordering::Acquire);
+        let key = self.oh(key).map_err(|e| unpin(call_err(function, e)))?;
+        let session = self
+            .checkout()
+            .map_err(|e| unpin(call_err("C_OpenSession", e)))?;
         let start = Instant::now();
-        let r = with_mechanism(mech, |m| f(&session, m, key))?;
-        self.trace_call(
-            function,
-            &session,
-            Some(mech),
-            r.as_ref().err().and_then(rv_of),
-            start,
-        );
+        let r = with_mechanism(mech, |m| f(&session, m, key)).map_err(unpin)?;
+        let rv = r.as_ref().err().and_then(rv_of);
+        self.trace_call(function, &session, Some(mech), rv, start);
         match r {
             Ok(()) => Ok(Stream {
                 kind,
                 fed: 0,
-                state: Box::new(PinnedSession(Some(session), self.opened.clone())),
+                state: Box::new(PinnedSession {
+                    session: Some(session),
+                    generation,
+                    current: self.generation.clone(),
+                    opened: self.opened.clone(),
+                    pinned: self.pinned.clone(),
+                }),
             }),
             Err(e) => {
+                self.pinned.fetch_sub(1, Ordering::Relaxed);
+                if rv.is_some_and(token_suspect) && !self.token_answers() {
+                    self.discard(session);
+                    drop(_shared);
+                    // Streams are not retried (their state is on the token); the next request
+                    // finds the token re-initialised, or fails at once while it stays away.
+                    return Err(self
+                        .reinitialise(generation)
+                        .err()
+                        .unwrap_or_else(|| call_err(function, e)));
+                }
                 self.checkin(session);
                 Err(call_err(function, e))
             }
@@ -846,12 +1085,10 @@ impl Token for Pkcs11Token {
 
     fn update(&self, stream: &mut Stream, data: &[u8]) -> Result<Vec<u8>> {
         let kind = stream.kind;
-        let pinned = stream
-            .state
-            .downcast_mut::<PinnedSession>()
-            .and_then(|p| p.0.as_ref());
-        let Some(session) = pinned else {
-            return Err(TokenError::Unsupported("a stream of another token".into()));
+        let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let session = pinned_session(stream)?.session.as_ref();
+        let Some(session) = session else {
+            return Err(TokenError::Unsupported("a finished stream".into()));
         };
         let (function, r) = match kind {
             StreamKind::Encrypt => ("C_EncryptUpdate", session.encrypt_update(data)),
@@ -870,12 +1107,9 @@ impl Token for Pkcs11Token {
     }
 
     fn finish(&self, mut stream: Stream, signature: Option<&[u8]>) -> Result<Vec<u8>> {
-        let Some(session) = stream
-            .state
-            .downcast_mut::<PinnedSession>()
-            .and_then(|p| p.0.take())
-        else {
-            return Err(TokenError::Unsupported("a stream of another token".into()));
+        let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let Some(session) = pinned_session(&mut stream)?.release() else {
+            return Err(TokenError::Unsupported("a finished stream".into()));
         };
         let (function, r) = match stream.kind {
             StreamKind::Encrypt => ("C_EncryptFinal", session.encrypt_final()),
@@ -903,5 +1137,13 @@ impl Token for Pkcs11Token {
     fn seed_random(&self, seed: &[u8]) -> Result<usize> {
         self.run("C_SeedRandom", None, |s| s.seed_random(seed))?;
         Ok(seed.len())
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn native_handle(&self, h: Handle) -> Option<u64> {
+        self.oh(h).ok().map(|o| o.handle())
     }
 }

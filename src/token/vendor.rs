@@ -69,11 +69,14 @@ pub fn find_kek(
     use super::{Attr, Class};
     if let Some(want) = configured {
         let wrappers = token.find(&[Attr::Class(Class::SecretKey), Attr::Wrap(true)])?;
-        return wrappers.into_iter().find(|h| h.0 == want).ok_or_else(|| {
-            super::TokenError::Unsupported(format!(
-                "no wrapping key with the configured KEK handle {want}"
-            ))
-        });
+        return wrappers
+            .into_iter()
+            .find(|h| token.native_handle(*h) == Some(want))
+            .ok_or_else(|| {
+                super::TokenError::Unsupported(format!(
+                    "no wrapping key with the configured KEK handle {want}"
+                ))
+            });
     }
     let found = token.find(&[Attr::Class(Class::SecretKey), Attr::Label(KEK_LABEL.into())])?;
     match found.as_slice() {

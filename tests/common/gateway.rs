@@ -304,6 +304,36 @@ pub fn request(minor: i32, operation: u32, payload: Vec<Item>) -> Item {
     )
 }
 
+/// A KMIP 1.4 Create of an AES-256 key for encryption and decryption.
+pub fn create_aes_256() -> Item {
+    request(
+        4,
+        0x01,
+        vec![
+            Item::new(Tag::OBJECT_TYPE, Value::Enumeration(2)),
+            Item::structure(
+                Tag::TEMPLATE_ATTRIBUTE,
+                vec![
+                    attribute("Cryptographic Algorithm", Value::Enumeration(3)),
+                    attribute("Cryptographic Length", Value::Integer(256)),
+                    attribute("Cryptographic Usage Mask", Value::Integer(12)),
+                ],
+            ),
+        ],
+    )
+}
+
+/// The Unique Identifier in the response payload of a response's first batch item.
+pub fn unique_identifier(response: &Item) -> Option<String> {
+    let payload = response
+        .child(Tag::BATCH_ITEM)?
+        .child(Tag::RESPONSE_PAYLOAD)?;
+    match &payload.child(Tag::UNIQUE_IDENTIFIER)?.value {
+        Value::TextString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
 /// A KMIP 1.x Attribute with a simple value.
 pub fn attribute(name: &str, value: Value) -> Item {
     Item::structure(
