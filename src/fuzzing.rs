@@ -4,7 +4,7 @@
 //! allocate without bound; each also checks what must hold of what it accepts.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
 use crate::config::ini::Ini;
@@ -118,40 +118,87 @@ pub fn pkcs12_parse(data: &[u8]) {
     let _ = crate::pkcs12::parse(data, b"password");
 }
 
-/// A whole request, handled by an in-process gateway on the software token with a keystore
-/// in a temporary directory: any answer must be a well-formed TTLV response.
+/// Messages one input may hold: a short conversation (create, then use what was made).
+const MAX_MESSAGES: usize = 16;
+/// Inputs handled by one in-process gateway before a fresh one (with an empty keystore) takes
+/// over, so the objects the fuzzer makes cannot grow without bound.
+const INPUTS_PER_GATEWAY: u32 = 5_000;
+
+/// Whole requests, handled by an in-process gateway on the software token with a keystore in
+/// a temporary directory: the input is a conversation of TTLV messages end to end, as on a
+/// connection (the OASIS test cases, requests and responses alike); every answer must be a
+/// well-formed TTLV response.
 pub fn request_ttlv(data: &[u8]) {
-    let ex = gateway().handle(data, Encoding::Ttlv, Some("fuzz"), 1, 1_700_000_000, false);
-    binary::decode(&ex.bytes, &Limits::default()).expect("every answer is a TTLV message");
-}
-
-/// A whole request in KMIP XML (as over HTTPS).
-pub fn request_xml(data: &[u8]) {
-    let ex = gateway().handle(data, Encoding::Xml, Some("fuzz"), 1, 1_700_000_000, false);
-    let text = std::str::from_utf8(&ex.bytes).expect("an XML answer is UTF-8");
-    xml::decode(text, 0, &Limits::default()).expect("every answer is a KMIP XML message");
-}
-
-/// The in-process gateway the request targets share (made once per process).
-fn gateway() -> &'static Gateway {
-    static GATEWAY: OnceLock<Gateway> = OnceLock::new();
-    GATEWAY.get_or_init(|| {
-        let dir: PathBuf =
-            std::env::temp_dir().join(format!("ksg-fuzz-gateway-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
-        for (file, text) in [
-            ("ksg.conf", "[p6ksg-gen]\ngateFlags = 2\nauditLog = \"\"\n"),
-            (
-                "p6kmipserver.conf",
-                "[p6kmip-server-gen]\nmaxBufSize = 65536\n",
-            ),
-            ("p6kmip_auxiliary_ksg.conf", "[p6kmip-server-auxiliary]\n"),
-        ] {
-            std::fs::write(dir.join(file), text).expect("a conf file");
+    with_gateway(|gw| {
+        let mut rest = data;
+        for _ in 0..MAX_MESSAGES {
+            if rest.is_empty() {
+                break;
+            }
+            let declared = rest
+                .get(4..8)
+                .map_or(0, |l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize);
+            let (message, tail) = rest.split_at(rest.len().min(declared.saturating_add(8)));
+            rest = tail;
+            let ex = gw.handle(message, Encoding::Ttlv, Some("fuzz"), 1, 1_700_000_000, false);
+            binary::decode(&ex.bytes, &Limits::default()).expect("every answer is a TTLV message");
         }
-        let config = Config::load(&dir, &dir).expect("the fuzz configuration");
-        let (store, _) = Store::open(&dir, &Key256([9; 32]), "fuzz", false).expect("a keystore");
-        Gateway::new(Arc::new(config), Some(Arc::new(store)), None)
-    })
+    });
+}
+
+/// Whole requests in KMIP XML (as over HTTPS): the input as one message, and, when it is a
+/// test-case document, each of its messages in turn.
+pub fn request_xml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    with_gateway(|gw| {
+        let answer = |message: &[u8]| {
+            let ex = gw.handle(message, Encoding::Xml, Some("fuzz"), 1, 1_700_000_000, false);
+            let text = std::str::from_utf8(&ex.bytes).expect("an XML answer is UTF-8");
+            xml::decode(text, 0, &Limits::default()).expect("every answer is a KMIP XML message");
+        };
+        answer(data);
+        if let Ok(doc) = xml::decode_document(text, 1_700_000_000, &limits()) {
+            for message in doc.messages.iter().take(MAX_MESSAGES) {
+                answer(xml::encode(message).as_bytes());
+            }
+        }
+    });
+}
+
+/// Runs `f` with the in-process gateway the request targets share, replaced by a fresh one every
+/// [`INPUTS_PER_GATEWAY`] inputs.
+fn with_gateway(f: impl FnOnce(&Gateway)) {
+    static GATEWAY: Mutex<Option<(Gateway, u32)>> = Mutex::new(None);
+    let mut slot = GATEWAY.lock().unwrap_or_else(|p| p.into_inner());
+    if slot.as_ref().is_none_or(|(_, n)| *n >= INPUTS_PER_GATEWAY) {
+        *slot = None;
+        *slot = Some((fresh_gateway(), 0));
+    }
+    if let Some((gw, n)) = slot.as_mut() {
+        *n += 1;
+        f(gw);
+    }
+}
+
+/// A gateway on the software token over an empty keystore in a temporary directory.
+fn fresh_gateway() -> Gateway {
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("ksg-fuzz-gateway-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    for (file, text) in [
+        ("ksg.conf", "[p6ksg-gen]\ngateFlags = 2\nauditLog = \"\"\n"),
+        (
+            "p6kmipserver.conf",
+            "[p6kmip-server-gen]\nmaxBufSize = 65536\n",
+        ),
+        ("p6kmip_auxiliary_ksg.conf", "[p6kmip-server-auxiliary]\n"),
+    ] {
+        std::fs::write(dir.join(file), text).expect("a conf file");
+    }
+    let config = Config::load(&dir, &dir).expect("the fuzz configuration");
+    let (store, _) = Store::open(&dir, &Key256([9; 32]), "fuzz", false).expect("a keystore");
+    Gateway::new(Arc::new(config), Some(Arc::new(store)), None)
 }
