@@ -140,7 +140,14 @@ pub fn request_ttlv(data: &[u8]) {
                 .map_or(0, |l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize);
             let (message, tail) = rest.split_at(rest.len().min(declared.saturating_add(8)));
             rest = tail;
-            let ex = gw.handle(message, Encoding::Ttlv, Some("fuzz"), 1, 1_700_000_000, false);
+            let ex = gw.handle(
+                message,
+                Encoding::Ttlv,
+                Some("fuzz"),
+                1,
+                1_700_000_000,
+                false,
+            );
             binary::decode(&ex.bytes, &Limits::default()).expect("every answer is a TTLV message");
         }
     });
@@ -154,7 +161,14 @@ pub fn request_xml(data: &[u8]) {
     };
     with_gateway(|gw| {
         let answer = |message: &[u8]| {
-            let ex = gw.handle(message, Encoding::Xml, Some("fuzz"), 1, 1_700_000_000, false);
+            let ex = gw.handle(
+                message,
+                Encoding::Xml,
+                Some("fuzz"),
+                1,
+                1_700_000_000,
+                false,
+            );
             let text = std::str::from_utf8(&ex.bytes).expect("an XML answer is UTF-8");
             xml::decode(text, 0, &Limits::default()).expect("every answer is a KMIP XML message");
         };

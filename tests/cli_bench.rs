@@ -53,11 +53,59 @@ fn every_load_runs_clean_and_reports_its_figures() {
         );
         assert!(text.contains("server resident memory"), "{op}: {text}");
     }
+
+    // The lifecycle load against two servers (here the same gateway under two names), at two
+    // connection counts: a comparison and a chart.
+    let svg = gw.dir.0.join("bench.svg");
+    let addr = gw.addr.to_string();
+    let other = format!("localhost:{}", gw.addr.port());
+    let pid = gw.child.id().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_ksg"))
+        .args(["bench", "--server", &addr, "--server", &other])
+        .args(["--server-pid", &pid, "--server-pid", &pid])
+        .args([
+            "--op",
+            "lifecycle",
+            "--connections",
+            "1,2",
+            "--duration",
+            "1",
+        ])
+        .arg("--ca")
+        .arg(tls.join("ca.pem"))
+        .arg("--cert")
+        .arg(tls.join("client.pem"))
+        .arg("--key")
+        .arg(tls.join("client.key"))
+        .arg("--csv")
+        .arg(&csv)
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .expect("ksg bench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches(" 0 errors)").count(), 4, "{text}");
+    assert!(text.contains("comparison"), "{text}");
+    assert!(
+        text.contains(&format!("{addr} does ")) && text.contains("the operations per second of"),
+        "{text}"
+    );
+    let chart = std::fs::read_to_string(&svg).expect("svg");
+    assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
+    assert_eq!(chart.matches("<polyline").count(), 2, "a line per server");
+    assert_eq!(chart.matches("<circle").count(), 4, "a point per run");
+
     let lines = std::fs::read_to_string(&csv).expect("csv");
     assert_eq!(
         lines.lines().count(),
-        8,
+        12,
         "a header and one line per run:\n{lines}"
     );
     assert!(lines.starts_with("op,connections,encoding,batch,"));
+    assert_eq!(lines.matches("lifecycle,").count(), 4, "{lines}");
 }

@@ -23,25 +23,31 @@ pre-serialised request as fast as the answers come, for S seconds. Prints operat
 second, latency percentiles (p50, p90, p99, max) and errors.
 
   --op OP              create (AES-256 keys), get (one key), encrypt (AES-GCM, 64 bytes),
-                       locate (by name), register (AES-256 keys), or mixed (get, encrypt,
+                       locate (by name), register (AES-256 keys), mixed (get, encrypt,
                        locate and get-attributes in turn, on objects made at the start: the
-                       store does not grow, as for a soak test)
-  --connections N      concurrent connections (default 1)
-  --duration S         seconds of load (default 10)
+                       store does not grow, as for a soak test), or lifecycle (create, get
+                       and destroy a key: three requests, each counted)
+  --server HOST:PORT   may be given several times: the same load runs against each server in
+                       turn, and a comparison closes the report
+  --connections N      concurrent connections (default 1); a list such as 1,4,16 runs the
+                       load once per count
+  --duration S         seconds of load per run (default 10)
   --batch K            batch items per request (default 1); throughput counts items
   --new-connections    open a new connection (a full TLS handshake) for every request, to
                        measure connection set-up rather than requests
   --kmip-version V     1.0 to 1.4 (default 1.4)
-  --csv FILE           append one line of results (a header line when the file is new)
-  --server-pid PID     the server's process: report its CPU time per request (from
-                       /proc/PID/stat) and sample its resident memory every second
+  --csv FILE           append one line of results per run (a header line when the file is new)
+  --server-pid PID     the server's process (with several servers, one per --server, in the
+                       same order): report its CPU time per request (from /proc/PID/stat) and
+                       sample its resident memory every second
   --rss-csv FILE       write those memory samples (seconds, KiB) to FILE
+  --plot FILE.svg      draw throughput against connections, a line per server
 
-Connection options:
+Connection options (the same for every server):
 ";
 
 /// Options that take a value (besides the connection's).
-const VALUE_OPTIONS: [&str; 8] = [
+const VALUE_OPTIONS: [&str; 9] = [
     "op",
     "connections",
     "duration",
@@ -50,6 +56,7 @@ const VALUE_OPTIONS: [&str; 8] = [
     "csv",
     "server-pid",
     "rss-csv",
+    "plot",
 ];
 
 /// Runs `ksg bench`.
@@ -87,15 +94,15 @@ enum Failure {
     Run(String),
 }
 
+fn positive(name: &str, v: &str) -> Result<u64, Failure> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Failure::Usage(format!("--{name} {v:?} is not a positive number")))
+}
+
 fn number(args: &Args, name: &str, default: u64) -> Result<u64, Failure> {
-    match args.value(name) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| Failure::Usage(format!("--{name} {v:?} is not a positive number"))),
-    }
+    args.value(name).map_or(Ok(default), |v| positive(name, v))
 }
 
 /// The load.
@@ -107,6 +114,44 @@ enum Op {
     Locate,
     Register,
     Mixed,
+    Lifecycle,
+}
+
+/// What one run measured.
+struct Measured {
+    server: String,
+    connections: usize,
+    elapsed: Duration,
+    ops: u64,
+    errors: u64,
+    /// Sorted.
+    latencies_us: Vec<u32>,
+    first_error: Option<String>,
+    cpu_us_per_op: Option<f64>,
+    rss: Vec<(u64, u64)>,
+}
+
+impl Measured {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> u32 {
+        let l = &self.latencies_us;
+        if l.is_empty() {
+            return 0;
+        }
+        l[((l.len() as f64 * p).ceil() as usize).clamp(1, l.len()) - 1]
+    }
+}
+
+/// The settings every run shares.
+struct Plan {
+    op: Op,
+    batch: usize,
+    duration: Duration,
+    version: Version,
+    fresh: bool,
 }
 
 fn bench(args: &Args) -> Result<(), Failure> {
@@ -117,34 +162,93 @@ fn bench(args: &Args) -> Result<(), Failure> {
         Some("locate") => Op::Locate,
         Some("register") => Op::Register,
         Some("mixed") => Op::Mixed,
+        Some("lifecycle") => Op::Lifecycle,
         Some(other) => return Err(Failure::Usage(format!("--op {other:?} is not a load"))),
         None => return Err(Failure::Usage("--op is required".into())),
     };
-    let connections = number(args, "connections", 1)? as usize;
-    let duration = Duration::from_secs(number(args, "duration", 10)?);
-    let batch = number(args, "batch", 1)? as usize;
-    let version = match args.value("kmip-version").unwrap_or("1.4") {
-        v @ ("1.0" | "1.1" | "1.2" | "1.3" | "1.4") => Version::new(1, v[2..].parse().unwrap_or(4)),
-        other => return Err(Failure::Usage(format!("--kmip-version {other:?}"))),
+    let counts = args
+        .value("connections")
+        .unwrap_or("1")
+        .split(',')
+        .map(|c| positive("connections", c.trim()).map(|n| n as usize))
+        .collect::<Result<Vec<usize>, _>>()?;
+    let plan = Plan {
+        op,
+        batch: number(args, "batch", 1)? as usize,
+        duration: Duration::from_secs(number(args, "duration", 10)?),
+        version: match args.value("kmip-version").unwrap_or("1.4") {
+            v @ ("1.0" | "1.1" | "1.2" | "1.3" | "1.4") => {
+                Version::new(1, v[2..].parse().unwrap_or(4))
+            }
+            other => return Err(Failure::Usage(format!("--kmip-version {other:?}"))),
+        },
+        fresh: args.has("new-connections"),
     };
-    let pid = args
-        .value("server-pid")
+    if op == Op::Lifecycle && plan.batch > 1 {
+        return Err(Failure::Usage(
+            "--op lifecycle sends each request alone: no --batch".into(),
+        ));
+    }
+    let servers = args.values("server");
+    if servers.is_empty() {
+        return Err(Failure::Usage("--server HOST:PORT is required".into()));
+    }
+    let pids = args
+        .values("server-pid")
+        .into_iter()
         .map(|p| {
             p.parse::<u32>()
                 .map_err(|_| Failure::Usage(format!("--server-pid {p:?}")))
         })
-        .transpose()?;
-    let target = connect::target(args, None).map_err(Failure::Usage)?;
+        .collect::<Result<Vec<u32>, _>>()?;
+    if !pids.is_empty() && pids.len() != servers.len() {
+        return Err(Failure::Usage(format!(
+            "{} --server-pid for {} --server: give one per server, in the same order",
+            pids.len(),
+            servers.len()
+        )));
+    }
+    let mut all = Vec::new();
+    for (i, server) in servers.iter().enumerate() {
+        let target = connect::target_at(args, server).map_err(Failure::Usage)?;
+        for &connections in &counts {
+            let m = measure(&plan, &target, server, connections, pids.get(i).copied())?;
+            report(args, &plan, &m)?;
+            all.push(m);
+        }
+    }
+    if servers.len() > 1 {
+        compare(&all, &counts);
+    }
+    if let Some(path) = args.value("plot") {
+        let op_name = args.value("op").unwrap_or_default();
+        std::fs::write(path, plot(&all, op_name))
+            .map_err(|e| Failure::Run(format!("{path}: {e}")))?;
+    }
+    let errors: u64 = all.iter().map(|m| m.errors).sum();
+    if errors > 0 {
+        return Err(Failure::Run(format!("{errors} requests failed")));
+    }
+    Ok(())
+}
 
+/// One run: the load on `target` over `connections` connections.
+fn measure(
+    plan: &Plan,
+    target: &Target,
+    server: &str,
+    connections: usize,
+    pid: Option<u32>,
+) -> Result<Measured, Failure> {
     // Objects the load works on, made once before it starts.
-    let mut setup = Connection::open(&target).map_err(Failure::Run)?;
-    let fixtures = Fixtures::make(&mut setup, version, op)?;
+    let mut setup = Connection::open(target).map_err(Failure::Run)?;
+    let fixtures = Fixtures::make(&mut setup, plan.version, plan.op)?;
     let requests: Vec<Vec<u8>> = fixtures
-        .payloads(op)
+        .payloads(plan.op)
         .into_iter()
         .map(|(operation, payload)| {
             setup
-                .prepare(&message(version, operation, &payload, batch))
+                .prepare(&message(plan.version, operation, &payload, plan.batch))
                 .map_err(Failure::Run)
         })
         .collect::<Result<_, _>>()?;
@@ -157,13 +261,11 @@ fn bench(args: &Args) -> Result<(), Failure> {
         std::thread::spawn(move || sample_rss(p, &stop))
     });
     let started = Instant::now();
-    let fresh = args.has("new-connections");
     let results: Vec<Result<Worker, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..connections)
             .map(|n| {
-                let target = &target;
                 let requests = &requests;
-                s.spawn(move || load(target, requests, n, batch, duration, fresh))
+                s.spawn(move || load(plan, target, requests, n))
             })
             .collect();
         handles
@@ -179,25 +281,35 @@ fn bench(args: &Args) -> Result<(), Failure> {
     let cpu_after = pid.and_then(cpu_ticks);
     let rss = sampler.and_then(|h| h.join().ok()).unwrap_or_default();
 
-    let mut latencies = Vec::new();
-    let (mut ops, mut errors) = (0u64, 0u64);
-    let mut first_error = None;
+    let mut m = Measured {
+        server: server.to_string(),
+        connections,
+        elapsed,
+        ops: 0,
+        errors: 0,
+        latencies_us: Vec::new(),
+        first_error: None,
+        cpu_us_per_op: None,
+        rss,
+    };
     for r in results {
         let w = r.map_err(Failure::Run)?;
-        ops += w.items;
-        errors += w.errors;
-        latencies.extend(w.latencies_us);
-        first_error = first_error.or(w.first_error);
+        m.ops += w.items;
+        m.errors += w.errors;
+        m.latencies_us.extend(w.latencies_us);
+        m.first_error = m.first_error.or(w.first_error);
     }
-    latencies.sort_unstable();
-    let pct = |p: f64| -> u32 {
-        if latencies.is_empty() {
-            return 0;
-        }
-        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[i]
-    };
-    let rate = ops as f64 / elapsed.as_secs_f64();
+    m.latencies_us.sort_unstable();
+    if let (Some(b), Some(a)) = (cpu_before, cpu_after)
+        && m.ops > 0
+    {
+        m.cpu_us_per_op = Some((a - b) as f64 * 1e6 / clock_ticks_per_second() / m.ops as f64);
+    }
+    Ok(m)
+}
+
+/// Prints one run and appends it to the CSV and memory files asked for.
+fn report(args: &Args, plan: &Plan, m: &Measured) -> Result<(), Failure> {
     let op_name = args.value("op").unwrap_or_default();
     let encoding = format!(
         "{}{}",
@@ -205,30 +317,33 @@ fn bench(args: &Args) -> Result<(), Failure> {
         if args.has("http") { "/https" } else { "" }
     );
     println!(
-        "{op_name}: {connections} connections, {encoding}, batch {batch}, {:.1} s",
-        elapsed.as_secs_f64()
+        "{op_name} on {}: {} connections, {encoding}, batch {}, {:.1} s",
+        m.server,
+        m.connections,
+        plan.batch,
+        m.elapsed.as_secs_f64()
     );
-    println!("  {rate:.0} ops/s ({ops} operations, {errors} errors)");
+    println!(
+        "  {:.0} ops/s ({} operations, {} errors)",
+        m.rate(),
+        m.ops,
+        m.errors
+    );
     println!(
         "  latency per request: p50 {} µs, p90 {} µs, p99 {} µs, max {} µs",
-        pct(0.50),
-        pct(0.90),
-        pct(0.99),
-        latencies.last().copied().unwrap_or(0)
+        m.percentile(0.50),
+        m.percentile(0.90),
+        m.percentile(0.99),
+        m.latencies_us.last().copied().unwrap_or(0)
     );
-    if let Some(e) = &first_error {
+    if let Some(e) = &m.first_error {
         println!("  first error: {e}");
     }
-    let cpu_per_op = match (cpu_before, cpu_after) {
-        (Some(b), Some(a)) if ops > 0 => {
-            let us = (a - b) as f64 * 1e6 / clock_ticks_per_second() / ops as f64;
-            println!("  server CPU: {us:.1} µs per operation");
-            Some(us)
-        }
-        _ => None,
-    };
-    if let (Some(first), Some(last)) = (rss.first(), rss.last()) {
-        let max = rss.iter().map(|r| r.1).max().unwrap_or(0);
+    if let Some(us) = m.cpu_us_per_op {
+        println!("  server CPU: {us:.1} µs per operation");
+    }
+    if let (Some(first), Some(last)) = (m.rss.first(), m.rss.last()) {
+        let max = m.rss.iter().map(|r| r.1).max().unwrap_or(0);
         println!(
             "  server resident memory: {} KiB at start, {} KiB at end, {} KiB at most",
             first.1, last.1, max
@@ -236,7 +351,7 @@ fn bench(args: &Args) -> Result<(), Failure> {
     }
     if let Some(path) = args.value("rss-csv") {
         let text: String = std::iter::once("seconds,rss_kib\n".to_string())
-            .chain(rss.iter().map(|(t, k)| format!("{t},{k}\n")))
+            .chain(m.rss.iter().map(|(t, k)| format!("{t},{k}\n")))
             .collect();
         std::fs::write(path, text).map_err(|e| Failure::Run(format!("{path}: {e}")))?;
     }
@@ -249,24 +364,158 @@ fn bench(args: &Args) -> Result<(), Failure> {
             .map_err(|e| Failure::Run(format!("{path}: {e}")))?;
         let mut line = String::new();
         if new {
-            line.push_str("op,connections,encoding,batch,seconds,ops_per_s,p50_us,p90_us,p99_us,max_us,errors,server_cpu_us_per_op\n");
+            line.push_str("op,connections,encoding,batch,seconds,ops_per_s,p50_us,p90_us,p99_us,max_us,errors,server_cpu_us_per_op,server\n");
         }
         line.push_str(&format!(
-            "{op_name},{connections},{encoding},{batch},{:.1},{rate:.0},{},{},{},{},{errors},{}\n",
-            elapsed.as_secs_f64(),
-            pct(0.5),
-            pct(0.9),
-            pct(0.99),
-            latencies.last().copied().unwrap_or(0),
-            cpu_per_op.map_or(String::new(), |c| format!("{c:.1}"))
+            "{op_name},{},{encoding},{},{:.1},{:.0},{},{},{},{},{},{},{}\n",
+            m.connections,
+            plan.batch,
+            m.elapsed.as_secs_f64(),
+            m.rate(),
+            m.percentile(0.5),
+            m.percentile(0.9),
+            m.percentile(0.99),
+            m.latencies_us.last().copied().unwrap_or(0),
+            m.errors,
+            m.cpu_us_per_op.map_or(String::new(), |c| format!("{c:.1}")),
+            m.server
         ));
         f.write_all(line.as_bytes())
             .map_err(|e| Failure::Run(format!("{path}: {e}")))?;
     }
-    if errors > 0 {
-        return Err(Failure::Run(format!("{errors} requests failed")));
-    }
     Ok(())
+}
+
+/// The closing comparison of several servers under the same load: each against the first.
+fn compare(all: &[Measured], counts: &[usize]) {
+    println!("comparison (the same load, one run; ratios against the first server):");
+    for &n in counts {
+        let runs: Vec<&Measured> = all.iter().filter(|m| m.connections == n).collect();
+        let Some(first) = runs.first() else { continue };
+        for m in &runs {
+            let cpu = m
+                .cpu_us_per_op
+                .map_or("-".to_string(), |c| format!("{c:.1} µs CPU/op"));
+            println!(
+                "  {n:>3} connections  {:<24} {:>9.0} ops/s  p99 {:>7} µs  {cpu}  {:.2}x ops/s of the first",
+                m.server,
+                m.rate(),
+                m.percentile(0.99),
+                m.rate() / first.rate().max(f64::MIN_POSITIVE)
+            );
+        }
+        for m in runs.iter().skip(1) {
+            println!(
+                "  {n:>3} connections  {} does {:.1}x the operations per second of {}",
+                first.server,
+                first.rate() / m.rate().max(f64::MIN_POSITIVE),
+                m.server
+            );
+        }
+    }
+}
+
+/// A small SVG chart of throughput against connections, a line per server.
+fn plot(all: &[Measured], op: &str) -> String {
+    const W: f64 = 640.0;
+    const H: f64 = 400.0;
+    const LEFT: f64 = 80.0;
+    const RIGHT: f64 = 170.0;
+    const TOP: f64 = 40.0;
+    const BOTTOM: f64 = 50.0;
+    const COLOURS: [&str; 6] = [
+        "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+    ];
+    let mut counts: Vec<usize> = all.iter().map(|m| m.connections).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    let top = nice_ceiling(all.iter().map(Measured::rate).fold(1.0, f64::max));
+    let x = |n: usize| {
+        let i = counts.iter().position(|c| *c == n).unwrap_or(0) as f64;
+        LEFT + (W - LEFT - RIGHT) * (i + 0.5) / counts.len() as f64
+    };
+    let y = |rate: f64| TOP + (H - TOP - BOTTOM) * (1.0 - rate / top);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"{W}\" height=\"{H}\" fill=\"white\"/>\n\
+         <text x=\"{LEFT}\" y=\"22\" font-size=\"14\">ksg bench --op {}: operations per second</text>\n",
+        xml_text(op)
+    );
+    for i in 0..=4 {
+        let v = top * f64::from(i) / 4.0;
+        let yy = y(v);
+        svg.push_str(&format!(
+            "<line x1=\"{LEFT}\" y1=\"{yy:.1}\" x2=\"{:.1}\" y2=\"{yy:.1}\" stroke=\"#ddd\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{v:.0}</text>\n",
+            W - RIGHT,
+            LEFT - 6.0,
+            yy + 4.0
+        ));
+    }
+    for &n in &counts {
+        svg.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{n}</text>\n",
+            x(n),
+            H - BOTTOM + 18.0
+        ));
+    }
+    svg.push_str(&format!(
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">connections</text>\n",
+        (LEFT + W - RIGHT) / 2.0,
+        H - 12.0
+    ));
+    let mut servers: Vec<&str> = Vec::new();
+    for m in all {
+        if !servers.contains(&m.server.as_str()) {
+            servers.push(&m.server);
+        }
+    }
+    for (i, server) in servers.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let points: Vec<String> = all
+            .iter()
+            .filter(|m| m.server == *server)
+            .map(|m| format!("{:.1},{:.1}", x(m.connections), y(m.rate())))
+            .collect();
+        svg.push_str(&format!(
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\n",
+            points.join(" ")
+        ));
+        for p in &points {
+            let (px, py) = p.split_once(',').unwrap_or(("0", "0"));
+            svg.push_str(&format!(
+                "<circle cx=\"{px}\" cy=\"{py}\" r=\"3\" fill=\"{colour}\"/>\n"
+            ));
+        }
+        let ly = TOP + 18.0 * i as f64;
+        svg.push_str(&format!(
+            "<line x1=\"{:.1}\" y1=\"{ly:.1}\" x2=\"{:.1}\" y2=\"{ly:.1}\" stroke=\"{colour}\" stroke-width=\"2\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+            W - RIGHT + 12.0,
+            W - RIGHT + 32.0,
+            W - RIGHT + 38.0,
+            ly + 4.0,
+            xml_text(server)
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// The smallest of 1, 2 or 5 times a power of ten at or above `v`.
+fn nice_ceiling(v: f64) -> f64 {
+    let p = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|c| *c >= v)
+        .unwrap_or(10.0 * p)
+}
+
+fn xml_text(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// What one connection did.
@@ -277,14 +526,21 @@ struct Worker {
     first_error: Option<String>,
 }
 
-fn load(
-    target: &Target,
-    requests: &[Vec<u8>],
-    n: usize,
-    batch: usize,
-    duration: Duration,
-    fresh: bool,
-) -> Result<Worker, String> {
+impl Worker {
+    fn record(&mut self, started: Instant, outcome: Result<(), String>, items: u64) {
+        self.latencies_us
+            .push(started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+        match outcome {
+            Ok(()) => self.items += items,
+            Err(e) => {
+                self.errors += 1;
+                self.first_error.get_or_insert(e);
+            }
+        }
+    }
+}
+
+fn load(plan: &Plan, target: &Target, requests: &[Vec<u8>], n: usize) -> Result<Worker, String> {
     let mut c = Connection::open(target)?;
     let mut w = Worker {
         items: 0,
@@ -292,13 +548,13 @@ fn load(
         latencies_us: Vec::with_capacity(1 << 16),
         first_error: None,
     };
-    let end = Instant::now() + duration;
+    let end = Instant::now() + plan.duration;
     let mut i = n;
     while Instant::now() < end {
         let request = &requests[i % requests.len()];
         i += 1;
         let t = Instant::now();
-        if fresh {
+        if plan.fresh {
             c = match Connection::open(target) {
                 Ok(c) => c,
                 Err(e) => {
@@ -308,21 +564,56 @@ fn load(
                 }
             };
         }
-        let outcome = c
+        let answer = c
             .exchange_prepared(request)
-            .and_then(|body| c.decode_response(&body))
-            .and_then(|r| check(&r, batch));
-        w.latencies_us
-            .push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-        match outcome {
-            Ok(()) => w.items += batch as u64,
-            Err(e) => {
-                w.errors += 1;
-                w.first_error.get_or_insert(e);
+            .and_then(|body| c.decode_response(&body));
+        if plan.op != Op::Lifecycle {
+            w.record(
+                t,
+                answer.and_then(|r| check(&r, plan.batch)),
+                plan.batch as u64,
+            );
+            continue;
+        }
+        // Create, then Get and Destroy what it made: built per key, since the identifier is new.
+        let created = answer.and_then(|r| {
+            check(&r, 1)?;
+            created_uid(&r).ok_or_else(|| "Create gave no identifier".to_string())
+        });
+        let key = match created {
+            Ok(key) => {
+                w.record(t, Ok(()), 1);
+                key
             }
+            Err(e) => {
+                w.record(t, Err(e), 1);
+                continue;
+            }
+        };
+        for operation in [Operation::Get, Operation::Destroy] {
+            let t = Instant::now();
+            let outcome = c
+                .prepare(&message(plan.version, operation, &[uid(&key)], 1))
+                .and_then(|r| c.exchange_prepared(&r))
+                .and_then(|body| c.decode_response(&body))
+                .and_then(|r| check(&r, 1));
+            w.record(t, outcome, 1);
         }
     }
     Ok(w)
+}
+
+/// The Unique Identifier a Create answered with.
+fn created_uid(response: &Item) -> Option<String> {
+    match &response
+        .child(Tag::BATCH_ITEM)?
+        .child(Tag::RESPONSE_PAYLOAD)?
+        .child(Tag::UNIQUE_IDENTIFIER)?
+        .value
+    {
+        Value::TextString(s) => Some(s.clone()),
+        _ => None,
+    }
 }
 
 /// Every batch item succeeded.
@@ -396,7 +687,7 @@ struct Fixtures {
 impl Fixtures {
     fn make(c: &mut Connection, version: Version, op: Op) -> Result<Fixtures, Failure> {
         let name = format!("ksg-bench-{}", std::process::id());
-        if matches!(op, Op::Create | Op::Register) {
+        if matches!(op, Op::Create | Op::Register | Op::Lifecycle) {
             return Ok(Fixtures { key: None, name });
         }
         let create = vec![
@@ -410,14 +701,7 @@ impl Fixtures {
             .exchange(&message(version, Operation::Create, &create, 1))
             .map_err(Failure::Run)?;
         check(&answer, 1).map_err(|e| Failure::Run(format!("setup Create: {e}")))?;
-        let key = answer
-            .child(Tag::BATCH_ITEM)
-            .and_then(|i| i.child(Tag::RESPONSE_PAYLOAD))
-            .and_then(|p| p.child(Tag::UNIQUE_IDENTIFIER))
-            .and_then(|u| match &u.value {
-                Value::TextString(s) => Some(s.clone()),
-                _ => None,
-            })
+        let key = created_uid(&answer)
             .ok_or_else(|| Failure::Run("setup Create gave no identifier".into()))?;
         let activate = c
             .exchange(&message(version, Operation::Activate, &[uid(&key)], 1))
@@ -449,7 +733,7 @@ impl Fixtures {
         );
         let locate = (Operation::Locate, vec![name_attribute(&self.name)]);
         match op {
-            Op::Create => vec![(
+            Op::Create | Op::Lifecycle => vec![(
                 Operation::Create,
                 vec![
                     Item::new(

@@ -41,11 +41,17 @@ pub const HELP: &str =
 /// The target the options describe; `default_server` when `--server` is not given (None: it
 /// is required).
 pub fn target(args: &Args, default_server: Option<&str>) -> Result<Target, String> {
-    let address = args
-        .value("server")
-        .or(default_server)
-        .ok_or("--server HOST:PORT is required")?
-        .to_string();
+    target_at(
+        args,
+        args.value("server")
+            .or(default_server)
+            .ok_or("--server HOST:PORT is required")?,
+    )
+}
+
+/// The target the options describe, at `address` (for commands that take several servers).
+pub fn target_at(args: &Args, address: &str) -> Result<Target, String> {
+    let address = address.to_string();
     let host = transport::host_of(&address);
     if host.is_empty() || !address.contains(':') {
         return Err(format!("--server {address:?} is not HOST:PORT"));
