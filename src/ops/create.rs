@@ -104,11 +104,11 @@ pub fn new_symmetric_key(
                 crate::ttlv::tables::enums::KeyFormatType::Raw,
             );
         }
-        obj.token_ref = Some(TokenRef {
+        obj.token_ref = Some(Box::new(TokenRef {
             id: token_id.into_bytes(),
             class: crate::token::Class::SecretKey.value(),
             label: name.unwrap_or_default(),
-        });
+        }));
     }
     Ok(obj)
 }

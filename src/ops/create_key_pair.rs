@@ -201,16 +201,16 @@ pub fn create_pair(
             }
         }
         let class = |c: crate::token::Class| c.value();
-        priv_obj.token_ref = Some(TokenRef {
+        priv_obj.token_ref = Some(Box::new(TokenRef {
             id: ids.0.into_bytes(),
             class: class(crate::token::Class::PrivateKey),
             label: priv_name.unwrap_or_default(),
-        });
-        pub_obj.token_ref = Some(TokenRef {
+        }));
+        pub_obj.token_ref = Some(Box::new(TokenRef {
             id: ids.1.into_bytes(),
             class: class(crate::token::Class::PublicKey),
             label: pub_name.unwrap_or_default(),
-        });
+        }));
     }
     let uids = object::store_new(ctx, vec![priv_obj, pub_obj])?;
     let (priv_uid, pub_uid) = (uids[0].clone(), uids[1].clone());

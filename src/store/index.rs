@@ -191,6 +191,8 @@ impl Index {
     }
 
     fn intern_object(&mut self, o: &mut StoredObject) {
+        // Objects stay in memory for the gateway's life: no spare capacity.
+        o.attributes.shrink_to_fit();
         o.hsm_name = self.intern(&o.hsm_name);
         if let Some(owner) = &o.owner {
             o.owner = Some(self.intern(owner));
@@ -367,6 +369,7 @@ impl Index {
                 self.index_value(slot, &name, &value);
                 let name = self.intern(&name);
                 let o = self.slots[slot as usize].as_mut().expect("checked");
+                o.attributes.reserve_exact(1);
                 o.attributes.push(StoredAttribute { name, index, value });
                 Ok(Some(index))
             }

@@ -71,7 +71,7 @@ pub struct StoredObject {
     /// Every attribute instance (besides Unique Identifier, Object Type and State).
     pub attributes: Vec<StoredAttribute>,
     /// Where it lives on a token, if it does.
-    pub token_ref: Option<TokenRef>,
+    pub token_ref: Option<Box<TokenRef>>,
     /// Its value, if kept here (software token, Secret Data); dropped on Destroy.
     pub value: Option<SecretBytes>,
 }
@@ -453,7 +453,7 @@ fn decode_object(body: Item) -> Result<StoredObject, String> {
                         _ => return Err(bad("bad token reference")),
                     }
                 }
-                o.token_ref = Some(t);
+                o.token_ref = Some(Box::new(t));
             }
             tags::OBJECT_VALUE => match c.value {
                 Value::ByteString(b) => o.value = Some(SecretBytes::new(b)),
