@@ -204,15 +204,30 @@ pub fn scan(
     let mut s = Scan::empty(hsm_name, keys, &header, false);
     // Two stages on two cores: one thread reads, verifies, decrypts and decodes records; this
     // one applies them to the index (the two halves of the work are about equal).
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Event>(4096);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(64);
     let producer_keys = s.keys.clone();
     let start = s.prev_mac;
     let mut outcome: Option<Result<(), Damage>> = None;
     // Records of an unfinished batch wait here until its last record arrives.
     let mut batch: Vec<Change> = Vec::new();
     std::thread::scope(|scope| {
-        scope.spawn(move || produce(path, r, &producer_keys, start, file_len, &tx));
-        for event in rx {
+        scope.spawn(move || {
+            // Handed over in batches: one wake-up per record cost more than the record.
+            let mut pending = Vec::with_capacity(EVENTS_PER_HANDOVER);
+            let mut send = |e: Event| {
+                pending.push(e);
+                pending.len() < EVENTS_PER_HANDOVER
+                    || tx
+                        .send(std::mem::replace(
+                            &mut pending,
+                            Vec::with_capacity(EVENTS_PER_HANDOVER),
+                        ))
+                        .is_ok()
+            };
+            produce(path, r, &producer_keys, start, file_len, &mut send);
+            let _ = tx.send(pending);
+        });
+        for event in rx.into_iter().flatten() {
             match event {
                 Event::Record {
                     change,
@@ -279,20 +294,25 @@ enum Event {
     Failed(StoreError),
 }
 
-/// Reads, verifies, decrypts and decodes every record after the header, in order.
+/// Records the reading stage of [`scan`] hands over at a time.
+const EVENTS_PER_HANDOVER: usize = 256;
+
+/// Reads, verifies, decrypts and decodes every record after the header, in order, giving each
+/// to `send` (false: stop).
 fn produce(
     path: &Path,
     mut r: std::io::BufReader<File>,
     keys: &FileKeys,
     start: [u8; 32],
     file_len: u64,
-    tx: &std::sync::mpsc::SyncSender<Event>,
+    send: &mut impl FnMut(Event) -> bool,
 ) {
     let mut offset = FILE_HEADER as u64;
     let mut prev = start;
     let mut seq = 1u64;
     let mut head = [0u8; RECORD_HEADER];
-    let send = |e: Event| tx.send(e).is_ok();
+    // One buffer for every record (zeroed when dropped).
+    let mut rec = Zeroizing::new(Vec::new());
     loop {
         if offset == file_len {
             return;
@@ -336,7 +356,8 @@ fn produce(
             send(Event::Torn(remaining));
             return;
         }
-        let mut rec = Zeroizing::new(vec![0u8; h.total()]);
+        rec.clear();
+        rec.resize(h.total(), 0);
         rec[..RECORD_HEADER].copy_from_slice(&head);
         if let Err(e) = r.read_exact(&mut rec[RECORD_HEADER..]) {
             send(Event::Failed(io(path, e)));
