@@ -58,7 +58,7 @@ fn every_load_runs_clean_and_reports_its_figures() {
     // connection counts: a comparison and a chart.
     let svg = gw.dir.0.join("bench.svg");
     let addr = gw.addr.to_string();
-    let other = format!("localhost:{}", gw.addr.port());
+    let other = format!("second=localhost:{}", gw.addr.port());
     let pid = gw.child.id().to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_ksg"))
         .args(["bench", "--server", &addr, "--server", &other])
@@ -98,6 +98,7 @@ fn every_load_runs_clean_and_reports_its_figures() {
     let chart = std::fs::read_to_string(&svg).expect("svg");
     assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
     assert_eq!(chart.matches("<polyline").count(), 2, "a line per server");
+    assert!(chart.contains(">second</text>"), "the label names the second server");
     assert_eq!(chart.matches("<circle").count(), 4, "a point per run");
 
     let lines = std::fs::read_to_string(&csv).expect("csv");

@@ -27,8 +27,10 @@ second, latency percentiles (p50, p90, p99, max) and errors.
                        locate and get-attributes in turn, on objects made at the start: the
                        store does not grow, as for a soak test), or lifecycle (create, get
                        and destroy a key: three requests, each counted)
-  --server HOST:PORT   may be given several times: the same load runs against each server in
-                       turn, and a comparison closes the report
+  --server [NAME=]HOST:PORT
+                       may be given several times: the same load runs against each server in
+                       turn, and a comparison closes the report; NAME labels it there and in
+                       the chart
   --connections N      concurrent connections (default 1); a list such as 1,4,16 runs the
                        load once per count
   --duration S         seconds of load per run (default 10)
@@ -38,8 +40,8 @@ second, latency percentiles (p50, p90, p99, max) and errors.
   --kmip-version V     1.0 to 1.4 (default 1.4)
   --csv FILE           append one line of results per run (a header line when the file is new)
   --server-pid PID     the server's process (with several servers, one per --server, in the
-                       same order): report its CPU time per request (from /proc/PID/stat) and
-                       sample its resident memory every second
+                       same order): report its CPU time per request (from /proc/PID/stat, with
+                       its child processes') and sample its resident memory every second
   --rss-csv FILE       write those memory samples (seconds, KiB) to FILE
   --plot FILE.svg      draw throughput against connections, a line per server
 
@@ -210,9 +212,10 @@ fn bench(args: &Args) -> Result<(), Failure> {
     }
     let mut all = Vec::new();
     for (i, server) in servers.iter().enumerate() {
-        let target = connect::target_at(args, server).map_err(Failure::Usage)?;
+        let (label, address) = server.split_once('=').unwrap_or((server, server));
+        let target = connect::target_at(args, address).map_err(Failure::Usage)?;
         for &connections in &counts {
-            let m = measure(&plan, &target, server, connections, pids.get(i).copied())?;
+            let m = measure(&plan, &target, label, connections, pids.get(i).copied())?;
             report(args, &plan, &m)?;
             all.push(m);
         }
@@ -784,13 +787,38 @@ impl Fixtures {
     }
 }
 
-/// utime + stime of a process, in clock ticks.
+/// CPU time of a process and of its descendants, in clock ticks: utime + stime of each, plus
+/// the children each has already waited for (servers such as PyKMIP's serve each connection in
+/// a child process).
 fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    // (pid, ppid, ticks) of every process.
+    let all: Vec<(u32, u32, u64)> = std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            // Fields after the parenthesised command name: state is field 3, ppid 4, utime 14,
+            // stime 15, cutime 16, cstime 17.
+            let rest = stat.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+            Some((p, n(1)? as u32, n(11)? + n(12)? + n(13)? + n(14)?))
+        })
+        .collect();
+    all.iter().find(|(p, _, _)| *p == pid)?;
+    let mut total = 0;
+    let mut frontier = vec![pid];
+    while let Some(p) = frontier.pop() {
+        for (child, parent, ticks) in &all {
+            if *child == p {
+                total += ticks;
+            }
+            if *parent == p {
+                frontier.push(*child);
+            }
+        }
+    }
+    Some(total)
 }
 
 /// Clock ticks per second (USER_HZ, 100 on Linux).
