@@ -98,7 +98,10 @@ fn every_load_runs_clean_and_reports_its_figures() {
     let chart = std::fs::read_to_string(&svg).expect("svg");
     assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
     assert_eq!(chart.matches("<polyline").count(), 2, "a line per server");
-    assert!(chart.contains(">second</text>"), "the label names the second server");
+    assert!(
+        chart.contains(">second</text>"),
+        "the label names the second server"
+    );
     assert_eq!(chart.matches("<circle").count(), 4, "a point per run");
 
     let lines = std::fs::read_to_string(&csv).expect("csv");

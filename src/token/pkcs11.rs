@@ -223,6 +223,8 @@ pub struct Pkcs11Token {
     /// Counts re-initialisations (see [`Token::generation`]).
     generation: Arc<AtomicU64>,
     outage: Mutex<Option<Outage>>,
+    /// Whether `outage` is set: read by every call, so a healthy token costs no lock.
+    in_outage: std::sync::atomic::AtomicBool,
     /// A session kept open and never used, so the session count never drops to zero: SoftHSM2
     /// (like some HSMs) logs out and invalidates object handles when the last session closes.
     anchor: Mutex<Option<Session>>,
@@ -338,6 +340,7 @@ impl Pkcs11Token {
             gate: RwLock::new(()),
             generation: Arc::new(AtomicU64::new(0)),
             outage: Mutex::new(None),
+            in_outage: std::sync::atomic::AtomicBool::new(false),
             anchor: Mutex::new(None),
         };
         token.open_anchor()?;
@@ -423,6 +426,9 @@ impl Pkcs11Token {
     /// Fails at once while the token is known to be unreachable and the next re-initialisation
     /// is not due; re-initialises when it is.
     fn check_outage(&self) -> Result<()> {
+        if !self.in_outage.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let due = match &*self.outage.lock().unwrap_or_else(|p| p.into_inner()) {
             None => return Ok(()),
             Some(o) => o.last_try.elapsed() >= REINIT_INTERVAL,
@@ -468,6 +474,7 @@ impl Pkcs11Token {
         let now = Instant::now();
         match result {
             Ok(()) => {
+                self.in_outage.store(false, Ordering::Release);
                 if let Some(o) = outage.take() {
                     log::warn(&format!(
                         "PKCS#11: the token answers again after {} s",
@@ -490,6 +497,7 @@ impl Pkcs11Token {
                     since,
                     last_try: now,
                 });
+                self.in_outage.store(true, Ordering::Release);
                 self.available.notify_all();
                 Err(TokenError::Unavailable(e.to_string()))
             }
