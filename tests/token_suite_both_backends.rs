@@ -705,6 +705,85 @@ fn a_device_reset_behind_the_gateways_back_is_recovered_from() {
 }
 
 #[test]
+fn resets_under_concurrent_calls_never_hang_and_never_use_another_key() {
+    with_softhsm(
+        "resets_under_concurrent_calls_never_hang_and_never_use_another_key",
+        |f| {
+            let cbc = Mech::AesCbcPad([2u8; 16]);
+            // Two keys: if a handle ever named the other one after a reset, the ciphertext
+            // would be the other key's.
+            let ids = [b"reset-key-a".to_vec(), b"reset-key-b".to_vec()];
+            let mut expected = Vec::new();
+            for id in &ids {
+                let name = std::str::from_utf8(id).expect("utf-8");
+                let k = generate(&f.token, name, 3, 256, usage::ENCRYPT, true);
+                expected.push(f.token.encrypt(k, &cbc, b"which key?").expect("encrypt"));
+            }
+            let done = std::sync::atomic::AtomicBool::new(false);
+            let (ok, stale) = std::thread::scope(|s| {
+                let workers: Vec<_> = (0..4)
+                    .map(|n| {
+                        let (token, ids, expected, done, cbc) =
+                            (&f.token, &ids, &expected, &done, &cbc);
+                        s.spawn(move || {
+                            let (mut ok, mut stale) = (0u32, 0u32);
+                            let which = n % 2;
+                            let mut handle = None;
+                            // An abandoned stream per round, dropped whenever it falls out.
+                            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                                let h = match handle {
+                                    Some(h) => h,
+                                    None => match token.find(&[Attr::Id(ids[which].clone())]) {
+                                        Ok(found) if found.len() == 1 => found[0],
+                                        _ => continue,
+                                    },
+                                };
+                                let _abandoned = token.begin(StreamKind::Encrypt, h, cbc);
+                                match token.encrypt(h, cbc, b"which key?") {
+                                    Ok(ct) => {
+                                        assert_eq!(ct, expected[which], "another key's result");
+                                        handle = Some(h);
+                                        ok += 1;
+                                    }
+                                    Err(_) => {
+                                        handle = None;
+                                        stale += 1;
+                                    }
+                                }
+                            }
+                            (ok, stale)
+                        })
+                    })
+                    .collect();
+                for _ in 0..5 {
+                    std::thread::sleep(std::time::Duration::from_millis(60));
+                    f.token.simulate_device_reset();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(60));
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+                workers
+                    .into_iter()
+                    .map(|w| w.join().expect("a worker panicked"))
+                    .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+            });
+            eprintln!("concurrent resets: {ok} calls served, {stale} failed across a reset");
+            assert!(
+                ok > 0 && f.token.recoveries() >= 1,
+                "ok {ok}, stale {stale}"
+            );
+            // Afterwards the token serves as before.
+            let found = f.token.find(&[Attr::Id(ids[0].clone())]).expect("find");
+            assert_eq!(
+                f.token
+                    .encrypt(found[0], &cbc, b"which key?")
+                    .expect("encrypt"),
+                expected[0]
+            );
+        },
+    );
+}
+
+#[test]
 fn a_wrong_gcm_tag_on_softhsm2_is_a_cryptographic_failure_not_an_outage() {
     with_softhsm(
         "a_wrong_gcm_tag_on_softhsm2_is_a_cryptographic_failure_not_an_outage",

@@ -589,12 +589,17 @@ fn single(
                     input.extend(tag);
                 }
                 let pt = with_key(ctx, obj, |h| {
-                    token.decrypt(h, &mech, &input).map_err(|e| match e {
-                        crate::token::TokenError::Call { .. } if tag_len > 0 => {
-                            Error::CryptographicFailure("authentication failed".into())
-                        }
-                        other => Error::Token(other),
-                    })
+                    token.decrypt(h, &mech, &input).map_err(Error::Token)
+                })
+                .map_err(|e| match e {
+                    // A token refusing an AEAD decryption means the tag did not verify (a
+                    // handle gone stale is not that: with_key has already retried it).
+                    Error::Token(crate::token::TokenError::Call { rv, .. })
+                        if tag_len > 0 && rv != cryptoki::error::RvError::ObjectHandleInvalid =>
+                    {
+                        Error::CryptographicFailure("authentication failed".into())
+                    }
+                    other => other,
                 })?;
                 let pt = if pad { pkcs5_unpad(pt)? } else { pt };
                 out.push(Item::new(Tag::DATA, Value::ByteString(pt)));

@@ -38,13 +38,20 @@ use super::{
 
 /// The session a stream runs on. Dropped unfinished, it is closed (its operation with it) and
 /// no longer counted — unless the library was re-initialised since it was opened: its handle may
-/// then name a newer session, which must not be closed, so it is only forgotten.
+/// then name a newer session, which must not be closed, so it is only forgotten (the
+/// re-initialisation reset the counts).
 struct PinnedSession {
     session: Option<Session>,
     generation: u64,
     current: Arc<AtomicU64>,
+    gate: Arc<RwLock<()>>,
     opened: Arc<AtomicUsize>,
     pinned: Arc<AtomicUsize>,
+}
+
+/// Takes one from a count without wrapping below zero.
+fn count_down(n: &AtomicUsize) {
+    let _ = n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
 }
 
 impl PinnedSession {
@@ -52,10 +59,11 @@ impl PinnedSession {
         self.generation != self.current.load(Ordering::Acquire)
     }
 
-    /// The session back for the pool, no longer pinned.
+    /// The session back for the pool, no longer pinned (callers hold the gate and checked
+    /// that the session is not stale).
     fn release(&mut self) -> Option<Session> {
         let s = self.session.take()?;
-        self.pinned.fetch_sub(1, Ordering::Relaxed);
+        count_down(&self.pinned);
         Some(s)
     }
 }
@@ -76,15 +84,23 @@ fn pinned_session(stream: &mut Stream) -> Result<&mut PinnedSession> {
 
 impl Drop for PinnedSession {
     fn drop(&mut self) {
-        if let Some(s) = self.session.take() {
-            self.pinned.fetch_sub(1, Ordering::Relaxed);
-            if self.stale() {
-                std::mem::forget(s);
-            } else {
-                drop(s);
-                self.opened.fetch_sub(1, Ordering::Relaxed);
-            }
+        let Some(s) = self.session.take() else {
+            return;
+        };
+        if self.stale() {
+            std::mem::forget(s);
+            return;
         }
+        // Closing under the shared gate, so no re-initialisation runs meanwhile (a stale
+        // session is forgotten above without it: callers may hold the gate already).
+        let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        if self.stale() {
+            std::mem::forget(s);
+            return;
+        }
+        drop(s);
+        count_down(&self.pinned);
+        count_down(&self.opened);
     }
 }
 use crate::log;
@@ -219,7 +235,7 @@ pub struct Pkcs11Token {
     handles: Mutex<HandleTable>,
     /// Calls hold it shared; a re-initialisation holds it alone, since C_Finalize must not run
     /// under a call in flight.
-    gate: RwLock<()>,
+    gate: Arc<RwLock<()>>,
     /// Counts re-initialisations (see [`Token::generation`]).
     generation: Arc<AtomicU64>,
     outage: Mutex<Option<Outage>>,
@@ -337,7 +353,7 @@ impl Pkcs11Token {
             trace: config.trace,
             recoveries: AtomicU64::new(0),
             handles: Mutex::new(HandleTable::default()),
-            gate: RwLock::new(()),
+            gate: Arc::new(RwLock::new(())),
             generation: Arc::new(AtomicU64::new(0)),
             outage: Mutex::new(None),
             in_outage: std::sync::atomic::AtomicBool::new(false),
@@ -353,8 +369,10 @@ impl Pkcs11Token {
     }
 
     /// For tests: C_Finalize behind the pool's back, as a device reset would, closing every
-    /// session and logging out.
+    /// session and logging out. It waits for calls in flight (a library must not be finalised
+    /// under them; a device that resets does not destroy the library's own locks).
     pub fn simulate_device_reset(&self) {
+        let _alone = self.gate.write().unwrap_or_else(|p| p.into_inner());
         let _ = self.ctx.clone().finalize();
     }
 
@@ -414,7 +432,7 @@ impl Pkcs11Token {
 
     fn discard(&self, s: Session) {
         drop(s);
-        self.opened.fetch_sub(1, Ordering::Relaxed);
+        count_down(&self.opened);
         self.available.notify_one();
     }
 
@@ -448,16 +466,33 @@ impl Pkcs11Token {
     /// becomes invalid, so the generation goes up.
     fn reinitialise(&self, seen: u64) -> Result<()> {
         let _alone = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        let recent_failure = self
+            .outage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|o| o.last_try.elapsed() < REINIT_INTERVAL);
+        if recent_failure {
+            // Another thread tried a moment ago and the token did not answer.
+            return Err(TokenError::Unavailable(
+                "the token did not answer at the last attempt".into(),
+            ));
+        }
         if self.generation.load(Ordering::Acquire) != seen {
             return Ok(());
         }
         self.recoveries.fetch_add(1, Ordering::Relaxed);
+        // The old sessions are forgotten, not closed: C_Finalize ends them all, and closing one
+        // on a dead device could wait for a timeout with every caller queued behind.
         let stale: Vec<Session> =
             std::mem::take(&mut *self.pool.lock().unwrap_or_else(|p| p.into_inner()));
-        drop(stale);
-        drop(self.anchor.lock().unwrap_or_else(|p| p.into_inner()).take());
-        // Sessions still pinned by streams are forgotten, not closed (see PinnedSession).
+        stale.into_iter().for_each(std::mem::forget);
+        if let Some(anchor) = self.anchor.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            std::mem::forget(anchor);
+        }
+        // Sessions still pinned by streams are forgotten when their streams end.
         self.opened.store(0, Ordering::Relaxed);
+        self.pinned.store(0, Ordering::Relaxed);
         self.handles
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -575,6 +610,11 @@ impl Pkcs11Token {
                     log::warn(&format!(
                         "PKCS#11: {function} found its session lost; retrying on a new one"
                     ));
+                }
+                Attempt::Failed(e, _, Health::SessionLost) if self.token_answers() => {
+                    // Lost again on a fresh session while the token answers (a PIN the token
+                    // refuses, say): an error, not an outage.
+                    return Err(call_err(function, e));
                 }
                 Attempt::Failed(_, Some(rv), Health::SessionLost | Health::TokenGone)
                     if !reinitialised =>
@@ -864,14 +904,15 @@ impl Token for Pkcs11Token {
     fn generate_key(&self, mech: &Mech, t: &[Attr]) -> Result<Handle> {
         let t = template(t);
         self.run("C_GenerateKey", Some(mech), |s| {
-            with_mechanism(mech, |m| s.generate_key(m, &t)).map_err(|_| {
-                CkError::Pkcs11(
-                    RvError::MechanismParamInvalid,
-                    cryptoki::context::Function::GenerateKey,
-                )
-            })?
+            with_mechanism(mech, |m| s.generate_key(m, &t))
+                .map_err(|_| {
+                    CkError::Pkcs11(
+                        RvError::MechanismParamInvalid,
+                        cryptoki::context::Function::GenerateKey,
+                    )
+                })?
+                .map(|o| self.hd(o))
         })
-        .map(|o| self.hd(o))
     }
 
     fn generate_key_pair(
@@ -882,26 +923,31 @@ impl Token for Pkcs11Token {
     ) -> Result<(Handle, Handle)> {
         let (pu, pr) = (template(public), template(private));
         self.run("C_GenerateKeyPair", Some(mech), |s| {
-            with_mechanism(mech, |m| s.generate_key_pair(m, &pu, &pr)).map_err(|_| {
-                CkError::Pkcs11(
-                    RvError::MechanismParamInvalid,
-                    cryptoki::context::Function::GenerateKeyPair,
-                )
-            })?
+            with_mechanism(mech, |m| s.generate_key_pair(m, &pu, &pr))
+                .map_err(|_| {
+                    CkError::Pkcs11(
+                        RvError::MechanismParamInvalid,
+                        cryptoki::context::Function::GenerateKeyPair,
+                    )
+                })?
+                .map(|(a, b)| (self.hd(a), self.hd(b)))
         })
-        .map(|(a, b)| (self.hd(a), self.hd(b)))
     }
 
     fn create_object(&self, t: &[Attr]) -> Result<Handle> {
         let t = template(t);
-        self.run("C_CreateObject", None, |s| s.create_object(&t))
-            .map(|o| self.hd(o))
+        // Handles are given out under the gate, so none names an object of a newer generation.
+        self.run("C_CreateObject", None, |s| {
+            s.create_object(&t).map(|o| self.hd(o))
+        })
     }
 
     fn find(&self, t: &[Attr]) -> Result<Vec<Handle>> {
         let t = template(t);
-        self.run("C_FindObjects", None, |s| s.find_objects(&t))
-            .map(|v| v.into_iter().map(|o| self.hd(o)).collect())
+        self.run("C_FindObjects", None, |s| {
+            s.find_objects(&t)
+                .map(|v| v.into_iter().map(|o| self.hd(o)).collect())
+        })
     }
 
     fn get_attributes(&self, object: Handle, wanted: &[AttrType]) -> Result<Vec<Attr>> {
@@ -1019,14 +1065,15 @@ impl Token for Pkcs11Token {
         let t = template(t);
         self.run("C_UnwrapKey", Some(mech), |s| {
             let unwrapping = self.oh(unwrapping)?;
-            with_mechanism(mech, |m| s.unwrap_key(m, unwrapping, wrapped, &t)).map_err(|_| {
-                CkError::Pkcs11(
-                    RvError::MechanismParamInvalid,
-                    cryptoki::context::Function::UnwrapKey,
-                )
-            })?
+            with_mechanism(mech, |m| s.unwrap_key(m, unwrapping, wrapped, &t))
+                .map_err(|_| {
+                    CkError::Pkcs11(
+                        RvError::MechanismParamInvalid,
+                        cryptoki::context::Function::UnwrapKey,
+                    )
+                })?
+                .map(|o| self.hd(o))
         })
-        .map(|o| self.hd(o))
     }
 
     fn begin(&self, kind: StreamKind, key: Handle, mech: &Mech) -> Result<Stream> {
@@ -1058,7 +1105,13 @@ impl Token for Pkcs11Token {
             .checkout()
             .map_err(|e| unpin(call_err("C_OpenSession", e)))?;
         let start = Instant::now();
-        let r = with_mechanism(mech, |m| f(&session, m, key)).map_err(unpin)?;
+        let r = match with_mechanism(mech, |m| f(&session, m, key)) {
+            Ok(r) => r,
+            Err(e) => {
+                self.checkin(session);
+                return Err(unpin(e));
+            }
+        };
         let rv = r.as_ref().err().and_then(rv_of);
         self.trace_call(function, &session, Some(mech), rv, start);
         match r {
@@ -1069,6 +1122,7 @@ impl Token for Pkcs11Token {
                     session: Some(session),
                     generation,
                     current: self.generation.clone(),
+                    gate: self.gate.clone(),
                     opened: self.opened.clone(),
                     pinned: self.pinned.clone(),
                 }),
