@@ -620,42 +620,61 @@ impl Store {
         let next_uid_before = idx.next_uid;
         let mut results = Vec::with_capacity(changes.len());
         let mut sealed_changes = Vec::with_capacity(changes.len());
+        let encode = |c: &Change| -> Result<Zeroizing<Vec<u8>>, StoreError> {
+            let mut plain = Zeroizing::new(Vec::new());
+            binary::encode(&object::encode_change(c), &mut plain)
+                .map_err(|e| StoreError::Invalid(format!("cannot encode a record: {e}")))?;
+            Ok(plain)
+        };
         for c in changes {
             let uid = change_uid(&c);
-            let mut logged = c.clone();
-            match idx.apply(c) {
-                Ok(index) => {
-                    if let (
-                        Change::AddAttribute {
-                            index: slot @ None, ..
-                        },
-                        Some(i),
-                    ) = (&mut logged, index)
-                    {
-                        *slot = Some(i);
-                    }
+            let kind = c.kind() as u8;
+            // Each record is encoded from the change before it is applied (which consumes it),
+            // except an added attribute whose index only the apply decides.
+            let (early, mut late) = match &c {
+                Change::AddAttribute { index: None, .. } => (None, Some(c.clone())),
+                other => (Some(encode(other)), None),
+            };
+            let applied = match early {
+                Some(Err(e)) => Err(e),
+                early => idx
+                    .apply(c)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))
+                    .and_then(|index| {
+                        if let Some(Change::AddAttribute { index: slot, .. }) = &mut late {
+                            *slot = index;
+                        }
+                        let plain = match (early, &late) {
+                            (Some(plain), _) => plain,
+                            (None, Some(added)) => encode(added),
+                            (None, None) => {
+                                Err(StoreError::Invalid("a change without its record".into()))
+                            }
+                        }?;
+                        Ok((index, plain))
+                    }),
+            };
+            match applied {
+                Ok((index, plain)) => {
                     results.push(CommitResult { uid, index });
-                    sealed_changes.push(logged);
+                    sealed_changes.push((kind, plain));
                 }
                 Err(e) => {
                     undo(&mut idx, before, next_uid_before);
-                    return Err(StoreError::Invalid(e.to_string()));
+                    return Err(e);
                 }
             }
         }
         let (my_seq, my_gen) = {
             let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
             let n = sealed_changes.len();
-            for (i, c) in sealed_changes.iter().enumerate() {
-                let mut plain = Zeroizing::new(Vec::new());
-                binary::encode(&object::encode_change(c), &mut plain)
-                    .map_err(|e| StoreError::Invalid(format!("cannot encode a record: {e}")))?;
+            for (i, (kind, plain)) in sealed_changes.iter().enumerate() {
                 let flags = if i + 1 < n { FLAG_MORE } else { 0 };
                 let (seq, prev) = (log.next_seq, log.prev_mac);
                 let mut pending = std::mem::take(&mut log.pending);
-                log.prev_mac =
-                    self.keys
-                        .seal(&prev, seq, c.kind() as u8, flags, &plain, &mut pending);
+                log.prev_mac = self
+                    .keys
+                    .seal(&prev, seq, *kind, flags, plain, &mut pending);
                 log.pending = pending;
                 log.next_seq += 1;
             }
