@@ -223,9 +223,14 @@ impl Connection {
                     .map_err(|e| format!("TLS: {e}"))?;
                 let mut s = rustls::StreamOwned::new(conn, tcp);
                 while s.conn.is_handshaking() {
-                    s.conn
-                        .complete_io(&mut s.sock)
-                        .map_err(|e| format!("TLS handshake: {e}"))?;
+                    s.conn.complete_io(&mut s.sock).map_err(|e| match e.kind() {
+                        // A read timeout shows as WouldBlock on Linux.
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => format!(
+                            "TLS handshake: no answer within {} s (a server whose workers all serve other connections keeps new ones waiting)",
+                            t.timeout.as_secs()
+                        ),
+                        _ => format!("TLS handshake: {e}"),
+                    })?;
                 }
                 Stream::Tls(Box::new(s))
             }
