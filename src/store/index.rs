@@ -190,15 +190,28 @@ impl Index {
         a
     }
 
+    /// `a` itself when its text is new, else the copy already kept (which a decoded record
+    /// usually shares already: see `object::shared_name`).
+    fn adopt(&mut self, a: &Arc<str>) -> Arc<str> {
+        if let Some(kept) = self.interned.get(a) {
+            return kept.clone();
+        }
+        self.interned.insert(a.clone());
+        a.clone()
+    }
+
     fn intern_object(&mut self, o: &mut StoredObject) {
         // Objects stay in memory for the gateway's life: no spare capacity.
         o.attributes.shrink_to_fit();
-        o.hsm_name = self.intern(&o.hsm_name);
+        o.hsm_name = self.adopt(&o.hsm_name);
         if let Some(owner) = &o.owner {
-            o.owner = Some(self.intern(owner));
+            o.owner = Some(self.adopt(owner));
         }
         for a in &mut o.attributes {
-            a.name = self.intern(&a.name);
+            let kept = self.adopt(&a.name);
+            if !Arc::ptr_eq(&a.name, &kept) {
+                a.name = kept;
+            }
         }
     }
 

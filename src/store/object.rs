@@ -407,6 +407,28 @@ pub fn decode_change(kind: Kind, body: Item) -> Result<Change, String> {
     })
 }
 
+/// Distinct names (attribute names, owners, HSM_names) a thread keeps shared copies of.
+const SHARED_NAMES: usize = 4096;
+
+/// One shared copy per thread of each name a record carries: a store holds the same few dozen
+/// names on every object, and opening one decodes millions of them.
+fn shared_name(name: &str) -> Arc<str> {
+    thread_local! {
+        static NAMES: std::cell::RefCell<std::collections::HashSet<Arc<str>>> =
+            std::cell::RefCell::new(std::collections::HashSet::new());
+    }
+    NAMES.with_borrow_mut(|names| {
+        if let Some(a) = names.get(name) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(name);
+        if names.len() < SHARED_NAMES {
+            names.insert(a.clone());
+        }
+        a
+    })
+}
+
 fn decode_object(body: Item) -> Result<StoredObject, String> {
     if body.tag != tags::OBJECT {
         return Err(bad("not an object"));
@@ -429,12 +451,12 @@ fn decode_object(body: Item) -> Result<StoredObject, String> {
             Tag::UNIQUE_IDENTIFIER => o.uid = take_text(c.value)?,
             Tag::OBJECT_TYPE => o.object_type = take_enum(&c.value)?,
             Tag::STATE => o.state = take_enum(&c.value)?,
-            tags::HSM_NAME => o.hsm_name = take_text(c.value)?.into(),
-            tags::OWNER => o.owner = Some(take_text(c.value)?.into()),
+            tags::HSM_NAME => o.hsm_name = shared_name(&take_text(c.value)?),
+            tags::OWNER => o.owner = Some(shared_name(&take_text(c.value)?)),
             Tag::ATTRIBUTE => {
                 let (name, index, value) = take_attribute(c)?;
                 o.attributes.push(StoredAttribute {
-                    name: name.into(),
+                    name: shared_name(&name),
                     index: index.unwrap_or(0),
                     value: value.ok_or_else(|| bad("attribute without a value"))?,
                 });
