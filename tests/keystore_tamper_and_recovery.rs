@@ -513,3 +513,28 @@ fn other_hsm_names_are_kept_apart_and_survive_compaction() {
     let (_, report) = reopen(&d.0, false).expect("open");
     assert_eq!((report.objects, report.foreign), (6, 1));
 }
+
+#[test]
+fn a_change_too_large_for_one_record_is_refused_and_harms_nothing() {
+    let d = TempDir::new("ks-too-large");
+    let uids = populated(&d.0);
+    let (s, _) = reopen(&d.0, false).expect("reopen");
+    let mut huge = object("huge");
+    huge.value = Some(SecretBytes::new(vec![0x42; 64 << 20]));
+    let err = s
+        .commit(vec![Change::Create(object("fits")), Change::Create(huge)])
+        .expect_err("a record over the limit");
+    assert!(err.to_string().contains("byte limit"), "{err}");
+    // The whole batch was undone in memory and nothing was written: the store reopens as it was.
+    assert_eq!(
+        s.read().len(),
+        6,
+        "the first change of the batch was undone"
+    );
+    drop(s);
+    let (s, report) = reopen(&d.0, false).expect("reopen after the refusal");
+    assert_eq!((report.objects, report.records), (6, 8));
+    assert!(s.with_object(&uids[0], |o| o.state).is_some());
+    s.commit(vec![Change::Create(object("after"))])
+        .expect("commits go on");
+}

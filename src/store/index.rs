@@ -190,28 +190,27 @@ impl Index {
         a
     }
 
-    /// `a` itself when its text is new, else the copy already kept (which a decoded record
-    /// usually shares already: see `object::shared_name`).
-    fn adopt(&mut self, a: &Arc<str>) -> Arc<str> {
-        if let Some(kept) = self.interned.get(a) {
-            return kept.clone();
+    /// The kept copy of `a`'s text: `a` itself when the text is new (a decoded record usually
+    /// shares the kept copy already: see `object::shared_name`).
+    fn adopt(&mut self, a: &mut Arc<str>) {
+        match self.interned.get(&**a) {
+            Some(kept) if Arc::ptr_eq(kept, a) => {}
+            Some(kept) => *a = kept.clone(),
+            None => {
+                self.interned.insert(a.clone());
+            }
         }
-        self.interned.insert(a.clone());
-        a.clone()
     }
 
     fn intern_object(&mut self, o: &mut StoredObject) {
         // Objects stay in memory for the gateway's life: no spare capacity.
         o.attributes.shrink_to_fit();
-        o.hsm_name = self.adopt(&o.hsm_name);
-        if let Some(owner) = &o.owner {
-            o.owner = Some(self.adopt(owner));
+        self.adopt(&mut o.hsm_name);
+        if let Some(owner) = &mut o.owner {
+            self.adopt(owner);
         }
         for a in &mut o.attributes {
-            let kept = self.adopt(&a.name);
-            if !Arc::ptr_eq(&a.name, &kept) {
-                a.name = kept;
-            }
+            self.adopt(&mut a.name);
         }
     }
 

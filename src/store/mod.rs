@@ -204,7 +204,8 @@ pub fn scan(
     let mut s = Scan::empty(hsm_name, keys, &header, false);
     // Two stages on two cores: one thread reads, verifies, decrypts and decodes records; this
     // one applies them to the index (the two halves of the work are about equal).
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(64);
+    // 16 groups of 256: about as many decoded records waiting as before grouping.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(16);
     let producer_keys = s.keys.clone();
     let start = s.prev_mac;
     let mut outcome: Option<Result<(), Damage>> = None;
@@ -624,6 +625,14 @@ impl Store {
             let mut plain = Zeroizing::new(Vec::new());
             binary::encode(&object::encode_change(c), &mut plain)
                 .map_err(|e| StoreError::Invalid(format!("cannot encode a record: {e}")))?;
+            // A record the reader would refuse must never be written (it would read as damage).
+            if plain.len() > record::MAX_PLAIN {
+                return Err(StoreError::Invalid(format!(
+                    "a record of {} bytes exceeds the keystore's {} byte limit",
+                    plain.len(),
+                    record::MAX_PLAIN
+                )));
+            }
             Ok(plain)
         };
         for c in changes {

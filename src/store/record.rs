@@ -43,6 +43,8 @@ const NONCE: usize = 12;
 const GCM_TAG: usize = 16;
 /// Largest sealed body accepted (a longer length is damage, not a record).
 pub const MAX_BODY: usize = 64 << 20;
+/// The largest plaintext a record can seal (the body adds a nonce and a tag).
+pub const MAX_PLAIN: usize = MAX_BODY - NONCE - GCM_TAG;
 /// flags: more records of this batch follow.
 pub const FLAG_MORE: u8 = 0x01;
 
