@@ -635,34 +635,25 @@ impl Store {
             }
             Ok(plain)
         };
-        for c in changes {
+        for mut c in changes {
             let uid = change_uid(&c);
             let kind = c.kind() as u8;
-            // Each record is encoded from the change before it is applied (which consumes it),
-            // except an added attribute whose index only the apply decides.
-            let (early, mut late) = match &c {
-                Change::AddAttribute { index: None, .. } => (None, Some(c.clone())),
-                other => (Some(encode(other)), None),
-            };
-            let applied = match early {
-                Some(Err(e)) => Err(e),
-                early => idx
+            // An added attribute gets its index here, so that its record says which it became.
+            if let Change::AddAttribute {
+                uid, name, index, ..
+            } = &mut c
+                && index.is_none()
+                && let Some(o) = idx.get(uid)
+            {
+                *index = Some(o.next_index(name));
+            }
+            // Encoded before the apply, which consumes the change.
+            let applied = encode(&c).and_then(|plain| {
+                let index = idx
                     .apply(c)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))
-                    .and_then(|index| {
-                        if let Some(Change::AddAttribute { index: slot, .. }) = &mut late {
-                            *slot = index;
-                        }
-                        let plain = match (early, &late) {
-                            (Some(plain), _) => plain,
-                            (None, Some(added)) => encode(added),
-                            (None, None) => {
-                                Err(StoreError::Invalid("a change without its record".into()))
-                            }
-                        }?;
-                        Ok((index, plain))
-                    }),
-            };
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                Ok((index, plain))
+            });
             match applied {
                 Ok((index, plain)) => {
                     results.push(CommitResult { uid, index });
