@@ -441,22 +441,30 @@ impl Pkcs11Token {
         self.ctx.get_token_info(self.slot()).is_ok()
     }
 
+    /// Whether the token is known to be unreachable: `Some(true)` when the last attempt to reach
+    /// it was less than [`REINIT_INTERVAL`] ago, `Some(false)` when another is due.
+    fn outage_state(&self) -> Option<bool> {
+        self.outage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|o| o.last_try.elapsed() < REINIT_INTERVAL)
+    }
+
+    fn still_unavailable() -> TokenError {
+        TokenError::Unavailable("the token did not answer at the last attempt".into())
+    }
+
     /// Fails at once while the token is known to be unreachable and the next re-initialisation
     /// is not due; re-initialises when it is.
     fn check_outage(&self) -> Result<()> {
         if !self.in_outage.load(Ordering::Acquire) {
             return Ok(());
         }
-        let due = match &*self.outage.lock().unwrap_or_else(|p| p.into_inner()) {
-            None => return Ok(()),
-            Some(o) => o.last_try.elapsed() >= REINIT_INTERVAL,
-        };
-        if due {
-            self.reinitialise(self.generation.load(Ordering::Acquire))
-        } else {
-            Err(TokenError::Unavailable(
-                "the token did not answer at the last attempt".into(),
-            ))
+        match self.outage_state() {
+            None => Ok(()),
+            Some(true) => Err(Self::still_unavailable()),
+            Some(false) => self.reinitialise(self.generation.load(Ordering::Acquire)),
         }
     }
 
@@ -466,17 +474,9 @@ impl Pkcs11Token {
     /// becomes invalid, so the generation goes up.
     fn reinitialise(&self, seen: u64) -> Result<()> {
         let _alone = self.gate.write().unwrap_or_else(|p| p.into_inner());
-        let recent_failure = self
-            .outage
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|o| o.last_try.elapsed() < REINIT_INTERVAL);
-        if recent_failure {
+        if self.outage_state() == Some(true) {
             // Another thread tried a moment ago and the token did not answer.
-            return Err(TokenError::Unavailable(
-                "the token did not answer at the last attempt".into(),
-            ));
+            return Err(Self::still_unavailable());
         }
         if self.generation.load(Ordering::Acquire) != seen {
             return Ok(());
