@@ -133,12 +133,19 @@ impl Vault {
     /// The plaintext of a key that lives on the HSM: wrapped under the customer KEK on the token
     /// (C_WrapKey), unwrapped here, as the seed's KEK set-up intends.
     pub fn export(&self, obj: &StoredObject) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.again_after_reset(|| self.export_handle(self.handle(obj)?))
+    }
+
+    /// Runs `f`, and once more if it failed at the token while the token was re-initialised
+    /// under it (an HSM that went away and came back): `f` looks its handles up again, since
+    /// those of the earlier generation went stale.
+    pub fn again_after_reset<T>(
+        &self,
+        mut f: impl FnMut() -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let generation = self.token.generation();
-        match self.export_handle(self.handle(obj)?) {
-            // The token was re-initialised under the call: look the key up again, once.
-            Err(Error::Token(_)) if self.token.generation() != generation => {
-                self.export_handle(self.handle(obj)?)
-            }
+        match f() {
+            Err(Error::Token(_)) if self.token.generation() != generation => f(),
             done => done,
         }
     }

@@ -40,13 +40,7 @@ pub fn with_key<T>(
     obj: &StoredObject,
     mut f: impl FnMut(Handle) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    let generation = ctx.vault()?.token().generation();
-    match f(key_handle(ctx, obj)?) {
-        Err(Error::Token(_)) if ctx.vault()?.token().generation() != generation => {
-            f(key_handle(ctx, obj)?)
-        }
-        done => done,
-    }
+    ctx.vault()?.again_after_reset(|| f(key_handle(ctx, obj)?))
 }
 
 /// The object with its key value wrapped as the Key Wrapping Specification asks: method
