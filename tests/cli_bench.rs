@@ -4,9 +4,23 @@
 
 mod common;
 
+use std::ffi::OsString;
+use std::path::Path;
 use std::process::Command;
 
 use common::gateway::{Gateway, Settings};
+
+/// The connection options for the development PKI in `tls`.
+fn pki(tls: &Path) -> [OsString; 6] {
+    [
+        "--ca".into(),
+        tls.join("ca.pem").into(),
+        "--cert".into(),
+        tls.join("client.pem").into(),
+        "--key".into(),
+        tls.join("client.key").into(),
+    ]
+}
 
 #[test]
 fn every_load_runs_clean_and_reports_its_figures() {
@@ -25,12 +39,7 @@ fn every_load_runs_clean_and_reports_its_figures() {
         let out = Command::new(env!("CARGO_BIN_EXE_ksg"))
             .args(["bench", "--server", &gw.addr.to_string(), "--op", op])
             .args(["--connections", "2", "--duration", "1"])
-            .arg("--ca")
-            .arg(tls.join("ca.pem"))
-            .arg("--cert")
-            .arg(tls.join("client.pem"))
-            .arg("--key")
-            .arg(tls.join("client.key"))
+            .args(pki(&tls))
             .args(["--server-pid", &gw.child.id().to_string()])
             .arg("--csv")
             .arg(&csv)
@@ -71,12 +80,7 @@ fn every_load_runs_clean_and_reports_its_figures() {
             "--duration",
             "1",
         ])
-        .arg("--ca")
-        .arg(tls.join("ca.pem"))
-        .arg("--cert")
-        .arg(tls.join("client.pem"))
-        .arg("--key")
-        .arg(tls.join("client.key"))
+        .args(pki(&tls))
         .arg("--csv")
         .arg(&csv)
         .arg("--plot")
