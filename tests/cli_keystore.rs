@@ -76,7 +76,9 @@ fn setup(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
                     index: 0,
                     value: Item::new(Tag::ATTRIBUTE_VALUE, Value::Integer(12)),
                 },
-            ],
+            ]
+            .into_iter()
+            .collect(),
             token_ref: None,
             value: Some(SecretBytes::new(vec![0xC3; 32])),
         };

@@ -44,7 +44,9 @@ fn object(name: &str) -> StoredObject {
                 index: 0,
                 value: Item::new(Tag::ATTRIBUTE_VALUE, Value::Integer(256)),
             },
-        ],
+        ]
+        .into_iter()
+        .collect(),
         token_ref: None,
         value: Some(SecretBytes::new(vec![0x5A; 32])),
     }

@@ -199,7 +199,7 @@ fn dump(c: &Config, data: &Path) -> Result<i32, String> {
                 ""
             }
         );
-        for a in &o.attributes {
+        for a in o.attributes.iter() {
             let _ = writeln!(
                 out,
                 "    {}[{}] = {}",
@@ -283,7 +283,9 @@ pub fn sample_object(n: u64, owner: &str, hsm: &str, now: i64) -> StoredObject {
                 Value::TextString(format!("group-{}", n % 100)),
             ),
             attr("x-bench", Value::Integer((n % 1000) as i32)),
-        ],
+        ]
+        .into_iter()
+        .collect(),
         token_ref: None,
         value: Some(store::SecretBytes::new(
             (0..32).map(|i| (i as u8) ^ (n as u8)).collect(),
@@ -337,7 +339,7 @@ fn bench(a: &Args, data: &Path) -> Result<i32, String> {
                 let n = (i * 7919) % report.objects as u64;
                 let hits = store.find(&[Criterion::Equals(
                     "Name".into(),
-                    Key::Text(format!("bench-key-{n}")),
+                    Key::Text(format!("bench-key-{n}").into()),
                 )]);
                 found += hits.len();
             }

@@ -71,7 +71,10 @@ pub fn known_policy(site: &[SitePolicy], name: &str) -> bool {
 }
 
 fn policy_of(obj: &StoredObject) -> String {
-    match attributes::first(obj, "Operation Policy Name").map(|v| &v.value) {
+    match attributes::first(obj, "Operation Policy Name")
+        .as_ref()
+        .map(|v| &v.value)
+    {
         Some(Value::TextString(s)) => s.clone(),
         _ => DEFAULT_POLICY.to_string(),
     }

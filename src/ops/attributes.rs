@@ -356,13 +356,13 @@ pub fn value(v: Value) -> Item {
 }
 
 /// The first instance of `name` on `obj`.
-pub fn first<'a>(obj: &'a StoredObject, name: &str) -> Option<&'a Item> {
-    obj.attribute(name).next().map(|a| &a.value)
+pub fn first(obj: &StoredObject, name: &str) -> Option<Item> {
+    obj.attribute(name).next().map(|a| a.value)
 }
 
 /// An enumeration-valued attribute of `obj`.
 pub fn enum_of(obj: &StoredObject, name: &str) -> Option<u32> {
-    match first(obj, name).map(|v| &v.value) {
+    match first(obj, name).as_ref().map(|v| &v.value) {
         Some(Value::Enumeration(e)) => Some(*e),
         _ => None,
     }
@@ -370,7 +370,7 @@ pub fn enum_of(obj: &StoredObject, name: &str) -> Option<u32> {
 
 /// An integer-valued attribute of `obj`.
 pub fn int_of(obj: &StoredObject, name: &str) -> Option<i32> {
-    match first(obj, name).map(|v| &v.value) {
+    match first(obj, name).as_ref().map(|v| &v.value) {
         Some(Value::Integer(e)) => Some(*e),
         _ => None,
     }
@@ -378,7 +378,7 @@ pub fn int_of(obj: &StoredObject, name: &str) -> Option<i32> {
 
 /// A date-valued attribute of `obj`.
 pub fn date_of(obj: &StoredObject, name: &str) -> Option<i64> {
-    match first(obj, name).map(|v| &v.value) {
+    match first(obj, name).as_ref().map(|v| &v.value) {
         Some(Value::DateTime(e)) => Some(*e),
         _ => None,
     }
@@ -386,7 +386,7 @@ pub fn date_of(obj: &StoredObject, name: &str) -> Option<i64> {
 
 /// A boolean attribute of `obj`.
 pub fn bool_of(obj: &StoredObject, name: &str) -> Option<bool> {
-    match first(obj, name).map(|v| &v.value) {
+    match first(obj, name).as_ref().map(|v| &v.value) {
         Some(Value::Boolean(e)) => Some(*e),
         _ => None,
     }
@@ -452,5 +452,6 @@ pub fn link_of(
     obj: &StoredObject,
     link_type: crate::ttlv::tables::enums::LinkType,
 ) -> Option<String> {
-    link_target(obj.attribute("Link").map(|a| &a.value), link_type)
+    let links: Vec<Item> = obj.attribute("Link").map(|a| a.value).collect();
+    link_target(&links, link_type)
 }

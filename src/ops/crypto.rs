@@ -120,11 +120,13 @@ pub fn params(item: &Item) -> Params {
 
 /// The request's parameters, else the key's Cryptographic Parameters attribute.
 fn request_params(payload: &Item, obj: &StoredObject) -> Params {
-    payload
-        .child(Tag::CRYPTOGRAPHIC_PARAMETERS)
-        .or_else(|| attributes::first(obj, "Cryptographic Parameters"))
-        .map(params)
-        .unwrap_or_default()
+    match payload.child(Tag::CRYPTOGRAPHIC_PARAMETERS) {
+        Some(p) => params(p),
+        None => attributes::first(obj, "Cryptographic Parameters")
+            .as_ref()
+            .map(params)
+            .unwrap_or_default(),
+    }
 }
 
 fn bytes(payload: &Item, tag: Tag) -> Result<Option<Vec<u8>>, Error> {
@@ -534,6 +536,7 @@ fn single(
 ) -> Result<Option<Item>, Error> {
     if op.protects() {
         let units = match attributes::first(obj, "Usage Limits")
+            .as_ref()
             .and_then(|l| l.child(Tag::USAGE_LIMITS_UNIT))
             .map(|u| &u.value)
         {

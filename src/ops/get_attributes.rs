@@ -51,7 +51,7 @@ pub fn selected(
         .filter(|(name, _)| wanted(name))
         .map(|(name, value)| (name.to_string(), 0, attributes::value(value)))
         .collect();
-    for a in &obj.attributes {
+    for a in obj.attributes.iter() {
         if wanted(&a.name) && attributes::defined_in(&a.name, v) {
             let mut value = a.value.clone();
             // A Digest's Key Format Type came with KMIP 1.1.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::Context;
 use super::attributes::{self, Attribute};
 use crate::kmip::Error;
-use crate::store::{Change, StoredAttribute, StoredObject};
+use crate::store::{Attributes, Change, StoredObject};
 use crate::ttlv::tables::enums::{ObjectType, State};
 use crate::ttlv::{Item, Tag, Value};
 
@@ -215,7 +215,7 @@ pub fn new_object(
         state: State::PreActive.to_u32(),
         owner: ctx.identity.map(Arc::from),
         hsm_name: Arc::from(ctx.hsm_name()),
-        attributes: Vec::new(),
+        attributes: Attributes::new(),
         token_ref: None,
         value: None,
     };
@@ -278,11 +278,7 @@ pub fn new_object(
 pub fn add(obj: &mut StoredObject, name: &str, mut value: Item) {
     value.tag = Tag::ATTRIBUTE_VALUE;
     let index = obj.next_index(name);
-    obj.attributes.push(StoredAttribute {
-        name: Arc::from(name),
-        index,
-        value,
-    });
+    obj.attributes.push(name, index, &value);
 }
 
 /// Whether the object holds cryptographic material whose use the lifecycle restricts.
@@ -396,7 +392,7 @@ pub fn set_digest(
         Item::new(Tag::DIGEST_VALUE, Value::ByteString(digest)),
         Item::new(Tag::KEY_FORMAT_TYPE, Value::Enumeration(format.to_u32())),
     ];
-    obj.attributes.retain(|a| &*a.name != "Digest");
+    obj.attributes.remove(|n, _| n == "Digest");
     add(obj, "Digest", Item::structure(Tag::ATTRIBUTE_VALUE, d));
 }
 

@@ -286,7 +286,10 @@ pub fn export(ctx: &Context<'_>, obj: &StoredObject) -> Result<Item, Error> {
         next = attributes::link_of(&cert, LinkType::PKCS_12CertificateLink);
         seen.push(uid);
     }
-    let friendly = match attributes::first(obj, "PKCS#12 Friendly Name").map(|v| &v.value) {
+    let friendly = match attributes::first(obj, "PKCS#12 Friendly Name")
+        .as_ref()
+        .map(|v| &v.value)
+    {
         Some(Value::TextString(s)) => Some(s.clone()),
         _ => None,
     };

@@ -40,7 +40,7 @@ pub fn inherited(
 ) -> Vec<Attribute> {
     let mut out: Vec<Attribute> = Vec::new();
     let old_activation = attributes::date_of(old, "Activation Date");
-    for a in &old.attributes {
+    for a in old.attributes.iter() {
         // The template replaces a single-instance attribute; instances of a multi-instance one
         // (a new Name) are added to the inherited ones.
         let replaced = template.iter().any(|t| t.name == *a.name)

@@ -399,6 +399,7 @@ fn session_template(m: &Material, alg: Option<u32>) -> Result<Vec<Attr>, Error> 
 /// (an AES key registered for MAC), else its Cryptographic Algorithm.
 fn use_algorithm(obj: &StoredObject) -> Option<u32> {
     let params = super::attributes::first(obj, "Cryptographic Parameters")
+        .as_ref()
         .and_then(|p| p.child(crate::ttlv::Tag::CRYPTOGRAPHIC_ALGORITHM))
         .and_then(|a| match a.value {
             crate::ttlv::Value::Enumeration(v) => Some(v),

@@ -174,9 +174,10 @@ fn no_encoding(spec: &Item) -> bool {
 /// The key-wrap mechanism an Encryption Key Information names (its Cryptographic Parameters,
 /// else the wrapping key's): RFC 3394 by default, RFC 5649 for AES Key Wrap Padding.
 fn wrap_mech(info: &Item, wrapping: &StoredObject) -> Result<Mech, Error> {
+    let kept = attributes::first(wrapping, "Cryptographic Parameters");
     let mode = info
         .child(Tag::CRYPTOGRAPHIC_PARAMETERS)
-        .or_else(|| attributes::first(wrapping, "Cryptographic Parameters"))
+        .or(kept.as_ref())
         .and_then(|p| p.child(Tag::BLOCK_CIPHER_MODE))
         .and_then(|m| match m.value {
             Value::Enumeration(v) => Some(BlockCipherMode::from_u32(v)),

@@ -2,12 +2,13 @@
 //! index on attribute values (Name, Object Type, State, algorithm, length, dates, Object Group,
 //! custom attributes …) so that Locate answers in microseconds at 100,000 objects.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use super::object::{Change, StoredAttribute, StoredObject};
-use crate::ttlv::{Item, Tag, Value};
+use super::attributes::{known_number, name_number};
+use super::object::{Change, StoredObject};
+use crate::ttlv::{Item, ItemType, Tag, Value};
 
 /// An attribute value in the index's order.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -15,9 +16,9 @@ pub enum Key {
     /// Integers, enumerations, booleans, date-times, intervals.
     Int(i64),
     /// Text (Name values, custom text attributes, Object Group …).
-    Text(String),
+    Text(Box<str>),
     /// Short byte strings.
-    Bytes(Vec<u8>),
+    Bytes(Box<[u8]>),
 }
 
 /// What to look for.
@@ -44,11 +45,11 @@ pub fn key_of(name: &str, value: &Item) -> Option<Key> {
         Value::Enumeration(v) => Some(Key::Int(i64::from(*v))),
         Value::Interval(v) => Some(Key::Int(i64::from(*v))),
         Value::Boolean(b) => Some(Key::Int(i64::from(*b))),
-        Value::TextString(s) => Some(Key::Text(s.clone())),
-        Value::ByteString(b) if b.len() <= 64 => Some(Key::Bytes(b.clone())),
+        Value::TextString(s) => Some(Key::Text(s.as_str().into())),
+        Value::ByteString(b) if b.len() <= 64 => Some(Key::Bytes(b.as_slice().into())),
         Value::Structure(_) if name == "Name" => {
             match value.child(Tag::NAME_VALUE).map(|v| &v.value) {
-                Some(Value::TextString(s)) => Some(Key::Text(s.clone())),
+                Some(Value::TextString(s)) => Some(Key::Text(s.as_str().into())),
                 _ => None,
             }
         }
@@ -56,21 +57,128 @@ pub fn key_of(name: &str, value: &Item) -> Option<Key> {
     }
 }
 
-/// A posting list: most values are held by one object, so that case costs no allocation.
+/// [`key_of`] for a value still in TTLV (a compact attribute's), without decoding it: the same
+/// key for the same value. `is_name` says the attribute is Name.
+pub fn key_of_encoded(ttlv: &[u8], is_name: bool) -> Option<Key> {
+    let head = ttlv.get(..8)?;
+    let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    let body = ttlv.get(8..8 + len)?;
+    let int = |b: &[u8]| -> Option<[u8; 8]> { b.try_into().ok() };
+    let word = |b: &[u8]| -> Option<[u8; 4]> { b.try_into().ok() };
+    match ItemType::from_code(head[3])? {
+        ItemType::Integer => Some(Key::Int(i64::from(i32::from_be_bytes(word(body)?)))),
+        ItemType::LongInteger | ItemType::DateTime | ItemType::DateTimeExtended => {
+            Some(Key::Int(i64::from_be_bytes(int(body)?)))
+        }
+        ItemType::Enumeration | ItemType::Interval => {
+            Some(Key::Int(i64::from(u32::from_be_bytes(word(body)?))))
+        }
+        ItemType::Boolean => Some(Key::Int(i64::from(u64::from_be_bytes(int(body)?) != 0))),
+        ItemType::TextString => Some(Key::Text(std::str::from_utf8(body).ok()?.into())),
+        ItemType::ByteString if body.len() <= 64 => Some(Key::Bytes(body.into())),
+        ItemType::Structure if is_name => {
+            // The Name Value child, wherever it is among the children.
+            let mut at = 0;
+            while let Some(child) = body.get(at..at + 8) {
+                let clen = u32::from_be_bytes([child[4], child[5], child[6], child[7]]) as usize;
+                let tag = u32::from_be_bytes([0, child[0], child[1], child[2]]);
+                if tag == Tag::NAME_VALUE.0 {
+                    if child[3] != ItemType::TextString.code() {
+                        return None;
+                    }
+                    let text = body.get(at + 8..at + 8 + clen)?;
+                    return Some(Key::Text(std::str::from_utf8(text).ok()?.into()));
+                }
+                at += 8 + clen.div_ceil(8) * 8;
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// A posting list, sized to what it holds: most values (a Name, a Digest) are held by one
+/// object, which costs no allocation; a few objects' slots are a sorted vector; a value most
+/// objects share (State, Object Type, algorithm, length, a date) is a bitmap, one bit a slot.
 #[derive(Clone, Debug)]
 enum Posting {
     One(u32),
-    Many(BTreeSet<u32>),
+    // Boxed so that a posting is 16 bytes: most are `One`, and there is one per distinct value.
+    #[allow(clippy::box_collection)]
+    Few(Box<Vec<u32>>),
+    Dense(Box<Bitmap>),
+}
+
+/// Slots as bits, with their count.
+#[derive(Clone, Debug, Default)]
+struct Bitmap {
+    words: Vec<u64>,
+    count: u32,
+}
+
+impl Bitmap {
+    fn insert(&mut self, id: u32) {
+        let (w, bit) = (id as usize / 64, 1u64 << (id % 64));
+        if w >= self.words.len() {
+            self.words.resize(w + 1, 0);
+        }
+        if self.words[w] & bit == 0 {
+            self.words[w] |= bit;
+            self.count += 1;
+        }
+    }
+
+    fn remove(&mut self, id: u32) {
+        let (w, bit) = (id as usize / 64, 1u64 << (id % 64));
+        if let Some(word) = self.words.get_mut(w)
+            && *word & bit != 0
+        {
+            *word &= !bit;
+            self.count -= 1;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.words.iter().enumerate().flat_map(|(w, &word)| {
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                if rest == 0 {
+                    return None;
+                }
+                let bit = rest.trailing_zeros();
+                rest &= rest - 1;
+                Some(w as u32 * 64 + bit)
+            })
+        })
+    }
+}
+
+/// A sorted vector becomes a bitmap once the bitmap is no larger (32 slots a member or denser).
+fn bitmap_is_smaller(members: usize, highest: u32) -> bool {
+    members >= 64 && (highest as usize) < members * 32
 }
 
 impl Posting {
     fn insert(&mut self, id: u32) {
         match self {
             Posting::One(x) if *x == id => {}
-            Posting::One(x) => *self = Posting::Many(BTreeSet::from([*x, id])),
-            Posting::Many(s) => {
-                s.insert(id);
+            Posting::One(x) => {
+                let (a, b) = if *x < id { (*x, id) } else { (id, *x) };
+                *self = Posting::Few(Box::new(vec![a, b]));
             }
+            Posting::Few(v) => {
+                if let Err(at) = v.binary_search(&id) {
+                    v.insert(at, id);
+                }
+                let highest = *v.last().expect("not empty");
+                if bitmap_is_smaller(v.len(), highest) {
+                    let mut b = Bitmap::default();
+                    b.words.reserve_exact(highest as usize / 64 + 1);
+                    v.iter().for_each(|&i| b.insert(i));
+                    *self = Posting::Dense(Box::new(b));
+                }
+            }
+            Posting::Dense(b) => b.insert(id),
         }
     }
 
@@ -78,13 +186,22 @@ impl Posting {
     fn remove(&mut self, id: u32) -> bool {
         match self {
             Posting::One(x) => *x == id,
-            Posting::Many(s) => {
-                s.remove(&id);
-                if s.len() == 1 {
-                    let only = *s.iter().next().expect("one element");
+            Posting::Few(v) => {
+                if let Ok(at) = v.binary_search(&id) {
+                    v.remove(at);
+                }
+                if let [only] = v[..] {
                     *self = Posting::One(only);
                 }
-                s_is_empty(self)
+                false
+            }
+            Posting::Dense(b) => {
+                b.remove(id);
+                if b.count == 1 {
+                    let only = b.iter().next().expect("one member");
+                    *self = Posting::One(only);
+                }
+                false
             }
         }
     }
@@ -92,13 +209,19 @@ impl Posting {
     fn extend_into(&self, out: &mut Vec<u32>) {
         match self {
             Posting::One(x) => out.push(*x),
-            Posting::Many(s) => out.extend(s.iter().copied()),
+            Posting::Few(v) => out.extend_from_slice(v),
+            Posting::Dense(b) => out.extend(b.iter()),
         }
     }
-}
 
-fn s_is_empty(p: &Posting) -> bool {
-    matches!(p, Posting::Many(s) if s.is_empty())
+    /// Gives back spare capacity once a store is opened.
+    fn shrink_to_fit(&mut self) {
+        match self {
+            Posting::One(_) => {}
+            Posting::Few(v) => v.shrink_to_fit(),
+            Posting::Dense(b) => b.words.shrink_to_fit(),
+        }
+    }
 }
 
 /// Why a change cannot be applied.
@@ -122,6 +245,60 @@ impl std::fmt::Display for ApplyError {
     }
 }
 
+/// Unique Identifier to slot. The identifiers this gateway makes are decimal numbers, kept as
+/// numbers (no second copy of the text); any other (from an older store or another tool) as text.
+#[derive(Debug, Default)]
+struct UidMap {
+    numbers: HashMap<u64, u32>,
+    texts: HashMap<String, u32>,
+}
+
+/// The number a decimal Unique Identifier spells, when it spells exactly one (no sign, no
+/// leading zero), so that text and number map one to one.
+fn uid_number(uid: &str) -> Option<u64> {
+    let canonical = !uid.is_empty()
+        && uid.len() <= 19
+        && uid.bytes().all(|b| b.is_ascii_digit())
+        && (uid == "0" || !uid.starts_with('0'));
+    if canonical { uid.parse().ok() } else { None }
+}
+
+impl UidMap {
+    fn get(&self, uid: &str) -> Option<u32> {
+        match uid_number(uid) {
+            Some(n) => self.numbers.get(&n).copied(),
+            None => self.texts.get(uid).copied(),
+        }
+    }
+
+    fn insert(&mut self, uid: &str, slot: u32) {
+        match uid_number(uid) {
+            Some(n) => self.numbers.insert(n, slot),
+            None => self.texts.insert(uid.to_string(), slot),
+        };
+    }
+
+    fn remove(&mut self, uid: &str) -> Option<u32> {
+        match uid_number(uid) {
+            Some(n) => self.numbers.remove(&n),
+            None => self.texts.remove(uid),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.numbers.len() + self.texts.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.numbers.shrink_to_fit();
+        self.texts.shrink_to_fit();
+    }
+}
+
 /// All objects of one HSM_name, indexed; objects of other HSM_names are kept aside (for
 /// compaction) but not indexed or visible.
 #[derive(Debug, Default)]
@@ -129,9 +306,9 @@ pub struct Index {
     hsm_name: String,
     slots: Vec<Option<StoredObject>>,
     free: Vec<u32>,
-    by_uid: HashMap<String, u32>,
-    names: HashMap<String, u16>,
-    postings: BTreeMap<(u16, Key), Posting>,
+    by_uid: UidMap,
+    /// Keyed by the attribute's process-wide name number (`attributes::name_number`).
+    postings: BTreeMap<(u32, Key), Posting>,
     foreign: HashMap<String, StoredObject>,
     interned: std::collections::HashSet<Arc<str>>,
     /// Unique Identifiers below this are used (or were).
@@ -146,6 +323,14 @@ impl Index {
             next_uid: 1,
             ..Index::default()
         }
+    }
+
+    /// Gives back the spare capacity of growing (after a store is opened: the tables stay).
+    pub fn shrink_to_fit(&mut self) {
+        self.slots.shrink_to_fit();
+        self.by_uid.shrink_to_fit();
+        self.foreign.shrink_to_fit();
+        self.postings.values_mut().for_each(Posting::shrink_to_fit);
     }
 
     /// Objects visible to this gateway.
@@ -167,7 +352,7 @@ impl Index {
     pub fn get(&self, uid: &str) -> Option<&StoredObject> {
         self.by_uid
             .get(uid)
-            .and_then(|&i| self.slots[i as usize].as_ref())
+            .and_then(|i| self.slots[i as usize].as_ref())
     }
 
     /// Every visible object.
@@ -178,16 +363,6 @@ impl Index {
     /// Every object, of every HSM_name (for compaction).
     pub fn all(&self) -> impl Iterator<Item = &StoredObject> {
         self.slots.iter().flatten().chain(self.foreign.values())
-    }
-
-    /// One shared copy of each attribute name, owner and HSM_name.
-    fn intern(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.interned.get(s) {
-            return a.clone();
-        }
-        let a: Arc<str> = Arc::from(s);
-        self.interned.insert(a.clone());
-        a
     }
 
     /// The kept copy of `a`'s text: `a` itself when the text is new (a decoded record usually
@@ -203,66 +378,58 @@ impl Index {
     }
 
     fn intern_object(&mut self, o: &mut StoredObject) {
-        // Objects stay in memory for the gateway's life: no spare capacity.
-        o.attributes.shrink_to_fit();
         self.adopt(&mut o.hsm_name);
         if let Some(owner) = &mut o.owner {
             self.adopt(owner);
         }
-        for a in &mut o.attributes {
-            self.adopt(&mut a.name);
-        }
     }
 
-    fn name_id(&mut self, name: &str) -> u16 {
-        if let Some(&id) = self.names.get(name) {
-            return id;
-        }
-        let id = self.names.len() as u16;
-        self.names.insert(name.to_string(), id);
-        id
+    fn index_key(&mut self, slot: u32, name: u32, key: Key) {
+        self.postings
+            .entry((name, key))
+            .and_modify(|p| p.insert(slot))
+            .or_insert(Posting::One(slot));
     }
 
-    fn index_value(&mut self, slot: u32, name: &str, value: &Item) {
-        if let Some(k) = key_of(name, value) {
-            let n = self.name_id(name);
-            self.postings
-                .entry((n, k))
-                .and_modify(|p| p.insert(slot))
-                .or_insert(Posting::One(slot));
-        }
-    }
-
-    fn unindex_value(&mut self, slot: u32, name: &str, value: &Item) {
-        let (Some(k), Some(&n)) = (key_of(name, value), self.names.get(name)) else {
-            return;
-        };
-        let key = (n, k);
+    fn unindex_key(&mut self, slot: u32, name: u32, key: Key) {
+        let key = (name, key);
         if self.postings.get_mut(&key).is_some_and(|p| p.remove(slot)) {
             self.postings.remove(&key);
         }
     }
 
+    fn index_value(&mut self, slot: u32, name: &str, value: &Item) {
+        if let Some(k) = key_of(name, value) {
+            self.index_key(slot, name_number(name), k);
+        }
+    }
+
+    fn unindex_value(&mut self, slot: u32, name: &str, value: &Item) {
+        if let (Some(k), Some(n)) = (key_of(name, value), known_number(name)) {
+            self.unindex_key(slot, n, k);
+        }
+    }
+
+    /// Indexes (or unindexes) every value of `o`, read straight from the compact encoding.
     fn index_object(&mut self, slot: u32, o: &StoredObject, add: bool) {
         let fields = [
-            (
-                OBJECT_TYPE,
-                Item::new(Tag::OBJECT_TYPE, Value::Enumeration(o.object_type)),
-            ),
-            (STATE, Item::new(Tag::STATE, Value::Enumeration(o.state))),
+            (name_number(OBJECT_TYPE), o.object_type),
+            (name_number(STATE), o.state),
         ];
-        for (name, v) in fields.iter() {
-            if add {
-                self.index_value(slot, name, v)
-            } else {
-                self.unindex_value(slot, name, v)
-            }
-        }
-        for a in &o.attributes {
-            if add {
-                self.index_value(slot, &a.name, &a.value)
-            } else {
-                self.unindex_value(slot, &a.name, &a.value)
+        let names = name_number("Name");
+        let keys = fields
+            .into_iter()
+            .map(|(n, v)| (n, Some(Key::Int(i64::from(v)))))
+            .chain(
+                o.attributes
+                    .encoded()
+                    .map(|(n, ttlv)| (n, key_of_encoded(ttlv, n == names))),
+            );
+        for (n, key) in keys {
+            match key {
+                Some(k) if add => self.index_key(slot, n, k),
+                Some(k) => self.unindex_key(slot, n, k),
+                None => {}
             }
         }
     }
@@ -284,7 +451,7 @@ impl Index {
         };
         match change {
             Change::Create(o) => {
-                if self.by_uid.contains_key(&o.uid) || self.foreign.contains_key(&o.uid) {
+                if self.by_uid.get(&o.uid).is_some() || self.foreign.contains_key(&o.uid) {
                     Err(ApplyError::Exists(o.uid.clone()))
                 } else {
                     Ok(())
@@ -296,7 +463,7 @@ impl Index {
                 exists(uid)?;
                 let found = self
                     .get(uid)
-                    .is_some_and(|o| o.attribute(name).any(|a| a.index == *index));
+                    .is_some_and(|o| o.attributes.has(name, Some(*index)));
                 if found {
                     Ok(())
                 } else {
@@ -305,10 +472,9 @@ impl Index {
             }
             Change::DeleteAttribute { uid, name, index } => {
                 exists(uid)?;
-                let found = self.get(uid).is_some_and(|o| {
-                    o.attribute(name)
-                        .any(|a| index.is_none_or(|i| a.index == i))
-                });
+                let found = self
+                    .get(uid)
+                    .is_some_and(|o| o.attributes.has(name, *index));
                 if found {
                     Ok(())
                 } else {
@@ -329,7 +495,7 @@ impl Index {
             Change::Create(mut o) if *o.hsm_name != *self.hsm_name => {
                 self.note_uid(&o.uid);
                 self.intern_object(&mut o);
-                if self.foreign.contains_key(&o.uid) || self.by_uid.contains_key(&o.uid) {
+                if self.foreign.contains_key(&o.uid) || self.by_uid.get(&o.uid).is_some() {
                     return Err(ApplyError::Exists(o.uid));
                 }
                 self.foreign.insert(o.uid.clone(), o);
@@ -347,7 +513,7 @@ impl Index {
             | Change::Erase { uid } => Some(uid.clone()),
         };
         if let Some(uid) = uid_of(&change)
-            && !self.by_uid.contains_key(&uid)
+            && self.by_uid.get(&uid).is_none()
             && self.foreign.contains_key(&uid)
         {
             return self.apply_foreign(&uid, change);
@@ -365,7 +531,7 @@ impl Index {
                     }
                 };
                 self.index_object(slot, &o, true);
-                self.by_uid.insert(o.uid.clone(), slot);
+                self.by_uid.insert(&o.uid, slot);
                 self.slots[slot as usize] = Some(o);
                 Ok(None)
             }
@@ -375,14 +541,12 @@ impl Index {
                 index,
                 value,
             } => {
-                let slot = self.by_uid[&uid];
+                let slot = self.by_uid.get(&uid).expect("checked");
                 let o = self.slots[slot as usize].as_ref().expect("checked");
                 let index = index.unwrap_or_else(|| o.next_index(&name));
                 self.index_value(slot, &name, &value);
-                let name = self.intern(&name);
                 let o = self.slots[slot as usize].as_mut().expect("checked");
-                o.attributes.reserve_exact(1);
-                o.attributes.push(StoredAttribute { name, index, value });
+                o.attributes.push(&name, index, &value);
                 Ok(Some(index))
             }
             Change::ModifyAttribute {
@@ -391,25 +555,22 @@ impl Index {
                 index,
                 value,
             } => {
-                let slot = self.by_uid[&uid];
+                let slot = self.by_uid.get(&uid).expect("checked");
                 let o = self.slots[slot as usize].as_mut().expect("checked");
-                let a = o
-                    .attributes
-                    .iter_mut()
-                    .find(|a| *a.name == *name && a.index == index)
-                    .expect("checked");
-                let old = std::mem::replace(&mut a.value, value.clone());
+                let Some(old) = o.attributes.replace(&name, index, &value) else {
+                    // Checked to exist; the value encoded once already, in the change's record.
+                    return Err(ApplyError::NoSuchInstance(format!("{name}[{index}]")));
+                };
                 self.unindex_value(slot, &name, &old);
                 self.index_value(slot, &name, &value);
                 Ok(Some(index))
             }
             Change::DeleteAttribute { uid, name, index } => {
-                let slot = self.by_uid[&uid];
+                let slot = self.by_uid.get(&uid).expect("checked");
                 let o = self.slots[slot as usize].as_mut().expect("checked");
-                let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut o.attributes)
-                    .into_iter()
-                    .partition(|a| *a.name == *name && index.is_none_or(|i| a.index == i));
-                o.attributes = kept;
+                let gone = o
+                    .attributes
+                    .remove(|n, i| n == name && index.is_none_or(|x| x == i));
                 for a in gone {
                     self.unindex_value(slot, &a.name, &a.value);
                 }
@@ -438,7 +599,7 @@ impl Index {
     }
 
     fn set_state(&mut self, uid: &str, state: u32, destroy: bool) {
-        let slot = self.by_uid[uid];
+        let slot = self.by_uid.get(uid).expect("checked");
         let o = self.slots[slot as usize].as_mut().expect("checked");
         let old = Item::new(Tag::STATE, Value::Enumeration(o.state));
         o.state = state;
@@ -463,26 +624,16 @@ impl Index {
                 name, index, value, ..
             } => {
                 let index = index.unwrap_or_else(|| o.next_index(&name));
-                o.attributes.push(StoredAttribute {
-                    name: name.into(),
-                    index,
-                    value,
-                });
+                o.attributes.push(&name, index, &value);
             }
             Change::ModifyAttribute {
                 name, index, value, ..
             } => {
-                if let Some(a) = o
-                    .attributes
-                    .iter_mut()
-                    .find(|a| *a.name == *name && a.index == index)
-                {
-                    a.value = value;
-                }
+                o.attributes.replace(&name, index, &value);
             }
             Change::DeleteAttribute { name, index, .. } => {
                 o.attributes
-                    .retain(|a| !(*a.name == *name && index.is_none_or(|i| a.index == i)));
+                    .remove(|n, i| n == name && index.is_none_or(|x| x == i));
             }
             Change::State { state, .. } => o.state = state,
             Change::Destroy { state, .. } => {
@@ -505,7 +656,7 @@ impl Index {
                 (n, Bound::Included(a.clone()), Bound::Included(b.clone()))
             }
         };
-        let Some(&n) = self.names.get(name) else {
+        let Some(n) = known_number(name) else {
             return out;
         };
         let map = |b: Bound<Key>| match b {
@@ -539,5 +690,114 @@ impl Index {
         ids.into_iter()
             .filter_map(|i| self.slots[i as usize].as_ref().map(|o| o.uid.clone()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_and_other_unique_identifiers_find_their_objects() {
+        assert_eq!(uid_number("42"), Some(42));
+        assert_eq!(uid_number("0"), Some(0));
+        for text in ["042", "", "+4", "4a", "12345678901234567890", "-1"] {
+            assert_eq!(uid_number(text), None, "{text:?}");
+        }
+        let mut m = UidMap::default();
+        m.insert("42", 1);
+        m.insert("042", 2);
+        m.insert("a1b2", 3);
+        assert_eq!(
+            (m.get("42"), m.get("042"), m.get("a1b2")),
+            (Some(1), Some(2), Some(3))
+        );
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.remove("042"), Some(2));
+        assert_eq!((m.get("42"), m.get("042")), (Some(1), None));
+    }
+
+    #[test]
+    fn keys_read_from_ttlv_equal_keys_of_decoded_values() {
+        let v = |value: Value| Item::new(Tag::ATTRIBUTE_VALUE, value);
+        let name = |text: &str, first: bool| {
+            let value = Item::new(Tag::NAME_VALUE, Value::TextString(text.into()));
+            let kind = Item::new(Tag::NAME_TYPE, Value::Enumeration(1));
+            let children = if first {
+                vec![value, kind]
+            } else {
+                vec![kind, value]
+            };
+            Item::structure(Tag::ATTRIBUTE_VALUE, children)
+        };
+        let cases = [
+            ("x-i", v(Value::Integer(-7))),
+            ("x-l", v(Value::LongInteger(i64::MIN))),
+            ("Initial Date", v(Value::DateTime(1_700_000_000))),
+            ("x-dx", v(Value::DateTimeExtended(-5))),
+            ("State", v(Value::Enumeration(u32::MAX))),
+            ("x-iv", v(Value::Interval(86_400))),
+            ("Fresh", v(Value::Boolean(true))),
+            ("x-b", v(Value::Boolean(false))),
+            ("Object Group", v(Value::TextString("group ü".into()))),
+            ("x-t", v(Value::TextString(String::new()))),
+            ("x-bytes", v(Value::ByteString(vec![1, 2, 3]))),
+            ("x-long-bytes", v(Value::ByteString(vec![9; 65]))),
+            ("x-big", v(Value::BigInteger(vec![0; 8]))),
+            ("Name", name("first name", true)),
+            ("Name", name("second", false)),
+            ("Link", name("not a name", true)),
+            (
+                "Name",
+                Item::structure(
+                    Tag::ATTRIBUTE_VALUE,
+                    vec![
+                        Item::new(Tag::NAME_VALUE, Value::Integer(1)),
+                        Item::new(Tag::NAME_VALUE, Value::TextString("later".into())),
+                    ],
+                ),
+            ),
+        ];
+        for (attribute, value) in cases {
+            let ttlv = crate::ttlv::binary::to_vec(&value).expect("encodes");
+            assert_eq!(
+                key_of_encoded(&ttlv, attribute == "Name"),
+                key_of(attribute, &value),
+                "{attribute}: {value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn posting_lists_change_form_and_keep_every_member() {
+        let mut p = Posting::One(5);
+        for id in (0..2000).rev() {
+            p.insert(id);
+        }
+        assert!(
+            matches!(p, Posting::Dense(_)),
+            "2,000 of 2,000 slots is dense"
+        );
+        let mut all = Vec::new();
+        p.extend_into(&mut all);
+        assert_eq!(all, (0..2000).collect::<Vec<_>>());
+        for id in 0..1999 {
+            assert!(!p.remove(id));
+        }
+        assert!(matches!(p, Posting::One(1999)));
+        assert!(p.remove(1999), "empty after the last member goes");
+
+        let mut sparse = Posting::One(0);
+        for id in (1..100).map(|i| i * 1000) {
+            sparse.insert(id);
+        }
+        assert!(
+            matches!(sparse, Posting::Few(_)),
+            "1 in 1,000 stays a vector"
+        );
+        let mut all = Vec::new();
+        sparse.extend_into(&mut all);
+        assert_eq!(all.len(), 100);
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
     }
 }

@@ -7,6 +7,7 @@
 //! sync (group commit). See `record.rs` for the format and `docs/ARCHITECTURE.md` for the rules
 //! on damage, torn tails and recovery.
 
+pub mod attributes;
 pub mod index;
 pub mod key;
 pub mod object;
@@ -22,7 +23,7 @@ use zeroize::Zeroizing;
 
 pub use index::{Criterion, Index, Key};
 use key::Key256;
-pub use object::{Change, Kind, StoredAttribute, StoredObject, TokenRef};
+pub use object::{Attributes, Change, Kind, StoredAttribute, StoredObject, TokenRef};
 use record::{FILE_HEADER, FLAG_MORE, FileKeys, HeaderError, MAC, RECORD_HEADER};
 pub use secret::SecretBytes;
 
@@ -273,6 +274,7 @@ pub fn scan(
         // An unfinished batch was never acknowledged: it is part of the torn tail.
         s.torn_bytes = file_len - s.good_len;
     }
+    s.index.shrink_to_fit();
     Ok(s)
 }
 

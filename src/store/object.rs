@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+pub use super::attributes::{Attributes, StoredAttribute};
 use super::secret::SecretBytes;
 use crate::ttlv::{Item, Tag, Value};
 
@@ -43,18 +44,6 @@ pub struct TokenRef {
     pub label: String,
 }
 
-/// One instance of one attribute.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredAttribute {
-    /// The attribute's name (KMIP 1.x Attribute Name, e.g. `Cryptographic Length`, `x-ID`);
-    /// shared between objects (the index interns it).
-    pub name: Arc<str>,
-    /// Attribute Index of this instance.
-    pub index: u32,
-    /// The value (its tag is Attribute Value).
-    pub value: Item,
-}
-
 /// A managed object's metadata, and its value when the keystore holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredObject {
@@ -69,7 +58,7 @@ pub struct StoredObject {
     /// HSM_name of the gateway that made it.
     pub hsm_name: Arc<str>,
     /// Every attribute instance (besides Unique Identifier, Object Type and State).
-    pub attributes: Vec<StoredAttribute>,
+    pub attributes: Attributes,
     /// Where it lives on a token, if it does.
     pub token_ref: Option<Box<TokenRef>>,
     /// Its value, if kept here (software token, Secret Data); dropped on Destroy.
@@ -79,12 +68,16 @@ pub struct StoredObject {
 impl StoredObject {
     /// The Attribute Index a new instance of `name` gets: one past the highest in use.
     pub fn next_index(&self, name: &str) -> u32 {
-        self.attribute(name).map(|a| a.index + 1).max().unwrap_or(0)
+        self.attributes
+            .indexes(name)
+            .map(|i| i + 1)
+            .max()
+            .unwrap_or(0)
     }
 
-    /// The instances of attribute `name`, in index order.
-    pub fn attribute(&self, name: &str) -> impl Iterator<Item = &StoredAttribute> {
-        self.attributes.iter().filter(move |a| &*a.name == name)
+    /// The instances of attribute `name`, decoded, in the order they were added.
+    pub fn attribute(&self, name: &str) -> impl Iterator<Item = StoredAttribute> + '_ {
+        self.attributes.named(name)
     }
 }
 
@@ -277,7 +270,7 @@ fn object_item(o: &StoredObject) -> Item {
     if let Some(owner) = &o.owner {
         c.push(text(tags::OWNER, owner));
     }
-    for a in &o.attributes {
+    for a in o.attributes.iter() {
         c.push(attribute_item(&a.name, Some(a.index), Some(&a.value)));
     }
     if let Some(t) = &o.token_ref {
@@ -442,10 +435,11 @@ fn decode_object(body: Item) -> Result<StoredObject, String> {
         state: 0,
         owner: None,
         hsm_name: Arc::from(""),
-        attributes: Vec::new(),
+        attributes: Attributes::new(),
         token_ref: None,
         value: None,
     };
+    let mut attributes = Vec::new();
     for c in children {
         match c.tag {
             Tag::UNIQUE_IDENTIFIER => o.uid = take_text(c.value)?,
@@ -455,11 +449,8 @@ fn decode_object(body: Item) -> Result<StoredObject, String> {
             tags::OWNER => o.owner = Some(shared_name(&take_text(c.value)?)),
             Tag::ATTRIBUTE => {
                 let (name, index, value) = take_attribute(c)?;
-                o.attributes.push(StoredAttribute {
-                    name: shared_name(&name),
-                    index: index.unwrap_or(0),
-                    value: value.ok_or_else(|| bad("attribute without a value"))?,
-                });
+                let value = value.ok_or_else(|| bad("attribute without a value"))?;
+                attributes.push((name, index.unwrap_or(0), value));
             }
             tags::TOKEN_REFERENCE => {
                 let mut t = TokenRef {
@@ -486,6 +477,13 @@ fn decode_object(body: Item) -> Result<StoredObject, String> {
     }
     if o.uid.is_empty() {
         return Err(bad("object without a unique identifier"));
+    }
+    o.attributes = attributes
+        .iter()
+        .map(|(n, i, v)| (n.as_str(), *i, v))
+        .collect();
+    if o.attributes.len() != attributes.len() {
+        return Err(bad("attribute value cannot be encoded"));
     }
     Ok(o)
 }

@@ -330,7 +330,8 @@ fn encode_item(item: &Item, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     }
     let len = u32::try_from(out.len() - body_at).map_err(|_| EncodeError::TooLong(item.tag))?;
     out[len_at..body_at].copy_from_slice(&len.to_be_bytes());
-    let padded = out.len().div_ceil(8) * 8;
+    // Padding counts from the value's start: `out` may hold anything before the item.
+    let padded = body_at + (out.len() - body_at).div_ceil(8) * 8;
     out.resize(padded, 0);
     Ok(())
 }
@@ -338,6 +339,16 @@ fn encode_item(item: &Item, out: &mut Vec<u8>) -> Result<(), EncodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_item_appended_after_unaligned_bytes_is_padded_from_its_own_start() {
+        let item = Item::new(Tag::ATTRIBUTE_VALUE, Value::TextString("abc".into()));
+        let alone = to_vec(&item).expect("encodes");
+        let mut out = vec![0xAA; 3];
+        encode(&item, &mut out).expect("encodes");
+        assert_eq!(&out[3..], &alone[..]);
+        assert_eq!(alone.len(), 16);
+    }
 
     #[test]
     fn frame_header_checks_before_allocation() {

@@ -1,0 +1,452 @@
+//! An object's attribute instances, kept compact: one byte buffer per object instead of a tree
+//! of allocations per value. A store holds every object in memory for the gateway's life, so
+//! this is what decides the resident memory at 100,000 or 1,000,000 objects.
+//!
+//! Each instance is `name number | Attribute Index | value as TTLV`, the two numbers as LEB128
+//! varints (one byte each in practice), the value
+//! carrying the Attribute Value tag. TTLV says its own length, so instances follow each other
+//! with no separator. Names are numbered once per process ([`name_number`]); a store has a few
+//! dozen distinct names and millions of instances.
+//!
+//! Values are decoded when read; every value in a buffer was encoded here from a decoded
+//! [`Item`], so reading it back cannot fail short of a codec bug (which then drops the
+//! instance from the view and is caught by `debug_assert`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use crate::ttlv::{Item, Limits, binary};
+
+/// One instance of one attribute, decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAttribute {
+    /// The attribute's name (KMIP 1.x Attribute Name, e.g. `Cryptographic Length`, `x-ID`).
+    pub name: Arc<str>,
+    /// Attribute Index of this instance.
+    pub index: u32,
+    /// The value (its tag is Attribute Value).
+    pub value: Item,
+}
+
+#[derive(Default)]
+struct Names {
+    by_number: Vec<Arc<str>>,
+    numbers: HashMap<Arc<str>, u32>,
+}
+
+fn names() -> &'static RwLock<Names> {
+    static NAMES: OnceLock<RwLock<Names>> = OnceLock::new();
+    NAMES.get_or_init(Default::default)
+}
+
+/// The process-wide number of an attribute name, given on first use and kept for the life of
+/// the process (names outlive objects: the same few recur on every object).
+pub fn name_number(name: &str) -> u32 {
+    if let Some(&n) = names()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .numbers
+        .get(name)
+    {
+        return n;
+    }
+    let mut w = names().write().unwrap_or_else(|e| e.into_inner());
+    if let Some(&n) = w.numbers.get(name) {
+        return n;
+    }
+    let n = w.by_number.len() as u32;
+    let shared: Arc<str> = Arc::from(name);
+    w.by_number.push(shared.clone());
+    w.numbers.insert(shared, n);
+    n
+}
+
+/// The number of `name` if it was ever used (a name never used is on no object).
+pub fn known_number(name: &str) -> Option<u32> {
+    names()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .numbers
+        .get(name)
+        .copied()
+}
+
+fn name_of(number: u32) -> Arc<str> {
+    names()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .by_number
+        .get(number as usize)
+        .cloned()
+        .unwrap_or_else(|| Arc::from(""))
+}
+
+/// Limits for reading back values encoded here: values were bounded when they arrived.
+const READ_BACK: Limits = Limits {
+    max_size: usize::MAX,
+    max_depth: 64,
+    max_items: usize::MAX,
+};
+
+const TTLV_HEAD: usize = 8;
+
+/// Appends `n` as an unsigned LEB128 varint.
+fn put_varint(out: &mut Vec<u8>, mut n: u32) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Reads an unsigned LEB128 varint of at most five bytes at `*at`.
+fn get_varint(buf: &[u8], at: &mut usize) -> Option<u32> {
+    let mut n = 0u32;
+    for shift in (0..35).step_by(7) {
+        let b = *buf.get(*at)?;
+        *at += 1;
+        n |= u32::from(b & 0x7f).checked_shl(shift)?;
+        if b & 0x80 == 0 {
+            return Some(n);
+        }
+    }
+    None
+}
+
+/// Every attribute instance of one object, in insertion order.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Attributes(Box<[u8]>);
+
+/// One instance still encoded: where it sits in the buffer.
+struct Entry {
+    name: u32,
+    index: u32,
+    /// Where the instance (its two numbers) begins.
+    head: usize,
+    /// Where its value's TTLV begins and ends.
+    start: usize,
+    end: usize,
+}
+
+impl Attributes {
+    /// No instances.
+    pub fn new() -> Attributes {
+        Attributes::default()
+    }
+
+    fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        let buf = &self.0;
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            if at >= buf.len() {
+                return None;
+            }
+            let head = at;
+            let mut next = at;
+            let name = get_varint(buf, &mut next);
+            let index = get_varint(buf, &mut next);
+            let start = next;
+            let ttlv = buf.get(start..start + TTLV_HEAD);
+            let (Some(name), Some(index), Some(ttlv)) = (name, index, ttlv) else {
+                debug_assert!(false, "attribute buffer overrun");
+                return None;
+            };
+            let len = u32::from_be_bytes([ttlv[4], ttlv[5], ttlv[6], ttlv[7]]) as usize;
+            let end = start + TTLV_HEAD + len.div_ceil(8) * 8;
+            debug_assert!(end <= buf.len(), "attribute buffer overrun");
+            if end > buf.len() {
+                return None;
+            }
+            at = end;
+            Some(Entry {
+                name,
+                index,
+                head,
+                start,
+                end,
+            })
+        })
+    }
+
+    fn decode(&self, e: &Entry) -> Option<StoredAttribute> {
+        let value = binary::decode(&self.0[e.start..e.end], &READ_BACK);
+        debug_assert!(value.is_ok(), "attribute value does not read back");
+        Some(StoredAttribute {
+            name: name_of(e.name),
+            index: e.index,
+            value: value.ok()?,
+        })
+    }
+
+    /// Every instance, decoded.
+    pub fn iter(&self) -> impl Iterator<Item = StoredAttribute> + '_ {
+        self.entries().filter_map(|e| self.decode(&e))
+    }
+
+    /// The instances of `name`, decoded, in insertion order.
+    pub fn named(&self, name: &str) -> impl Iterator<Item = StoredAttribute> + '_ {
+        let number = known_number(name);
+        self.entries()
+            .filter(move |e| Some(e.name) == number)
+            .filter_map(|e| self.decode(&e))
+    }
+
+    /// Whether an instance of `name` with `index` (any index when `None`) exists; reads no value.
+    pub fn has(&self, name: &str, index: Option<u32>) -> bool {
+        let Some(number) = known_number(name) else {
+            return false;
+        };
+        self.entries()
+            .any(|e| e.name == number && index.is_none_or(|i| e.index == i))
+    }
+
+    /// The Attribute Indexes in use for `name`; reads no value.
+    pub fn indexes(&self, name: &str) -> impl Iterator<Item = u32> + '_ {
+        let number = known_number(name);
+        self.entries()
+            .filter(move |e| Some(e.name) == number)
+            .map(|e| e.index)
+    }
+
+    /// Every instance still encoded: its name number and its value's TTLV (for the index).
+    pub fn encoded(&self) -> impl Iterator<Item = (u32, &[u8])> + '_ {
+        self.entries().map(|e| (e.name, &self.0[e.start..e.end]))
+    }
+
+    /// How many instances there are.
+    pub fn len(&self) -> usize {
+        self.entries().count()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Encoded size in bytes (for reports).
+    pub fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn encode_entry(out: &mut Vec<u8>, name: &str, index: u32, value: &Item) -> bool {
+        let at = out.len();
+        put_varint(out, name_number(name));
+        put_varint(out, index);
+        if binary::encode(value, out).is_err() {
+            out.truncate(at);
+            return false;
+        }
+        true
+    }
+
+    /// Adds an instance at the end. A value the TTLV encoder refuses (none that a decoder
+    /// produced) is not added; the result says whether it was.
+    pub fn push(&mut self, name: &str, index: u32, value: &Item) -> bool {
+        let mut added = false;
+        *self = build(|out| {
+            out.extend_from_slice(&self.0);
+            added = Self::encode_entry(out, name, index, value);
+        });
+        added
+    }
+
+    /// Replaces the value of instance `name[index]`; returns the old value.
+    pub fn replace(&mut self, name: &str, index: u32, value: &Item) -> Option<Item> {
+        let number = known_number(name)?;
+        let e = self
+            .entries()
+            .find(|e| e.name == number && e.index == index)?;
+        let old = self.decode(&e)?.value;
+        let mut encoded = Vec::new();
+        binary::encode(value, &mut encoded).ok()?;
+        let mut out = Vec::with_capacity(self.0.len() - (e.end - e.start) + encoded.len());
+        out.extend_from_slice(&self.0[..e.start]);
+        out.extend_from_slice(&encoded);
+        out.extend_from_slice(&self.0[e.end..]);
+        self.0 = out.into_boxed_slice();
+        Some(old)
+    }
+
+    /// Removes every instance for which `gone(name, index)` holds; returns them, decoded.
+    pub fn remove(&mut self, mut gone: impl FnMut(&str, u32) -> bool) -> Vec<StoredAttribute> {
+        let mut removed = Vec::new();
+        let mut kept = Vec::with_capacity(self.0.len());
+        for e in self.entries() {
+            if gone(&name_of(e.name), e.index) {
+                removed.extend(self.decode(&e));
+            } else {
+                kept.extend_from_slice(&self.0[e.head..e.end]);
+            }
+        }
+        if !removed.is_empty() {
+            self.0 = kept.into_boxed_slice();
+        }
+        removed
+    }
+}
+
+/// Builds a buffer in a reused scratch vector and keeps an exact copy: objects stay in memory
+/// for the gateway's life, so neither spare capacity nor the holes of growing in place.
+fn build(fill: impl FnOnce(&mut Vec<u8>)) -> Attributes {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with_borrow_mut(|scratch| {
+        scratch.clear();
+        fill(scratch);
+        Attributes(Box::from(&scratch[..]))
+    })
+}
+
+impl<'a> FromIterator<(&'a str, u32, &'a Item)> for Attributes {
+    fn from_iter<I: IntoIterator<Item = (&'a str, u32, &'a Item)>>(iter: I) -> Attributes {
+        build(|out| {
+            for (name, index, value) in iter {
+                Attributes::encode_entry(out, name, index, value);
+            }
+        })
+    }
+}
+
+impl FromIterator<StoredAttribute> for Attributes {
+    fn from_iter<I: IntoIterator<Item = StoredAttribute>>(iter: I) -> Attributes {
+        build(|out| {
+            for a in iter {
+                Attributes::encode_entry(out, &a.name, a.index, &a.value);
+            }
+        })
+    }
+}
+
+impl std::fmt::Debug for Attributes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ttlv::{Tag, Value};
+
+    fn value(v: Value) -> Item {
+        Item::new(Tag::ATTRIBUTE_VALUE, v)
+    }
+
+    fn name_value(text: &str) -> Item {
+        Item::structure(
+            Tag::ATTRIBUTE_VALUE,
+            vec![
+                Item::new(Tag::NAME_VALUE, Value::TextString(text.into())),
+                Item::new(Tag::NAME_TYPE, Value::Enumeration(1)),
+            ],
+        )
+    }
+
+    #[test]
+    fn varints_round_trip_at_every_width() {
+        for n in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            1 << 21,
+            (1 << 28) + 5,
+            u32::MAX,
+        ] {
+            let mut out = Vec::new();
+            put_varint(&mut out, n);
+            let mut at = 0;
+            assert_eq!(get_varint(&out, &mut at), Some(n));
+            assert_eq!(at, out.len());
+        }
+        let mut at = 0;
+        assert_eq!(get_varint(&[0x80, 0x80], &mut at), None, "truncated");
+        let mut at = 0;
+        assert_eq!(get_varint(&[0xff; 6], &mut at), None, "too long");
+    }
+
+    #[test]
+    fn large_indexes_survive_removal_of_their_neighbours() {
+        let mut a = Attributes::new();
+        a.push("x-wide", 0, &value(Value::Integer(1)));
+        a.push("x-wide", 70_000, &value(Value::Integer(2)));
+        a.push("x-wide", 200, &value(Value::Integer(3)));
+        a.remove(|_, i| i == 200);
+        let kept: Vec<_> = a.iter().map(|x| (x.index, x.value)).collect();
+        assert_eq!(
+            kept,
+            [
+                (0, value(Value::Integer(1))),
+                (70_000, value(Value::Integer(2)))
+            ]
+        );
+    }
+
+    #[test]
+    fn instances_read_back_in_order_with_their_names_and_indexes() {
+        let mut a = Attributes::new();
+        assert!(a.is_empty());
+        assert!(a.push("Cryptographic Length", 0, &value(Value::Integer(256))));
+        assert!(a.push("Name", 0, &name_value("first")));
+        assert!(a.push("Name", 3, &name_value("second key name, longer than eight")));
+        assert!(a.push("x-empty", 0, &value(Value::TextString(String::new()))));
+        let all: Vec<_> = a.iter().collect();
+        assert_eq!(all.len(), 4);
+        assert_eq!(a.len(), 4);
+        assert_eq!(&*all[0].name, "Cryptographic Length");
+        assert_eq!(all[0].value, value(Value::Integer(256)));
+        assert_eq!(all[2].index, 3);
+        assert_eq!(
+            all[2].value,
+            name_value("second key name, longer than eight")
+        );
+        assert_eq!(&*all[3].name, "x-empty");
+        let names: Vec<_> = a.named("Name").map(|x| x.index).collect();
+        assert_eq!(names, [0, 3]);
+        assert_eq!(a.indexes("Name").collect::<Vec<_>>(), [0, 3]);
+        assert!(a.has("Name", Some(3)) && !a.has("Name", Some(1)) && a.has("Name", None));
+        assert!(!a.has("never used anywhere", None));
+        assert_eq!(a.named("never used anywhere").count(), 0);
+    }
+
+    #[test]
+    fn replace_and_remove_keep_the_other_instances_intact() {
+        let mut a: Attributes = [
+            ("Object Group", 0, value(Value::TextString("g1".into()))),
+            ("Object Group", 1, value(Value::TextString("g2".into()))),
+            ("Initial Date", 0, value(Value::DateTime(1_700_000_000))),
+        ]
+        .into_iter()
+        .map(|(n, i, v)| StoredAttribute {
+            name: n.into(),
+            index: i,
+            value: v,
+        })
+        .collect();
+        let longer = value(Value::TextString(
+            "a much longer group name than before".into(),
+        ));
+        assert_eq!(
+            a.replace("Object Group", 0, &longer),
+            Some(value(Value::TextString("g1".into())))
+        );
+        assert_eq!(a.replace("Object Group", 7, &longer), None);
+        let groups: Vec<_> = a.named("Object Group").map(|x| x.value).collect();
+        assert_eq!(groups, [longer, value(Value::TextString("g2".into()))]);
+        let gone = a.remove(|n, i| n == "Object Group" && i == 1);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].index, 1);
+        assert_eq!(a.len(), 2);
+        assert_eq!(
+            a.named("Initial Date").next().map(|x| x.value),
+            Some(value(Value::DateTime(1_700_000_000)))
+        );
+        assert!(a.remove(|n, _| n == "absent").is_empty());
+        let copy = a.clone();
+        assert_eq!(copy, a);
+    }
+}
