@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use super::attributes::{known_number, name_number};
+use super::attributes::{Scalar, known_number, name_number, scalar};
 use super::object::{Change, StoredObject};
-use crate::ttlv::{Item, ItemType, Tag, Value};
+use crate::ttlv::{Item, Tag, Value};
 
 /// An attribute value in the index's order.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -57,44 +57,15 @@ pub fn key_of(name: &str, value: &Item) -> Option<Key> {
     }
 }
 
-/// [`key_of`] for a value still in TTLV (a compact attribute's), without decoding it: the same
-/// key for the same value. `is_name` says the attribute is Name.
-pub fn key_of_encoded(ttlv: &[u8], is_name: bool) -> Option<Key> {
-    let head = ttlv.get(..8)?;
-    let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
-    let body = ttlv.get(8..8 + len)?;
-    let int = |b: &[u8]| -> Option<[u8; 8]> { b.try_into().ok() };
-    let word = |b: &[u8]| -> Option<[u8; 4]> { b.try_into().ok() };
-    match ItemType::from_code(head[3])? {
-        ItemType::Integer => Some(Key::Int(i64::from(i32::from_be_bytes(word(body)?)))),
-        ItemType::LongInteger | ItemType::DateTime | ItemType::DateTimeExtended => {
-            Some(Key::Int(i64::from_be_bytes(int(body)?)))
-        }
-        ItemType::Enumeration | ItemType::Interval => {
-            Some(Key::Int(i64::from(u32::from_be_bytes(word(body)?))))
-        }
-        ItemType::Boolean => Some(Key::Int(i64::from(u64::from_be_bytes(int(body)?) != 0))),
-        ItemType::TextString => Some(Key::Text(std::str::from_utf8(body).ok()?.into())),
-        ItemType::ByteString if body.len() <= 64 => Some(Key::Bytes(body.into())),
-        ItemType::Structure if is_name => {
-            // The Name Value child, wherever it is among the children.
-            let mut at = 0;
-            while let Some(child) = body.get(at..at + 8) {
-                let clen = u32::from_be_bytes([child[4], child[5], child[6], child[7]]) as usize;
-                let tag = u32::from_be_bytes([0, child[0], child[1], child[2]]);
-                if tag == Tag::NAME_VALUE.0 {
-                    if child[3] != ItemType::TextString.code() {
-                        return None;
-                    }
-                    let text = body.get(at + 8..at + 8 + clen)?;
-                    return Some(Key::Text(std::str::from_utf8(text).ok()?.into()));
-                }
-                at += 8 + clen.div_ceil(8) * 8;
-            }
-            None
-        }
-        _ => None,
-    }
+/// [`key_of`] for a value still in its compact form (`attributes::scalar`): the same key for
+/// the same value. `is_name` says the attribute is Name.
+pub fn key_of_encoded(value: &[u8], is_name: bool) -> Option<Key> {
+    Some(match scalar(value, is_name)? {
+        Scalar::Int(i) => Key::Int(i),
+        Scalar::Text(t) => Key::Text(t.into()),
+        Scalar::Bytes(b) if b.len() <= 64 => Key::Bytes(b.into()),
+        Scalar::Bytes(_) => return None,
+    })
 }
 
 /// A posting list, sized to what it holds: most values (a Name, a Digest) are held by one
@@ -696,6 +667,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::attributes::Attributes;
 
     #[test]
     fn numeric_and_other_unique_identifiers_find_their_objects() {
@@ -718,7 +690,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_read_from_ttlv_equal_keys_of_decoded_values() {
+    fn keys_read_from_compact_values_equal_keys_of_decoded_values() {
         let v = |value: Value| Item::new(Tag::ATTRIBUTE_VALUE, value);
         let name = |text: &str, first: bool| {
             let value = Item::new(Tag::NAME_VALUE, Value::TextString(text.into()));
@@ -759,9 +731,11 @@ mod tests {
             ),
         ];
         for (attribute, value) in cases {
-            let ttlv = crate::ttlv::binary::to_vec(&value).expect("encodes");
+            let mut kept = Attributes::new();
+            assert!(kept.push(attribute, 0, &value));
+            let (_, encoded) = kept.encoded().next().expect("one instance");
             assert_eq!(
-                key_of_encoded(&ttlv, attribute == "Name"),
+                key_of_encoded(encoded, attribute == "Name"),
                 key_of(attribute, &value),
                 "{attribute}: {value:?}"
             );
