@@ -221,7 +221,7 @@ pub fn new_object(
     };
     for a in client {
         let Some(v) = &a.value else { continue };
-        add(&mut obj, &a.name, v.clone());
+        add(&mut obj, &a.name, v.clone())?;
     }
     // What the server adds: single-instance attributes only when not set already (the client's
     // value or an earlier one wins), every instance of a multi-instance one.
@@ -229,24 +229,24 @@ pub fn new_object(
         let multi = attributes::rule_of(name).is_some_and(|r| r.multi);
         let given = client.iter().any(|a| a.name == name);
         if (multi && !given) || obj.attribute(name).next().is_none() {
-            add(&mut obj, name, attributes::value(v));
+            add(&mut obj, name, attributes::value(v))?;
         }
     }
     add(
         &mut obj,
         "Initial Date",
         attributes::value(Value::DateTime(ctx.now)),
-    );
+    )?;
     add(
         &mut obj,
         "Last Change Date",
         attributes::value(Value::DateTime(ctx.now)),
-    );
+    )?;
     add(
         &mut obj,
         "Original Creation Date",
         attributes::value(Value::DateTime(ctx.now)),
-    );
+    )?;
     if is_key_like(object_type.to_u32()) {
         // KMIP 1.4 key-protection attributes, with their defaults, on every cryptographic object.
         let sensitive = attributes::find_bool(client, "Sensitive").unwrap_or(false);
@@ -258,7 +258,7 @@ pub fn new_object(
             ("Never Extractable", !extractable),
         ] {
             if obj.attribute(name).next().is_none() {
-                add(&mut obj, name, attributes::value(Value::Boolean(v)));
+                add(&mut obj, name, attributes::value(Value::Boolean(v)))?;
             }
         }
     }
@@ -267,18 +267,26 @@ pub fn new_object(
             &mut obj,
             "Lease Time",
             attributes::value(Value::Interval(super::obtain_lease::LEASE_SECONDS)),
-        );
+        )?;
     }
-    add(&mut obj, "Fresh", attributes::value(Value::Boolean(true)));
+    add(&mut obj, "Fresh", attributes::value(Value::Boolean(true)))?;
     obj.state = state_at(&obj, ctx.now);
     Ok(obj)
 }
 
-/// Appends an attribute instance with the next index.
-pub fn add(obj: &mut StoredObject, name: &str, mut value: Item) {
+/// Appends an attribute instance with the next index. A value the keystore cannot hold (an
+/// unresolved test-case placeholder from XML or JSON, or nesting deeper than a record allows)
+/// is refused, never dropped.
+pub fn add(obj: &mut StoredObject, name: &str, mut value: Item) -> Result<(), Error> {
     value.tag = Tag::ATTRIBUTE_VALUE;
     let index = obj.next_index(name);
-    obj.attributes.push(name, index, &value);
+    if obj.attributes.push(name, index, &value) {
+        Ok(())
+    } else {
+        Err(Error::InvalidField(format!(
+            "{name}: the value cannot be stored (an unresolved placeholder, or nested too deep)"
+        )))
+    }
 }
 
 /// Whether the object holds cryptographic material whose use the lifecycle restricts.
@@ -393,7 +401,11 @@ pub fn set_digest(
         Item::new(Tag::KEY_FORMAT_TYPE, Value::Enumeration(format.to_u32())),
     ];
     obj.attributes.remove(|n, _| n == "Digest");
-    add(obj, "Digest", Item::structure(Tag::ATTRIBUTE_VALUE, d));
+    let stored = add(obj, "Digest", Item::structure(Tag::ATTRIBUTE_VALUE, d));
+    debug_assert!(
+        stored.is_ok(),
+        "a Digest structure always has a compact form"
+    );
 }
 
 /// Stores a new Symmetric Key (algorithm from the template) or Secret Data (a seed) made of
@@ -459,4 +471,38 @@ pub fn rng_attribute() -> Value {
         Tag::RNG_ALGORITHM,
         Value::Enumeration(crate::ttlv::tables::enums::RNGAlgorithm::DRBG.to_u32()),
     )])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ttlv::ItemType;
+
+    #[test]
+    fn an_unresolved_placeholder_is_refused_not_dropped() {
+        let mut obj = StoredObject {
+            uid: "1".into(),
+            object_type: ObjectType::SymmetricKey.to_u32(),
+            state: State::PreActive.to_u32(),
+            owner: None,
+            hsm_name: "h".into(),
+            attributes: Attributes::new(),
+            token_ref: None,
+            value: None,
+        };
+        // What the XML and JSON decoders make of `value="$M"` for an Integer.
+        let placeholder = attributes::value(Value::Placeholder(ItemType::Integer, "$M".into()));
+        assert!(matches!(
+            add(&mut obj, "Cryptographic Usage Mask", placeholder),
+            Err(Error::InvalidField(_))
+        ));
+        assert!(obj.attributes.is_empty());
+        add(
+            &mut obj,
+            "Cryptographic Usage Mask",
+            attributes::value(Value::Integer(12)),
+        )
+        .expect("an integer is stored");
+        assert_eq!(obj.attributes.len(), 1);
+    }
 }

@@ -56,7 +56,7 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
         // A Template is only its attributes (KMIP 1.x; deprecated in 1.3).
         for a in attributes::parse_all(Some(value))? {
             if let Some(v) = a.value {
-                object::add(&mut obj, &a.name, v);
+                object::add(&mut obj, &a.name, v)?;
             }
         }
     } else {

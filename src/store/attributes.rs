@@ -85,16 +85,20 @@ fn name_of(number: u32) -> Arc<str> {
         .unwrap_or_else(|| Arc::from(""))
 }
 
-/// Deepest structure nesting kept (the record decoder allows no deeper).
-const MAX_DEPTH: usize = 64;
+/// Deepest structure in a value kept, the value itself being depth 1. A record holds a value at
+/// depth 3 (object or change, attribute, value) and its decoder refuses a structure at depth 64
+/// and beyond, so this is the deepest structure a record carries; a value with a deeper one is
+/// refused here, before any record is written, and every value a record carries is kept.
+const MAX_DEPTH: usize = 61;
 
 /// Type-byte flag: a 3-byte tag follows (else the tag is Attribute Value).
 const TAGGED: u8 = 0x80;
 
 /// Appends the compact form of `item`; false (and `out` partly written) when it has none: a
-/// placeholder, a tag wider than TTLV's three bytes, or nesting deeper than [`MAX_DEPTH`].
+/// placeholder, a tag wider than TTLV's three bytes, or a structure deeper than [`MAX_DEPTH`].
 fn put_value(out: &mut Vec<u8>, item: &Item, depth: usize) -> bool {
-    if depth > MAX_DEPTH || item.tag.0 > 0xFF_FFFF {
+    let too_deep = depth > MAX_DEPTH && matches!(item.value, Value::Structure(_));
+    if too_deep || item.tag.0 > 0xFF_FFFF {
         return false;
     }
     let code = item.value.item_type().code();
@@ -171,11 +175,9 @@ fn get_bytes<'a>(buf: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
 
 /// Reads back one value written by [`put_value`].
 fn get_value(buf: &[u8], at: &mut usize, depth: usize) -> Option<Item> {
-    if depth > MAX_DEPTH {
-        return None;
-    }
     let (tag, ty) = get_head(buf, at)?;
     let value = match ty {
+        ItemType::Structure if depth > MAX_DEPTH => return None,
         ItemType::Structure => {
             let count = get_varint(buf, at)? as usize;
             // Every child takes at least two bytes: no reservation beyond what the buffer holds.
@@ -396,21 +398,18 @@ impl Attributes {
     }
 
     fn encode_entry(out: &mut Vec<u8>, name: &str, index: u32, value: &Item) -> bool {
-        let at = out.len();
-        put_varint(out, name_number(name));
-        put_varint(out, index);
         let mut encoded = Vec::new();
         let fits = put_value(&mut encoded, value, 1);
         match u32::try_from(encoded.len()) {
             Ok(len) if fits => {
+                // Numbered only once the value is known to fit: a refused one adds no name.
+                put_varint(out, name_number(name));
+                put_varint(out, index);
                 put_varint(out, len);
                 out.extend_from_slice(&encoded);
                 true
             }
-            _ => {
-                out.truncate(at);
-                false
-            }
+            _ => false,
         }
     }
 
@@ -471,7 +470,12 @@ fn build(fill: impl FnOnce(&mut Vec<u8>)) -> Attributes {
     SCRATCH.with_borrow_mut(|scratch| {
         scratch.clear();
         fill(scratch);
-        Attributes(Box::from(&scratch[..]))
+        let built = Attributes(Box::from(&scratch[..]));
+        // An unusually large object does not leave its buffer behind in every thread.
+        if scratch.capacity() > 1 << 16 {
+            *scratch = Vec::new();
+        }
+        built
     })
 }
 
@@ -569,7 +573,7 @@ mod tests {
         assert!(!a.push("x-bad", 0, &placeholder));
         assert!(!a.push("x-bad", 0, &Item::new(Tag(0x0100_0000), Value::Integer(1))));
         let mut deep = value(Value::Integer(0));
-        for _ in 0..MAX_DEPTH {
+        for _ in 0..=MAX_DEPTH {
             deep = Item::structure(Tag::ATTRIBUTE_VALUE, vec![deep]);
         }
         assert!(!a.push("x-bad", 0, &deep));
@@ -602,6 +606,33 @@ mod tests {
         );
         let (_, name) = a.encoded().next().expect("one");
         assert_eq!(scalar(name, false), None, "a structure that is not a Name");
+    }
+
+    #[test]
+    fn values_are_kept_exactly_as_deep_as_a_record_carries_them() {
+        use crate::store::object::{Change, Kind, encode_change};
+        let record_of = |v: &Item| {
+            let change = Change::AddAttribute {
+                uid: "1".into(),
+                name: "x-deep".into(),
+                index: Some(0),
+                value: v.clone(),
+            };
+            let body = crate::ttlv::binary::to_vec(&encode_change(&change)).expect("encodes");
+            crate::store::decode_record_body(Kind::AddAttribute as u8, &body)
+        };
+        // Structures down to depth MAX_DEPTH, a leaf below the deepest.
+        let mut deepest = value(Value::Integer(1));
+        for _ in 0..MAX_DEPTH {
+            deepest = Item::structure(Tag::ATTRIBUTE_VALUE, vec![deepest]);
+        }
+        let mut a = Attributes::new();
+        assert!(a.push("x-deep", 0, &deepest));
+        assert_eq!(a.iter().next().map(|x| x.value), Some(deepest.clone()));
+        assert!(record_of(&deepest).is_ok(), "a record carries it");
+        let deeper = Item::structure(Tag::ATTRIBUTE_VALUE, vec![deepest]);
+        assert!(!a.push("x-deep", 1, &deeper));
+        assert!(record_of(&deeper).is_err(), "no record carries it either");
     }
 
     #[test]

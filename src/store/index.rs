@@ -204,6 +204,8 @@ pub enum ApplyError {
     Exists(String),
     /// No instance with that name and index.
     NoSuchInstance(String),
+    /// A value of this attribute without a compact form (`attributes::Attributes::push`).
+    Unstorable(String),
 }
 
 impl std::fmt::Display for ApplyError {
@@ -212,6 +214,7 @@ impl std::fmt::Display for ApplyError {
             ApplyError::NotFound(u) => write!(f, "no object {u}"),
             ApplyError::Exists(u) => write!(f, "object {u} already exists"),
             ApplyError::NoSuchInstance(a) => write!(f, "no such attribute instance: {a}"),
+            ApplyError::Unstorable(a) => write!(f, "a value of {a} cannot be stored"),
         }
     }
 }
@@ -375,6 +378,23 @@ impl Index {
         }
     }
 
+    /// Unindexes a value that left the object in `slot`, unless another instance of the same
+    /// attribute still holds an equal value: a posting has one entry per object.
+    fn unindex_unless_held(&mut self, slot: u32, name: &str, value: &Item) {
+        let (Some(key), Some(n)) = (key_of(name, value), known_number(name)) else {
+            return;
+        };
+        let is_name = n == name_number("Name");
+        let held = self.slots[slot as usize].as_ref().is_some_and(|o| {
+            o.attributes
+                .encoded()
+                .any(|(m, v)| m == n && key_of_encoded(v, is_name).as_ref() == Some(&key))
+        });
+        if !held {
+            self.unindex_key(slot, n, key);
+        }
+    }
+
     fn unindex_value(&mut self, slot: u32, name: &str, value: &Item) {
         if let (Some(k), Some(n)) = (key_of(name, value), known_number(name)) {
             self.unindex_key(slot, n, k);
@@ -515,9 +535,11 @@ impl Index {
                 let slot = self.by_uid.get(&uid).expect("checked");
                 let o = self.slots[slot as usize].as_ref().expect("checked");
                 let index = index.unwrap_or_else(|| o.next_index(&name));
-                self.index_value(slot, &name, &value);
                 let o = self.slots[slot as usize].as_mut().expect("checked");
-                o.attributes.push(&name, index, &value);
+                if !o.attributes.push(&name, index, &value) {
+                    return Err(ApplyError::Unstorable(name));
+                }
+                self.index_value(slot, &name, &value);
                 Ok(Some(index))
             }
             Change::ModifyAttribute {
@@ -528,11 +550,11 @@ impl Index {
             } => {
                 let slot = self.by_uid.get(&uid).expect("checked");
                 let o = self.slots[slot as usize].as_mut().expect("checked");
+                // The instance was checked to exist: only a value without a compact form fails.
                 let Some(old) = o.attributes.replace(&name, index, &value) else {
-                    // Checked to exist; the value encoded once already, in the change's record.
-                    return Err(ApplyError::NoSuchInstance(format!("{name}[{index}]")));
+                    return Err(ApplyError::Unstorable(name));
                 };
-                self.unindex_value(slot, &name, &old);
+                self.unindex_unless_held(slot, &name, &old);
                 self.index_value(slot, &name, &value);
                 Ok(Some(index))
             }
@@ -543,7 +565,7 @@ impl Index {
                     .attributes
                     .remove(|n, i| n == name && index.is_none_or(|x| x == i));
                 for a in gone {
-                    self.unindex_value(slot, &a.name, &a.value);
+                    self.unindex_unless_held(slot, &a.name, &a.value);
                 }
                 Ok(index)
             }
@@ -595,12 +617,18 @@ impl Index {
                 name, index, value, ..
             } => {
                 let index = index.unwrap_or_else(|| o.next_index(&name));
-                o.attributes.push(&name, index, &value);
+                if !o.attributes.push(&name, index, &value) {
+                    return Err(ApplyError::Unstorable(name));
+                }
             }
             Change::ModifyAttribute {
                 name, index, value, ..
             } => {
-                o.attributes.replace(&name, index, &value);
+                if o.attributes.has(&name, Some(index))
+                    && o.attributes.replace(&name, index, &value).is_none()
+                {
+                    return Err(ApplyError::Unstorable(name));
+                }
             }
             Change::DeleteAttribute { name, index, .. } => {
                 o.attributes
@@ -740,6 +768,114 @@ mod tests {
                 "{attribute}: {value:?}"
             );
         }
+    }
+
+    fn object(uid: &str) -> StoredObject {
+        StoredObject {
+            uid: uid.into(),
+            object_type: 2,
+            state: 1,
+            owner: None,
+            hsm_name: "h".into(),
+            attributes: Attributes::new(),
+            token_ref: None,
+            value: None,
+        }
+    }
+
+    fn text(t: &str) -> Item {
+        Item::new(Tag::ATTRIBUTE_VALUE, Value::TextString(t.into()))
+    }
+
+    fn found(idx: &Index, name: &str, t: &str) -> Vec<String> {
+        idx.find(&[Criterion::Equals(name.into(), Key::Text(t.into()))])
+    }
+
+    fn add(idx: &mut Index, uid: &str, name: &str, value: Item) -> Result<Option<u32>, ApplyError> {
+        idx.apply(Change::AddAttribute {
+            uid: uid.into(),
+            name: name.into(),
+            index: None,
+            value,
+        })
+    }
+
+    #[test]
+    fn an_object_stays_found_while_any_instance_holds_the_value() {
+        let mut idx = Index::new("h");
+        idx.apply(Change::Create(object("1"))).expect("create");
+        for _ in 0..3 {
+            add(&mut idx, "1", "x-t", text("a")).expect("add");
+        }
+        idx.apply(Change::DeleteAttribute {
+            uid: "1".into(),
+            name: "x-t".into(),
+            index: Some(1),
+        })
+        .expect("delete one");
+        assert_eq!(
+            found(&idx, "x-t", "a"),
+            ["1"],
+            "instances 0 and 2 still hold it"
+        );
+        idx.apply(Change::ModifyAttribute {
+            uid: "1".into(),
+            name: "x-t".into(),
+            index: 0,
+            value: text("b"),
+        })
+        .expect("modify");
+        assert_eq!(found(&idx, "x-t", "a"), ["1"], "instance 2 still holds it");
+        assert_eq!(found(&idx, "x-t", "b"), ["1"]);
+        idx.apply(Change::DeleteAttribute {
+            uid: "1".into(),
+            name: "x-t".into(),
+            index: Some(2),
+        })
+        .expect("delete the last");
+        assert!(found(&idx, "x-t", "a").is_empty());
+        assert_eq!(found(&idx, "x-t", "b"), ["1"]);
+    }
+
+    #[test]
+    fn a_value_without_a_compact_form_is_refused_and_never_indexed() {
+        let mut idx = Index::new("h");
+        idx.apply(Change::Create(object("1"))).expect("create");
+        let mut deep = text("deep");
+        for _ in 0..70 {
+            deep = Item::structure(Tag::ATTRIBUTE_VALUE, vec![deep]);
+        }
+        let name = |inner: Item| {
+            Item::structure(
+                Tag::ATTRIBUTE_VALUE,
+                vec![
+                    Item::new(Tag::NAME_VALUE, Value::TextString("victim".into())),
+                    inner,
+                ],
+            )
+        };
+        assert_eq!(
+            add(&mut idx, "1", "Name", name(deep.clone())),
+            Err(ApplyError::Unstorable("Name".into()))
+        );
+        assert!(found(&idx, "Name", "victim").is_empty());
+        assert!(idx.get("1").expect("kept").attributes.is_empty());
+        add(&mut idx, "1", "Name", name(text("shallow"))).expect("storable");
+        let modify = Change::ModifyAttribute {
+            uid: "1".into(),
+            name: "Name".into(),
+            index: 0,
+            value: name(deep),
+        };
+        assert_eq!(
+            idx.apply(modify),
+            Err(ApplyError::Unstorable("Name".into()))
+        );
+        assert_eq!(
+            found(&idx, "Name", "victim"),
+            ["1"],
+            "the stored value is unchanged"
+        );
     }
 
     #[test]

@@ -612,7 +612,9 @@ impl Store {
                 && o.uid.is_empty()
             {
                 o.uid = idx.next_uid.to_string();
-                idx.next_uid += 1;
+                idx.next_uid = idx.next_uid.checked_add(1).ok_or_else(|| {
+                    StoreError::Invalid("no Unique Identifier is left to give".into())
+                })?;
             }
         }
         let touched: Vec<String> = changes.iter().filter_map(change_uid).collect();
