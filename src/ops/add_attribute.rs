@@ -29,7 +29,7 @@ pub fn handle(ctx: &mut Context<'_>, payload_in: Item) -> Outcome {
     let value = a
         .value
         .ok_or_else(|| Error::InvalidMessage("Attribute Value is missing".into()))?;
-    if !rule.multi && obj.attribute(&a.name).next().is_some() {
+    if !rule.multi && obj.attributes.has(&a.name, None) {
         return Err(Error::PermissionDenied(format!(
             "{} is already set",
             a.name

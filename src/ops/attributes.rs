@@ -357,7 +357,7 @@ pub fn value(v: Value) -> Item {
 
 /// The first instance of `name` on `obj`.
 pub fn first(obj: &StoredObject, name: &str) -> Option<Item> {
-    obj.attribute(name).next().map(|a| a.value)
+    obj.attributes.first(name)
 }
 
 /// An enumeration-valued attribute of `obj`.

@@ -142,7 +142,7 @@ pub fn touch(obj: &StoredObject, now: i64) -> Change {
 /// Sets a single-instance attribute (modify when present, add otherwise).
 pub fn set_single(obj: &StoredObject, name: &str, v: Value) -> Change {
     let value = attributes::value(v);
-    if obj.attribute(name).next().is_some() {
+    if obj.attributes.has(name, None) {
         Change::ModifyAttribute {
             uid: obj.uid.clone(),
             name: name.into(),
@@ -228,7 +228,7 @@ pub fn new_object(
     for (name, v) in extra {
         let multi = attributes::rule_of(name).is_some_and(|r| r.multi);
         let given = client.iter().any(|a| a.name == name);
-        if (multi && !given) || obj.attribute(name).next().is_none() {
+        if (multi && !given) || !obj.attributes.has(name, None) {
             add(&mut obj, name, attributes::value(v))?;
         }
     }
@@ -257,7 +257,7 @@ pub fn new_object(
             ("Extractable", extractable),
             ("Never Extractable", !extractable),
         ] {
-            if obj.attribute(name).next().is_none() {
+            if !obj.attributes.has(name, None) {
                 add(&mut obj, name, attributes::value(Value::Boolean(v)))?;
             }
         }

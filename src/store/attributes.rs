@@ -43,9 +43,59 @@ fn names() -> &'static RwLock<Names> {
     NAMES.get_or_init(Default::default)
 }
 
+/// FNV-1a, for the per-thread memo below: small and bounded, so no need of SipHash's defence.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// Names a thread remembers the numbers of before it starts over.
+const MEMO_NAMES: usize = 1024;
+
+/// The number of `name` as this thread last learnt it: the operations look the same few names
+/// up many times per request, and the shared registry costs a lock and a SipHash each time.
+/// Only numbers given are remembered (a name unknown now may be numbered by another thread).
+fn memo(name: &str, lookup: impl FnOnce() -> Option<u32>) -> Option<u32> {
+    type Memo = HashMap<Box<str>, u32, std::hash::BuildHasherDefault<Fnv>>;
+    thread_local! {
+        static MEMO: std::cell::RefCell<Memo> = std::cell::RefCell::new(Memo::default());
+    }
+    if let Some(n) = MEMO.with_borrow(|m| m.get(name).copied()) {
+        return Some(n);
+    }
+    let n = lookup()?;
+    MEMO.with_borrow_mut(|m| {
+        if m.len() >= MEMO_NAMES {
+            m.clear();
+        }
+        m.insert(name.into(), n);
+    });
+    Some(n)
+}
+
 /// The process-wide number of an attribute name, given on first use and kept for the life of
 /// the process (names outlive objects: the same few recur on every object).
 pub fn name_number(name: &str) -> u32 {
+    memo(name, || Some(register(name))).unwrap_or_else(|| register(name))
+}
+
+fn register(name: &str) -> u32 {
     if let Some(&n) = names()
         .read()
         .unwrap_or_else(|e| e.into_inner())
@@ -67,12 +117,14 @@ pub fn name_number(name: &str) -> u32 {
 
 /// The number of `name` if it was ever used (a name never used is on no object).
 pub fn known_number(name: &str) -> Option<u32> {
-    names()
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .numbers
-        .get(name)
-        .copied()
+    memo(name, || {
+        names()
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .numbers
+            .get(name)
+            .copied()
+    })
 }
 
 fn name_of(number: u32) -> Arc<str> {
@@ -271,6 +323,13 @@ fn put_varint(out: &mut Vec<u8>, mut n: u32) {
 
 /// Reads an unsigned LEB128 varint of at most five bytes at `*at`.
 fn get_varint(buf: &[u8], at: &mut usize) -> Option<u32> {
+    // Names and indexes below 128 and values below 128 bytes: nearly every varint is one byte.
+    if let Some(&b) = buf.get(*at)
+        && b < 0x80
+    {
+        *at += 1;
+        return Some(u32::from(b));
+    }
     let mut n = 0u32;
     for shift in (0..35).step_by(7) {
         let b = *buf.get(*at)?;
@@ -358,6 +417,14 @@ impl Attributes {
         self.entries()
             .filter(move |e| Some(e.name) == number)
             .filter_map(|e| self.decode(&e))
+    }
+
+    /// The value of the first instance of `name`, decoded.
+    pub fn first(&self, name: &str) -> Option<Item> {
+        let number = known_number(name)?;
+        let e = self.entries().find(|e| e.name == number)?;
+        let mut at = 0;
+        get_value(&self.0[e.start..e.end], &mut at, 1)
     }
 
     /// Whether an instance of `name` with `index` (any index when `None`) exists; reads no value.
@@ -633,6 +700,27 @@ mod tests {
         let deeper = Item::structure(Tag::ATTRIBUTE_VALUE, vec![deepest]);
         assert!(!a.push("x-deep", 1, &deeper));
         assert!(record_of(&deeper).is_err(), "no record carries it either");
+    }
+
+    #[test]
+    fn a_name_numbered_by_another_thread_is_known_here_and_numbers_never_change() {
+        assert_eq!(known_number("x-memo-numbered-elsewhere"), None);
+        let n = std::thread::spawn(|| name_number("x-memo-numbered-elsewhere"))
+            .join()
+            .expect("thread");
+        assert_eq!(
+            known_number("x-memo-numbered-elsewhere"),
+            Some(n),
+            "absence is not remembered"
+        );
+        // More names than a thread remembers: the memo starts over, the numbers stay.
+        let first: Vec<u32> = (0..MEMO_NAMES + 10)
+            .map(|i| name_number(&format!("x-memo-{i}")))
+            .collect();
+        for (i, &n) in first.iter().enumerate() {
+            assert_eq!(known_number(&format!("x-memo-{i}")), Some(n));
+            assert_eq!(&*name_of(n), format!("x-memo-{i}"));
+        }
     }
 
     #[test]
