@@ -171,6 +171,10 @@ impl Posting {
                 if b.count == 1 {
                     let only = b.iter().next().expect("one member");
                     *self = Posting::One(only);
+                } else if (b.count as usize) * 32 * 4 < b.words.len() * 64 {
+                    // Back to a vector once the bitmap is four times larger than one would be
+                    // (the margin keeps a list near the threshold from switching to and fro).
+                    *self = Posting::Few(Box::new(b.iter().collect()));
                 }
                 false
             }
@@ -891,7 +895,17 @@ mod tests {
         let mut all = Vec::new();
         p.extend_into(&mut all);
         assert_eq!(all, (0..2000).collect::<Vec<_>>());
-        for id in 0..1999 {
+        for id in 0..1900 {
+            assert!(!p.remove(id));
+        }
+        assert!(
+            matches!(p, Posting::Few(_)),
+            "100 of 2,000 slots is a vector again"
+        );
+        let mut all = Vec::new();
+        p.extend_into(&mut all);
+        assert_eq!(all, (1900..2000).collect::<Vec<_>>());
+        for id in 1900..1999 {
             assert!(!p.remove(id));
         }
         assert!(matches!(p, Posting::One(1999)));
