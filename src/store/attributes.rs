@@ -546,13 +546,19 @@ fn build(fill: impl FnOnce(&mut Vec<u8>)) -> Attributes {
     })
 }
 
-impl<'a> FromIterator<(&'a str, u32, &'a Item)> for Attributes {
-    fn from_iter<I: IntoIterator<Item = (&'a str, u32, &'a Item)>>(iter: I) -> Attributes {
-        build(|out| {
-            for (name, index, value) in iter {
-                Attributes::encode_entry(out, name, index, value);
-            }
-        })
+impl Attributes {
+    /// Every instance given, in order; `None` when one of them has no compact form (nothing is
+    /// dropped silently, and no second pass counts what was kept).
+    pub fn try_from_instances<'a>(
+        instances: impl IntoIterator<Item = (&'a str, u32, &'a Item)>,
+    ) -> Option<Attributes> {
+        let mut complete = true;
+        let built = build(|out| {
+            complete = instances
+                .into_iter()
+                .all(|(name, index, value)| Attributes::encode_entry(out, name, index, value));
+        });
+        complete.then_some(built)
     }
 }
 

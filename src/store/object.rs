@@ -478,12 +478,8 @@ fn decode_object(body: Item) -> Result<StoredObject, String> {
     if o.uid.is_empty() {
         return Err(bad("object without a unique identifier"));
     }
-    o.attributes = attributes
-        .iter()
-        .map(|(n, i, v)| (n.as_str(), *i, v))
-        .collect();
-    if o.attributes.len() != attributes.len() {
-        return Err(bad("attribute value cannot be encoded"));
-    }
+    o.attributes =
+        Attributes::try_from_instances(attributes.iter().map(|(n, i, v)| (n.as_str(), *i, v)))
+            .ok_or_else(|| bad("attribute value cannot be encoded"))?;
     Ok(o)
 }
