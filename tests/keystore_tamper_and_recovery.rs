@@ -258,6 +258,82 @@ fn an_unfinished_batch_at_the_end_is_dropped_whole() {
     );
 }
 
+/// Bytes the keystore reads at a time (`store::READ_CHUNK`): records straddle its boundaries.
+const READ_CHUNK: usize = 1 << 20;
+
+#[test]
+fn records_across_read_chunks_and_larger_than_a_chunk_are_read_and_checked() {
+    let d = TempDir::new("ks-chunks");
+    let k = key_for(&d.0);
+    let (s, _) = Store::open(&d.0, &k, "test", false).expect("open");
+    let batch = |from: usize| (from..from + 500).map(|i| Change::Create(object(&format!("k{i}"))));
+    s.commit(batch(0).collect()).expect("first batch");
+    // A value three chunks long between two batches of small records.
+    let mut big = object("big");
+    big.value = Some(SecretBytes::new(vec![0x42; 3 * READ_CHUNK]));
+    let big_uid = s.commit(vec![Change::Create(big)]).expect("big")[0]
+        .uid
+        .clone()
+        .expect("uid");
+    for from in (500..4000).step_by(500) {
+        s.commit(batch(from).collect()).expect("batch");
+    }
+    drop(s);
+    let (s, report) = reopen(&d.0, false).expect("reopens");
+    assert_eq!((report.objects, report.torn_bytes), (4001, 0));
+    assert_eq!(
+        s.with_object(&big_uid, |o| o.value.as_ref().map(SecretBytes::len)),
+        Some(Some(3 * READ_CHUNK))
+    );
+    assert_eq!(s.find(&[name_is("k3999")]).len(), 1);
+    drop(s);
+    let original = std::fs::read(file(&d.0)).expect("read");
+    let recs = records(&d.0);
+    // Which records straddle the first chunk's end and the big one's: damage in each is found
+    // at its start.
+    let straddling = |boundary: usize| {
+        *recs
+            .iter()
+            .find(|(at, total)| *at < boundary && boundary < at + total)
+            .expect("a record straddles")
+    };
+    let first_end = straddling(FILE_HEADER + READ_CHUNK);
+    let (big_at, big_total) = *recs.iter().max_by_key(|(_, t)| *t).expect("records");
+    let after_big = straddling(big_at + big_total + READ_CHUNK / 2);
+    for (at, total) in [first_end, (big_at, big_total), after_big] {
+        for offset in [at + 2, at + total / 2, at + total - 1] {
+            let mut bytes = original.clone();
+            bytes[offset] ^= 0x10;
+            std::fs::write(file(&d.0), &bytes).expect("write");
+            assert_eq!(damaged(&d.0).offset as usize, at, "flip at {offset}");
+        }
+    }
+    // A length that still fits in the file is damage at that record, not a torn tail.
+    let (at, _) = first_end;
+    let mut bytes = original.clone();
+    bytes[at + 3] ^= 0x08;
+    std::fs::write(file(&d.0), &bytes).expect("write");
+    assert_eq!(damaged(&d.0).offset as usize, at);
+}
+
+fn name_is(text: &str) -> Criterion {
+    Criterion::Equals("Name".into(), Key::Text(text.into()))
+}
+
+#[test]
+fn zero_tails_shorter_and_as_long_as_a_record_header_are_torn() {
+    let d = TempDir::new("ks-zero-tails");
+    populated(&d.0);
+    let original = std::fs::read(file(&d.0)).expect("read");
+    for zeros in [10, 24, 25] {
+        let mut bytes = original.clone();
+        bytes.extend_from_slice(&vec![0u8; zeros]);
+        std::fs::write(file(&d.0), &bytes).expect("write");
+        let (_, report) = reopen(&d.0, false).expect("a zero tail opens");
+        assert_eq!((report.torn_bytes, report.records), (zeros as u64, 8));
+    }
+}
+
 #[test]
 fn the_wrong_store_key_is_a_clear_error() {
     let d = TempDir::new("ks-key");

@@ -19,7 +19,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use crate::ttlv::{Item, ItemType, Tag, Value};
+use crate::ttlv::binary::{Leaf, Node, Walker};
+use crate::ttlv::{DecodeError, Item, ItemType, Tag, Value};
 
 /// One instance of one attribute, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,20 +147,23 @@ const MAX_DEPTH: usize = 61;
 /// Type-byte flag: a 3-byte tag follows (else the tag is Attribute Value).
 const TAGGED: u8 = 0x80;
 
-/// Appends the compact form of `item`; false (and `out` partly written) when it has none: a
-/// placeholder, a tag wider than TTLV's three bytes, or a structure deeper than [`MAX_DEPTH`].
-fn put_value(out: &mut Vec<u8>, item: &Item, depth: usize) -> bool {
-    let too_deep = depth > MAX_DEPTH && matches!(item.value, Value::Structure(_));
-    if too_deep || item.tag.0 > 0xFF_FFFF {
+/// Appends a type byte, and the tag when it is not Attribute Value.
+fn put_head(out: &mut Vec<u8>, tag: Tag, ty: ItemType) {
+    if tag == Tag::ATTRIBUTE_VALUE {
+        out.push(ty.code());
+    } else {
+        out.push(ty.code() | TAGGED);
+        out.extend_from_slice(&tag.0.to_be_bytes()[1..]);
+    }
+}
+
+/// Appends the compact form of a leaf; false when it has none (a tag wider than three bytes,
+/// a text or byte string of 4 GiB or more).
+fn put_leaf(out: &mut Vec<u8>, tag: Tag, leaf: Leaf<'_>) -> bool {
+    if tag.0 > 0xFF_FFFF {
         return false;
     }
-    let code = item.value.item_type().code();
-    if item.tag == Tag::ATTRIBUTE_VALUE {
-        out.push(code);
-    } else {
-        out.push(code | TAGGED);
-        out.extend_from_slice(&item.tag.0.to_be_bytes()[1..]);
-    }
+    put_head(out, tag, leaf.item_type());
     let put_bytes = |out: &mut Vec<u8>, b: &[u8]| {
         u32::try_from(b.len()).is_ok_and(|len| {
             put_varint(out, len);
@@ -167,34 +171,91 @@ fn put_value(out: &mut Vec<u8>, item: &Item, depth: usize) -> bool {
             true
         })
     };
-    match &item.value {
-        Value::Structure(children) => {
-            let Ok(count) = u32::try_from(children.len()) else {
-                return false;
-            };
-            put_varint(out, count);
-            children.iter().all(|c| put_value(out, c, depth + 1))
-        }
-        Value::Integer(v) => {
+    match leaf {
+        Leaf::Integer(v) => out.extend_from_slice(&v.to_le_bytes()),
+        Leaf::Enumeration(v) | Leaf::Interval(v) => out.extend_from_slice(&v.to_le_bytes()),
+        Leaf::LongInteger(v) | Leaf::DateTime(v) | Leaf::DateTimeExtended(v) => {
             out.extend_from_slice(&v.to_le_bytes());
-            true
         }
-        Value::Enumeration(v) | Value::Interval(v) => {
-            out.extend_from_slice(&v.to_le_bytes());
-            true
-        }
-        Value::LongInteger(v) | Value::DateTime(v) | Value::DateTimeExtended(v) => {
-            out.extend_from_slice(&v.to_le_bytes());
-            true
-        }
-        Value::Boolean(b) => {
-            out.push(u8::from(*b));
-            true
-        }
-        Value::TextString(t) => put_bytes(out, t.as_bytes()),
-        Value::ByteString(b) | Value::BigInteger(b) => put_bytes(out, b),
-        Value::Placeholder(..) => false,
+        Leaf::Boolean(b) => out.push(u8::from(b)),
+        Leaf::TextString(t) => return put_bytes(out, t.as_bytes()),
+        Leaf::ByteString(b) | Leaf::BigInteger(b) => return put_bytes(out, b),
     }
+    true
+}
+
+/// Whether a structure at `depth` with `tag` can be kept.
+fn structure_fits(tag: Tag, depth: usize) -> bool {
+    depth <= MAX_DEPTH && tag.0 <= 0xFF_FFFF
+}
+
+/// Appends the compact form of `item`; false (and `out` partly written) when it has none: a
+/// placeholder, a tag wider than TTLV's three bytes, or a structure deeper than [`MAX_DEPTH`].
+fn put_value(out: &mut Vec<u8>, item: &Item, depth: usize) -> bool {
+    let Value::Structure(children) = &item.value else {
+        return Leaf::of(&item.value).is_some_and(|leaf| put_leaf(out, item.tag, leaf));
+    };
+    let Ok(count) = u32::try_from(children.len()) else {
+        return false;
+    };
+    if !structure_fits(item.tag, depth) {
+        return false;
+    }
+    put_head(out, item.tag, ItemType::Structure);
+    put_varint(out, count);
+    children.iter().all(|c| put_value(out, c, depth + 1))
+}
+
+/// Appends the compact form of the item `walker` just read, reading a structure's children
+/// straight from the TTLV (no tree is built: how a keystore opens fast). Ok(false) as
+/// [`put_value`]; Err when the TTLV itself is malformed.
+fn put_node(
+    out: &mut Vec<u8>,
+    walker: &mut Walker,
+    tag: Tag,
+    node: Node<'_>,
+    depth: usize,
+) -> Result<bool, DecodeError> {
+    let mut children = match node {
+        Node::Leaf(leaf) => return Ok(put_leaf(out, tag, leaf)),
+        Node::Structure(children) => children,
+    };
+    if !structure_fits(tag, depth) {
+        return Ok(false);
+    }
+    put_head(out, tag, ItemType::Structure);
+    let count_at = out.len();
+    let mut count = 0u32;
+    while !children.is_empty() {
+        let (tag, node) = walker.next(&mut children)?;
+        if !put_node(out, walker, tag, node, depth + 1)? {
+            return Ok(false);
+        }
+        count += 1;
+    }
+    insert_varints(out, count_at, &[count]);
+    Ok(true)
+}
+
+/// Inserts `numbers` as varints at `at` (a count or length known only once what follows is
+/// written; moving a few bytes costs less than a second pass).
+fn insert_varints(out: &mut Vec<u8>, at: usize, numbers: &[u32]) {
+    let mut head = [0u8; 15];
+    let mut len = 0;
+    for &n in numbers {
+        let mut n = n;
+        while n >= 0x80 {
+            head[len] = (n as u8) | 0x80;
+            n >>= 7;
+            len += 1;
+        }
+        head[len] = n as u8;
+        len += 1;
+    }
+    let end = out.len();
+    out.resize(end + len, 0);
+    out.copy_within(at..end, at + len);
+    out[at..at + len].copy_from_slice(&head[..len]);
 }
 
 /// Reads `n` bytes at `*at`.
@@ -261,8 +322,9 @@ fn get_value(buf: &[u8], at: &mut usize, depth: usize) -> Option<Item> {
     Some(Item::new(tag, value))
 }
 
-/// What the index keys a value by, read from its compact form without decoding it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What the index keys a value by, read from its compact form without decoding it (ordered as
+/// `index::Key`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scalar<'a> {
     /// Integers, enumerations, booleans, date-times, intervals.
     Int(i64),
@@ -465,18 +527,11 @@ impl Attributes {
     }
 
     fn encode_entry(out: &mut Vec<u8>, name: &str, index: u32, value: &Item) -> bool {
-        let mut encoded = Vec::new();
-        let fits = put_value(&mut encoded, value, 1);
-        match u32::try_from(encoded.len()) {
-            Ok(len) if fits => {
-                // Numbered only once the value is known to fit: a refused one adds no name.
-                put_varint(out, name_number(name));
-                put_varint(out, index);
-                put_varint(out, len);
-                out.extend_from_slice(&encoded);
-                true
-            }
-            _ => false,
+        let value_at = out.len();
+        let fits = put_value(out, value, 1);
+        fits && finish_entry(out, value_at, || name_number(name), index) || {
+            out.truncate(value_at);
+            false
         }
     }
 
@@ -559,6 +614,119 @@ impl Attributes {
                 .all(|(name, index, value)| Attributes::encode_entry(out, name, index, value));
         });
         complete.then_some(built)
+    }
+}
+
+/// Puts an instance's numbers before its value, written at `value_at..`; false (nothing
+/// changed) when the value is 4 GiB or more. The name is numbered (`number`) only here, once the
+/// value is known to fit: a refused value adds no name.
+fn finish_entry(
+    out: &mut Vec<u8>,
+    value_at: usize,
+    number: impl FnOnce() -> u32,
+    index: u32,
+) -> bool {
+    let Ok(len) = u32::try_from(out.len() - value_at) else {
+        return false;
+    };
+    insert_varints(out, value_at, &[number(), index, len]);
+    true
+}
+
+/// Name positions in an object that [`recent_number`] remembers.
+const RECENT_POSITIONS: usize = 64;
+
+/// The number of the name of an object's `position`-th attribute as a record is read: the
+/// objects of a store carry the same names in the same order, so one comparison with the name
+/// last seen there usually answers (numbers never change, so a remembered one stays right).
+fn recent_number(position: usize, name: &str) -> u32 {
+    type Recent = Vec<Option<(Box<str>, u32)>>;
+    thread_local! {
+        static RECENT: std::cell::RefCell<Recent> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    if position >= RECENT_POSITIONS {
+        return name_number(name);
+    }
+    RECENT.with_borrow_mut(|recent| {
+        if recent.len() <= position {
+            recent.resize(position + 1, None);
+        }
+        match &recent[position] {
+            Some((seen, number)) if **seen == *name => *number,
+            _ => {
+                let number = name_number(name);
+                recent[position] = Some((name.into(), number));
+                number
+            }
+        }
+    })
+}
+
+/// Writes an object's attributes as a decoder meets them in TTLV ([`Attributes::write`]).
+pub struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+    /// Where the value being written begins.
+    value_at: usize,
+    /// Instances finished.
+    written: usize,
+}
+
+impl std::fmt::Debug for Writer<'_> {
+    /// Sizes only: values may be key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Writer({} instances, {} bytes)",
+            self.written,
+            self.out.len()
+        )
+    }
+}
+
+impl Writer<'_> {
+    /// Writes the value of the next instance from the item `walker` just read, replacing one
+    /// written since the last [`Writer::finish`] (a repeated value: the last one counts, as in
+    /// a tree). Ok(false) when the value has no compact form — which a record's depth limit
+    /// rules out — even if a later repeat would have one: refusing is the safe side.
+    pub fn value(
+        &mut self,
+        walker: &mut Walker,
+        tag: Tag,
+        node: Node<'_>,
+    ) -> Result<bool, DecodeError> {
+        self.out.truncate(self.value_at);
+        let fits = put_node(self.out, walker, tag, node, 1)?;
+        if !fits {
+            self.out.truncate(self.value_at);
+        }
+        Ok(fits)
+    }
+
+    /// Completes the instance whose value was just written; false when none was, or it is too
+    /// long.
+    pub fn finish(&mut self, name: &str, index: u32) -> bool {
+        let number = || recent_number(self.written, name);
+        let done =
+            self.out.len() > self.value_at && finish_entry(self.out, self.value_at, number, index);
+        self.value_at = self.out.len();
+        self.written += 1;
+        done
+    }
+}
+
+impl Attributes {
+    /// Builds the attributes that `fill` writes, instance by instance.
+    pub fn write<R>(fill: impl FnOnce(&mut Writer<'_>) -> R) -> (Attributes, R) {
+        let mut result = None;
+        let built = build(|out| {
+            let mut w = Writer {
+                value_at: out.len(),
+                out,
+                written: 0,
+            };
+            result = Some(fill(&mut w));
+        });
+        (built, result.expect("fill ran"))
     }
 }
 

@@ -2,8 +2,7 @@
 //! index on attribute values (Name, Object Type, State, algorithm, length, dates, Object Group,
 //! custom attributes …) so that Locate answers in microseconds at 100,000 objects.
 
-use std::collections::{BTreeMap, HashMap};
-use std::ops::Bound;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::attributes::{Scalar, known_number, name_number, scalar};
@@ -35,21 +34,24 @@ pub const OBJECT_TYPE: &str = "Object Type";
 /// See [`OBJECT_TYPE`].
 pub const STATE: &str = "State";
 
-/// The key of an indexable value; structures index only a Name's text.
-pub fn key_of(name: &str, value: &Item) -> Option<Key> {
+/// Byte strings longer than this are not indexed (key material, certificates): Locate looks
+/// for identifiers and digests, not for values that size.
+const MAX_BYTES_KEY: usize = 64;
+
+/// The key of an indexable value, borrowed from it; structures index only a Name's text.
+fn scalar_of<'a>(name: &str, value: &'a Item) -> Option<Scalar<'a>> {
     match &value.value {
-        Value::Integer(v) => Some(Key::Int(i64::from(*v))),
+        Value::Integer(v) => Some(Scalar::Int(i64::from(*v))),
         Value::LongInteger(v) | Value::DateTime(v) | Value::DateTimeExtended(v) => {
-            Some(Key::Int(*v))
+            Some(Scalar::Int(*v))
         }
-        Value::Enumeration(v) => Some(Key::Int(i64::from(*v))),
-        Value::Interval(v) => Some(Key::Int(i64::from(*v))),
-        Value::Boolean(b) => Some(Key::Int(i64::from(*b))),
-        Value::TextString(s) => Some(Key::Text(s.as_str().into())),
-        Value::ByteString(b) if b.len() <= 64 => Some(Key::Bytes(b.as_slice().into())),
+        Value::Enumeration(v) | Value::Interval(v) => Some(Scalar::Int(i64::from(*v))),
+        Value::Boolean(b) => Some(Scalar::Int(i64::from(*b))),
+        Value::TextString(s) => Some(Scalar::Text(s)),
+        Value::ByteString(b) if b.len() <= MAX_BYTES_KEY => Some(Scalar::Bytes(b)),
         Value::Structure(_) if name == "Name" => {
             match value.child(Tag::NAME_VALUE).map(|v| &v.value) {
-                Some(Value::TextString(s)) => Some(Key::Text(s.as_str().into())),
+                Some(Value::TextString(s)) => Some(Scalar::Text(s)),
                 _ => None,
             }
         }
@@ -57,15 +59,62 @@ pub fn key_of(name: &str, value: &Item) -> Option<Key> {
     }
 }
 
-/// [`key_of`] for a value still in its compact form (`attributes::scalar`): the same key for
+/// The key of an indexable value (see [`scalar_of`]).
+pub fn key_of(name: &str, value: &Item) -> Option<Key> {
+    scalar_of(name, value).map(Key::from)
+}
+
+impl From<Scalar<'_>> for Key {
+    fn from(s: Scalar<'_>) -> Key {
+        match s {
+            Scalar::Int(i) => Key::Int(i),
+            Scalar::Text(t) => Key::Text(t.into()),
+            Scalar::Bytes(b) => Key::Bytes(b.into()),
+        }
+    }
+}
+
+impl Key {
+    /// The borrowed form.
+    fn scalar(&self) -> Scalar<'_> {
+        match self {
+            Key::Int(i) => Scalar::Int(*i),
+            Key::Text(t) => Scalar::Text(t),
+            Key::Bytes(b) => Scalar::Bytes(b),
+        }
+    }
+}
+
+/// [`scalar_of`] for a value still in its compact form (`attributes::scalar`): the same key for
 /// the same value. `is_name` says the attribute is Name.
-pub fn key_of_encoded(value: &[u8], is_name: bool) -> Option<Key> {
-    Some(match scalar(value, is_name)? {
-        Scalar::Int(i) => Key::Int(i),
-        Scalar::Text(t) => Key::Text(t.into()),
-        Scalar::Bytes(b) if b.len() <= 64 => Key::Bytes(b.into()),
-        Scalar::Bytes(_) => return None,
-    })
+pub fn key_of_encoded(value: &[u8], is_name: bool) -> Option<Scalar<'_>> {
+    scalar(value, is_name).filter(|s| !matches!(s, Scalar::Bytes(b) if b.len() > MAX_BYTES_KEY))
+}
+
+/// How a text or byte-string key is looked up: `name number (LE) | kind | bytes`, built in a
+/// reused buffer so that a lookup allocates nothing.
+fn other_key<'b>(buf: &'b mut Vec<u8>, name: u32, key: Scalar<'_>) -> &'b [u8] {
+    let (kind, bytes) = match key {
+        Scalar::Text(t) => (b'T', t.as_bytes()),
+        Scalar::Bytes(b) => (b'B', b),
+        Scalar::Int(_) => unreachable!("integer keys are kept apart"),
+    };
+    buf.clear();
+    buf.extend_from_slice(&name.to_le_bytes());
+    buf.push(kind);
+    buf.extend_from_slice(bytes);
+    buf
+}
+
+/// The name number and key an [`other_key`] spells.
+fn split_other_key(k: &[u8]) -> Option<(u32, Scalar<'_>)> {
+    let (name, rest) = k.split_first_chunk::<4>()?;
+    let (&kind, bytes) = rest.split_first()?;
+    let key = match kind {
+        b'T' => Scalar::Text(std::str::from_utf8(bytes).ok()?),
+        _ => Scalar::Bytes(bytes),
+    };
+    Some((u32::from_le_bytes(*name), key))
 }
 
 /// A posting list, sized to what it holds: most values (a Name, a Digest) are held by one
@@ -138,7 +187,10 @@ impl Posting {
                 *self = Posting::Few(Box::new(vec![a, b]));
             }
             Posting::Few(v) => {
-                if let Err(at) = v.binary_search(&id) {
+                // Slots come in rising order while a store opens: append without a search.
+                if v.last().is_some_and(|&last| last < id) {
+                    v.push(id);
+                } else if let Err(at) = v.binary_search(&id) {
                     v.insert(at, id);
                 }
                 let highest = *v.last().expect("not empty");
@@ -223,11 +275,38 @@ impl std::fmt::Display for ApplyError {
     }
 }
 
+/// The name numbers of Object Type, State and Name, which every object is indexed under
+/// (looked up once, not per object).
+fn fixed_numbers() -> &'static [u32; 3] {
+    static NUMBERS: std::sync::OnceLock<[u32; 3]> = std::sync::OnceLock::new();
+    NUMBERS.get_or_init(|| [OBJECT_TYPE, STATE, "Name"].map(name_number))
+}
+
+/// Hashes the numeric Unique Identifiers: this gateway hands them out (a client cannot pick
+/// them), so a multiply-and-fold is enough and SipHash's defence buys nothing.
+#[derive(Default)]
+struct UidHasher(u64);
+
+impl std::hash::Hasher for UidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        bytes.iter().for_each(|&b| self.write_u64(u64::from(b)));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        let m = u128::from(self.0 ^ n) * 0x9E37_79B9_7F4A_7C15;
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
+    }
+}
+
 /// Unique Identifier to slot. The identifiers this gateway makes are decimal numbers, kept as
 /// numbers (no second copy of the text); any other (from an older store or another tool) as text.
 #[derive(Debug, Default)]
 struct UidMap {
-    numbers: HashMap<u64, u32>,
+    numbers: HashMap<u64, u32, std::hash::BuildHasherDefault<UidHasher>>,
     texts: HashMap<String, u32>,
 }
 
@@ -249,11 +328,22 @@ impl UidMap {
         }
     }
 
-    fn insert(&mut self, uid: &str, slot: u32) {
+    /// Maps `uid` to `slot` unless it is mapped already (then false, nothing changed).
+    fn insert_new(&mut self, uid: &str, slot: u32) -> bool {
+        use std::collections::hash_map::Entry;
+        fn put<K>(e: Entry<'_, K, u32>, slot: u32) -> bool {
+            match e {
+                Entry::Occupied(_) => false,
+                Entry::Vacant(v) => {
+                    v.insert(slot);
+                    true
+                }
+            }
+        }
         match uid_number(uid) {
-            Some(n) => self.numbers.insert(n, slot),
-            None => self.texts.insert(uid.to_string(), slot),
-        };
+            Some(n) => put(self.numbers.entry(n), slot),
+            None => put(self.texts.entry(uid.to_string()), slot),
+        }
     }
 
     fn remove(&mut self, uid: &str) -> Option<u32> {
@@ -285,10 +375,19 @@ pub struct Index {
     slots: Vec<Option<StoredObject>>,
     free: Vec<u32>,
     by_uid: UidMap,
-    /// Keyed by the attribute's process-wide name number (`attributes::name_number`).
-    postings: BTreeMap<(u32, Key), Posting>,
+    /// Integer keys (enumerations, lengths, dates …) by the attribute's process-wide name
+    /// number (`attributes::name_number`). Hashed, not ordered: Locate asks for equality, and
+    /// opening a store makes eight or more of these lookups per object.
+    ints: HashMap<(u32, i64), Posting>,
+    /// Text and byte-string keys ([`other_key`]): hashed too — a store holds as many distinct
+    /// Names as objects, and opening one inserts them all.
+    others: HashMap<Box<[u8]>, Posting>,
+    /// The buffer [`other_key`] builds lookups in.
+    key_buf: Vec<u8>,
     foreign: HashMap<String, StoredObject>,
     interned: std::collections::HashSet<Arc<str>>,
+    /// The kept copies adopted last (see [`Index::adopt`]).
+    last_adopted: [Option<Arc<str>>; 2],
     /// Unique Identifiers below this are used (or were).
     pub next_uid: u64,
 }
@@ -303,12 +402,26 @@ impl Index {
         }
     }
 
+    /// Makes room for about `objects` more objects: growing a hashed table rehashes every key
+    /// it holds (with SipHash for the text keys), which cost a store of a million objects as
+    /// much as inserting them. [`Index::shrink_to_fit`] gives back what was not used.
+    pub fn reserve(&mut self, objects: usize) {
+        // Only a hint: where the memory is not to be had, the tables grow as they fill.
+        let _ = self.slots.try_reserve(objects);
+        let _ = self.by_uid.numbers.try_reserve(objects);
+        // About one distinct text per object (its Name); a few integers shared by many.
+        let _ = self.others.try_reserve(objects);
+    }
+
     /// Gives back the spare capacity of growing (after a store is opened: the tables stay).
     pub fn shrink_to_fit(&mut self) {
         self.slots.shrink_to_fit();
         self.by_uid.shrink_to_fit();
         self.foreign.shrink_to_fit();
-        self.postings.values_mut().for_each(Posting::shrink_to_fit);
+        self.ints.shrink_to_fit();
+        self.others.shrink_to_fit();
+        self.ints.values_mut().for_each(Posting::shrink_to_fit);
+        self.others.values_mut().for_each(Posting::shrink_to_fit);
     }
 
     /// Objects visible to this gateway.
@@ -346,6 +459,15 @@ impl Index {
     /// The kept copy of `a`'s text: `a` itself when the text is new (a decoded record usually
     /// shares the kept copy already: see `object::shared_name`).
     fn adopt(&mut self, a: &mut Arc<str>) {
+        // Most records carry the very copy adopted last (one owner, one HSM_name): no lookup.
+        if self
+            .last_adopted
+            .iter()
+            .flatten()
+            .any(|kept| Arc::ptr_eq(kept, a))
+        {
+            return;
+        }
         match self.interned.get(&**a) {
             Some(kept) if Arc::ptr_eq(kept, a) => {}
             Some(kept) => *a = kept.clone(),
@@ -353,6 +475,8 @@ impl Index {
                 self.interned.insert(a.clone());
             }
         }
+        self.last_adopted.rotate_right(1);
+        self.last_adopted[0] = Some(a.clone());
     }
 
     fn intern_object(&mut self, o: &mut StoredObject) {
@@ -362,22 +486,42 @@ impl Index {
         }
     }
 
-    fn index_key(&mut self, slot: u32, name: u32, key: Key) {
-        self.postings
-            .entry((name, key))
-            .and_modify(|p| p.insert(slot))
-            .or_insert(Posting::One(slot));
+    fn index_key(&mut self, slot: u32, name: u32, key: Scalar<'_>) {
+        if let Scalar::Int(i) = key {
+            self.ints
+                .entry((name, i))
+                .and_modify(|p| p.insert(slot))
+                .or_insert(Posting::One(slot));
+            return;
+        }
+        let k = other_key(&mut self.key_buf, name, key);
+        match self.others.get_mut(k) {
+            Some(p) => p.insert(slot),
+            None => {
+                self.others.insert(k.into(), Posting::One(slot));
+            }
+        }
     }
 
-    fn unindex_key(&mut self, slot: u32, name: u32, key: Key) {
-        let key = (name, key);
-        if self.postings.get_mut(&key).is_some_and(|p| p.remove(slot)) {
-            self.postings.remove(&key);
+    fn unindex_key(&mut self, slot: u32, name: u32, key: Scalar<'_>) {
+        if let Scalar::Int(i) = key {
+            if self
+                .ints
+                .get_mut(&(name, i))
+                .is_some_and(|p| p.remove(slot))
+            {
+                self.ints.remove(&(name, i));
+            }
+            return;
+        }
+        let k = other_key(&mut self.key_buf, name, key);
+        if self.others.get_mut(k).is_some_and(|p| p.remove(slot)) {
+            self.others.remove(k);
         }
     }
 
     fn index_value(&mut self, slot: u32, name: &str, value: &Item) {
-        if let Some(k) = key_of(name, value) {
+        if let Some(k) = scalar_of(name, value) {
             self.index_key(slot, name_number(name), k);
         }
     }
@@ -385,14 +529,14 @@ impl Index {
     /// Unindexes a value that left the object in `slot`, unless another instance of the same
     /// attribute still holds an equal value: a posting has one entry per object.
     fn unindex_unless_held(&mut self, slot: u32, name: &str, value: &Item) {
-        let (Some(key), Some(n)) = (key_of(name, value), known_number(name)) else {
+        let (Some(key), Some(n)) = (scalar_of(name, value), known_number(name)) else {
             return;
         };
         let is_name = n == name_number("Name");
         let held = self.slots[slot as usize].as_ref().is_some_and(|o| {
             o.attributes
                 .encoded()
-                .any(|(m, v)| m == n && key_of_encoded(v, is_name).as_ref() == Some(&key))
+                .any(|(m, v)| m == n && key_of_encoded(v, is_name) == Some(key))
         });
         if !held {
             self.unindex_key(slot, n, key);
@@ -400,21 +544,18 @@ impl Index {
     }
 
     fn unindex_value(&mut self, slot: u32, name: &str, value: &Item) {
-        if let (Some(k), Some(n)) = (key_of(name, value), known_number(name)) {
+        if let (Some(k), Some(n)) = (scalar_of(name, value), known_number(name)) {
             self.unindex_key(slot, n, k);
         }
     }
 
     /// Indexes (or unindexes) every value of `o`, read straight from the compact encoding.
     fn index_object(&mut self, slot: u32, o: &StoredObject, add: bool) {
-        let fields = [
-            (name_number(OBJECT_TYPE), o.object_type),
-            (name_number(STATE), o.state),
-        ];
-        let names = name_number("Name");
+        let [object_type, state, names] = *fixed_numbers();
+        let fields = [(object_type, o.object_type), (state, o.state)];
         let keys = fields
             .into_iter()
-            .map(|(n, v)| (n, Some(Key::Int(i64::from(v)))))
+            .map(|(n, v)| (n, Some(Scalar::Int(i64::from(v)))))
             .chain(
                 o.attributes
                     .encoded()
@@ -446,7 +587,8 @@ impl Index {
         };
         match change {
             Change::Create(o) => {
-                if self.by_uid.get(&o.uid).is_some() || self.foreign.contains_key(&o.uid) {
+                let foreign = !self.foreign.is_empty() && self.foreign.contains_key(&o.uid);
+                if foreign || self.by_uid.get(&o.uid).is_some() {
                     Err(ApplyError::Exists(o.uid.clone()))
                 } else {
                     Ok(())
@@ -513,20 +655,23 @@ impl Index {
         {
             return self.apply_foreign(&uid, change);
         }
-        self.check(&change)?;
+        if !matches!(change, Change::Create(_)) {
+            self.check(&change)?;
+        }
         match change {
             Change::Create(mut o) => {
+                // Checked by the insertion itself: one lookup of the identifier, not two.
+                let foreign = !self.foreign.is_empty() && self.foreign.contains_key(&o.uid);
+                let slot = self.free.last().copied().unwrap_or(self.slots.len() as u32);
+                if foreign || !self.by_uid.insert_new(&o.uid, slot) {
+                    return Err(ApplyError::Exists(o.uid));
+                }
+                if self.free.pop().is_none() {
+                    self.slots.push(None);
+                }
                 self.note_uid(&o.uid);
                 self.intern_object(&mut o);
-                let slot = match self.free.pop() {
-                    Some(s) => s,
-                    None => {
-                        self.slots.push(None);
-                        (self.slots.len() - 1) as u32
-                    }
-                };
                 self.index_object(slot, &o, true);
-                self.by_uid.insert(&o.uid, slot);
                 self.slots[slot as usize] = Some(o);
                 Ok(None)
             }
@@ -654,21 +799,36 @@ impl Index {
     fn candidates(&self, c: &Criterion) -> Vec<u32> {
         let mut out = Vec::new();
         let (name, lo, hi) = match c {
-            Criterion::Equals(n, k) => (n, Bound::Included(k.clone()), Bound::Included(k.clone())),
-            Criterion::Range(n, a, b) => {
-                (n, Bound::Included(a.clone()), Bound::Included(b.clone()))
-            }
+            Criterion::Equals(n, k) => (n, k, k),
+            Criterion::Range(n, a, b) => (n, a, b),
         };
         let Some(n) = known_number(name) else {
             return out;
         };
-        let map = |b: Bound<Key>| match b {
-            Bound::Included(k) => Bound::Included((n, k)),
-            Bound::Excluded(k) => Bound::Excluded((n, k)),
-            Bound::Unbounded => Bound::Unbounded,
-        };
-        for (_, p) in self.postings.range((map(lo), map(hi))) {
-            p.extend_into(&mut out);
+        if lo == hi {
+            let posting = match lo {
+                Key::Int(i) => self.ints.get(&(n, *i)),
+                other => self
+                    .others
+                    .get(other_key(&mut Vec::new(), n, other.scalar())),
+            };
+            if let Some(p) = posting {
+                p.extend_into(&mut out);
+            }
+        } else {
+            // A range (no operation asks for one yet): every key of the attribute, compared in
+            // the order of `Key`.
+            let within = |k: Scalar<'_>| (lo.scalar()..=hi.scalar()).contains(&k);
+            let ints = self
+                .ints
+                .iter()
+                .filter_map(|(&(m, i), p)| (m == n && within(Scalar::Int(i))).then_some(p));
+            let others = self.others.iter().filter_map(|(k, p)| {
+                split_other_key(k).and_then(|(m, key)| (m == n && within(key)).then_some(p))
+            });
+            for p in ints.chain(others) {
+                p.extend_into(&mut out);
+            }
         }
         out.sort_unstable();
         out.dedup();
@@ -709,9 +869,11 @@ mod tests {
             assert_eq!(uid_number(text), None, "{text:?}");
         }
         let mut m = UidMap::default();
-        m.insert("42", 1);
-        m.insert("042", 2);
-        m.insert("a1b2", 3);
+        assert!(m.insert_new("42", 1));
+        assert!(m.insert_new("042", 2));
+        assert!(m.insert_new("a1b2", 3));
+        assert!(!m.insert_new("42", 4), "already mapped");
+        assert!(!m.insert_new("a1b2", 4), "already mapped");
         assert_eq!(
             (m.get("42"), m.get("042"), m.get("a1b2")),
             (Some(1), Some(2), Some(3))
@@ -768,7 +930,7 @@ mod tests {
             let (_, encoded) = kept.encoded().next().expect("one instance");
             assert_eq!(
                 key_of_encoded(encoded, attribute == "Name"),
-                key_of(attribute, &value),
+                scalar_of(attribute, &value),
                 "{attribute}: {value:?}"
             );
         }
@@ -880,6 +1042,54 @@ mod tests {
             ["1"],
             "the stored value is unchanged"
         );
+    }
+
+    #[test]
+    fn equality_and_ranges_find_exactly_the_matching_objects() {
+        let mut idx = Index::new("h");
+        for (uid, date, group) in [("1", 100, "a"), ("2", 200, "b"), ("3", 300, "c")] {
+            idx.apply(Change::Create(object(uid))).expect("create");
+            let date = Item::new(Tag::ATTRIBUTE_VALUE, Value::DateTime(date));
+            add(&mut idx, uid, "Initial Date", date).expect("add");
+            add(&mut idx, uid, "Object Group", text(group)).expect("add");
+        }
+        let find = |idx: &Index, c: Criterion| idx.find(&[c]);
+        let range = |a: Key, b: Key| Criterion::Range("Initial Date".into(), a, b);
+        assert_eq!(find(&idx, range(Key::Int(150), Key::Int(300))), ["2", "3"]);
+        assert_eq!(find(&idx, range(Key::Int(100), Key::Int(100))), ["1"]);
+        assert!(
+            find(&idx, range(Key::Int(300), Key::Int(100))).is_empty(),
+            "reversed"
+        );
+        let groups = |a: &str, b: &str| {
+            Criterion::Range(
+                "Object Group".into(),
+                Key::Text(a.into()),
+                Key::Text(b.into()),
+            )
+        };
+        assert_eq!(find(&idx, groups("a", "b")), ["1", "2"]);
+        assert!(find(&idx, groups("d", "z")).is_empty());
+        assert_eq!(found(&idx, "Object Group", "c"), ["3"]);
+        assert!(
+            found(&idx, "Initial Date", "c").is_empty(),
+            "another attribute"
+        );
+        let state = Criterion::Equals(STATE.into(), Key::Int(1));
+        assert_eq!(find(&idx, state.clone()), ["1", "2", "3"]);
+        idx.apply(Change::State {
+            uid: "2".into(),
+            state: 3,
+        })
+        .expect("state");
+        assert_eq!(find(&idx, state), ["1", "3"]);
+        assert_eq!(
+            idx.apply(Change::Create(object("3"))),
+            Err(ApplyError::Exists("3".into()))
+        );
+        assert_eq!(idx.len(), 3, "a refused create takes no slot");
+        idx.apply(Change::Create(object("4"))).expect("create");
+        assert_eq!(idx.find(&[]), ["1", "2", "3", "4"]);
     }
 
     #[test]

@@ -164,8 +164,7 @@ fn decode_body(kind: u8, plain: &[u8]) -> Result<Change, String> {
         max_depth: 64,
         max_items: 1 << 20,
     };
-    let item = binary::decode(plain, &limits).map_err(|e| format!("record body: {e}"))?;
-    object::decode_change(kind, item)
+    object::decode_change(kind, plain, &limits)
 }
 
 /// Reads and verifies a keystore file, building the index. A missing file reads as empty
@@ -191,7 +190,7 @@ pub fn scan(
         return Ok(Scan::empty(hsm_name, keys, &header, true));
     };
     let file_len = file.metadata().map_err(|e| io(path, e))?.len();
-    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut r = file;
     let mut header = [0u8; FILE_HEADER];
     r.read_exact(&mut header)
         .map_err(|e| io(path, format!("cannot read the header: {e}")))?;
@@ -203,6 +202,7 @@ pub fn scan(
         }
     };
     let mut s = Scan::empty(hsm_name, keys, &header, false);
+    s.index.reserve(expected_objects(file_len));
     // Two stages on two cores: one thread reads, verifies, decrypts and decodes records; this
     // one applies them to the index (the two halves of the work are about equal).
     // 16 groups of 256: about as many decoded records waiting as before grouping.
@@ -278,6 +278,20 @@ pub fn scan(
     Ok(s)
 }
 
+/// Bytes of file per object assumed when sizing the index before a scan: smaller than any
+/// object record (a bare key's is ~600 bytes), so that the tables rarely grow while a store
+/// opens.
+const BYTES_PER_OBJECT: u64 = 512;
+
+/// Objects the index makes room for at most before a scan (a file's length is no promise).
+const MAX_RESERVED_OBJECTS: u64 = 2 << 20;
+
+/// How many objects a keystore file of `file_len` bytes is sized for.
+fn expected_objects(file_len: u64) -> usize {
+    let objects = file_len.saturating_sub(FILE_HEADER as u64) / BYTES_PER_OBJECT;
+    objects.min(MAX_RESERVED_OBJECTS) as usize
+}
+
 /// What the reading stage of [`scan`] hands to the applying stage.
 enum Event {
     /// A verified, decoded record.
@@ -300,11 +314,67 @@ enum Event {
 /// Records the reading stage of [`scan`] hands over at a time.
 const EVENTS_PER_HANDOVER: usize = 256;
 
+/// Bytes read from the file at a time while records are read.
+const READ_CHUNK: usize = 1 << 20;
+
+/// The file after its header, read a chunk at a time into one buffer where records are
+/// verified and decrypted in place (no copy per record; zeroed when dropped).
+struct Input {
+    file: File,
+    buf: Zeroizing<Vec<u8>>,
+    /// The unread bytes are `buf[at..end]`.
+    at: usize,
+    end: usize,
+}
+
+impl Input {
+    /// Makes the next `n` bytes readable at `buf[at..at + n]`; an error when the file ends
+    /// first (the caller asks only for bytes its length promised: the file shrank).
+    fn fill(&mut self, n: usize) -> std::io::Result<()> {
+        if self.end - self.at >= n {
+            return Ok(());
+        }
+        let size = n.max(READ_CHUNK);
+        if self.buf.len() < size {
+            // A new buffer rather than a resize: the old one holds opened records, and is
+            // zeroed as it drops (a reallocation would free it as it is).
+            let mut grown = Zeroizing::new(vec![0; size]);
+            grown[..self.end - self.at].copy_from_slice(&self.buf[self.at..self.end]);
+            self.buf = grown;
+        } else {
+            self.buf.copy_within(self.at..self.end, 0);
+        }
+        self.end -= self.at;
+        self.at = 0;
+        while self.end < n {
+            match self.file.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the file shrank while it was read",
+                    ));
+                }
+                Ok(k) => self.end += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every byte not read yet.
+    fn rest(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut rest = self.buf[self.at..self.end].to_vec();
+        self.file.read_to_end(&mut rest)?;
+        Ok(rest)
+    }
+}
+
 /// Reads, verifies, decrypts and decodes every record after the header, in order, giving each
 /// to `send` (false: stop).
 fn produce(
     path: &Path,
-    mut r: std::io::BufReader<File>,
+    file: File,
     keys: &FileKeys,
     start: [u8; 32],
     file_len: u64,
@@ -313,9 +383,12 @@ fn produce(
     let mut offset = FILE_HEADER as u64;
     let mut prev = start;
     let mut seq = 1u64;
-    let mut head = [0u8; RECORD_HEADER];
-    // One buffer for every record (zeroed when dropped).
-    let mut rec = Zeroizing::new(Vec::new());
+    let mut input = Input {
+        file,
+        buf: Zeroizing::new(Vec::new()),
+        at: 0,
+        end: 0,
+    };
     loop {
         if offset == file_len {
             return;
@@ -325,9 +398,12 @@ fn produce(
             send(Event::Torn(remaining));
             return;
         }
-        if let Err(e) = r.read_exact(&mut head) {
-            send(Event::Failed(io(path, e)));
-            return;
+        match input.fill(RECORD_HEADER) {
+            Ok(()) => {}
+            Err(e) => {
+                send(Event::Failed(io(path, e)));
+                return;
+            }
         }
         let damage = |what: String| {
             Event::Damaged(Damage {
@@ -337,52 +413,50 @@ fn produce(
                 dropped_bytes: file_len - offset,
             })
         };
-        let Some(h) = record::read_head(keys, &prev, &head) else {
-            // A crash can leave a zero-filled tail; anything else is damage.
-            let mut rest = head.to_vec();
-            if let Err(e) = r.read_to_end(&mut rest) {
-                send(Event::Failed(io(path, e)));
-                return;
+        // The common case first: a whole record whose MAC verifies needs no separate check of
+        // its header's tag. The MAC covers the header, tag included, so only a holder of the
+        // keys could make a record this accepts; a damaged length costs at most one MAC over
+        // `MAX_BODY` bytes before `classify` reads the tag.
+        let head = &input.buf[input.at..input.at + RECORD_HEADER];
+        let fast = match record::parse_head(head) {
+            Some(h) if h.seq == seq && h.total() as u64 <= remaining => {
+                match input.fill(h.total()) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        send(Event::Failed(io(path, e)));
+                        return;
+                    }
+                }
+                let rec = &mut input.buf[input.at..input.at + h.total()];
+                record::open_record(keys, &prev, rec).map(|(mac, plain)| (h, mac, plain))
             }
-            send(if rest.iter().all(|&b| b == 0) {
-                Event::Torn(remaining)
-            } else {
-                damage("record header does not verify".into())
-            });
-            return;
+            _ => None,
         };
-        if h.seq != seq {
-            send(damage(format!("sequence {} where {seq} was due", h.seq)));
-            return;
-        }
-        if (h.total() as u64) > remaining {
-            send(Event::Torn(remaining));
-            return;
-        }
-        rec.clear();
-        rec.resize(h.total(), 0);
-        rec[..RECORD_HEADER].copy_from_slice(&head);
-        if let Err(e) = r.read_exact(&mut rec[RECORD_HEADER..]) {
-            send(Event::Failed(io(path, e)));
-            return;
-        }
-        let Some((mac, plain)) = record::open_record(keys, &prev, &rec) else {
-            let zero_tail = rec[RECORD_HEADER..].iter().all(|&b| b == 0)
-                && offset + h.total() as u64 == file_len;
-            send(if zero_tail {
-                Event::Torn(remaining)
-            } else {
-                damage("record MAC does not verify".into())
-            });
-            return;
+        let (h, mac, plain) = match fast {
+            Some(opened) => opened,
+            None => match classify(&mut input, keys, &prev, seq, remaining, offset, file_len) {
+                Ok(e) => {
+                    send(match e {
+                        Some(what) => damage(what),
+                        None => Event::Torn(remaining),
+                    });
+                    return;
+                }
+                Err(e) => {
+                    send(Event::Failed(io(path, e)));
+                    return;
+                }
+            },
         };
-        let change = match decode_body(h.kind, &plain) {
+        let rec = &input.buf[input.at..input.at + h.total()];
+        let change = match decode_body(h.kind, &rec[plain]) {
             Ok(c) => c,
             Err(e) => {
                 send(damage(e));
                 return;
             }
         };
+        input.at += h.total();
         prev = mac;
         seq += 1;
         offset += h.total() as u64;
@@ -400,10 +474,40 @@ fn produce(
     }
 }
 
+/// Why the record at the reading position failed to open: `Some(what)` for damage, `None` for
+/// a torn tail (an unfinished last write, or the zeros a crash can leave).
+fn classify(
+    input: &mut Input,
+    keys: &FileKeys,
+    prev: &[u8; 32],
+    seq: u64,
+    remaining: u64,
+    offset: u64,
+    file_len: u64,
+) -> std::io::Result<Option<String>> {
+    let head = &input.buf[input.at..input.at + RECORD_HEADER];
+    let Some(h) = record::read_head(keys, prev, head) else {
+        let rest = input.rest()?;
+        return Ok((!rest.iter().all(|&b| b == 0)).then(|| "record header does not verify".into()));
+    };
+    if h.seq != seq {
+        return Ok(Some(format!("sequence {} where {seq} was due", h.seq)));
+    }
+    if (h.total() as u64) > remaining {
+        return Ok(None);
+    }
+    input.fill(h.total())?;
+    let rec = &mut input.buf[input.at..input.at + h.total()];
+    let zero_tail =
+        rec[RECORD_HEADER..].iter().all(|&b| b == 0) && offset + h.total() as u64 == file_len;
+    Ok((!zero_tail).then(|| "record MAC does not verify".into()))
+}
+
 fn finish_damaged(mut s: Scan, damage: Damage, recover: bool) -> Result<Scan, StoreError> {
     if !recover {
         return Err(StoreError::Damaged(damage));
     }
+    s.index.shrink_to_fit();
     s.damage = Some(Damage {
         dropped_bytes: damage.dropped_bytes + (damage.offset - s.good_len),
         ..damage

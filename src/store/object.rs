@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 pub use super::attributes::{Attributes, StoredAttribute};
 use super::secret::SecretBytes;
+use crate::ttlv::binary::{self, Leaf, Limits, Node, Walker};
 use crate::ttlv::{Item, Tag, Value};
 
 /// Private tags of the record bodies.
@@ -333,11 +334,13 @@ fn take_attribute(item: Item) -> Result<(String, Option<u32>, Option<Item>), Str
     ))
 }
 
-/// Reads a change back from its record body (taking it apart by value: key material moves).
-pub fn decode_change(kind: Kind, body: Item) -> Result<Change, String> {
+/// Reads a change back from its record body. An object is read straight from the TTLV into
+/// its compact form ([`decode_object`]); the other, small, changes through a tree.
+pub fn decode_change(kind: Kind, body: &[u8], limits: &Limits) -> Result<Change, String> {
     if kind == Kind::Create {
-        return decode_object(body).map(Change::Create);
+        return decode_object(body, limits).map(Change::Create);
     }
+    let body = binary::decode(body, limits).map_err(|e| bad(&e.to_string()))?;
     let Value::Structure(children) = body.value else {
         return Err(bad("not a structure"));
     };
@@ -409,8 +412,14 @@ fn shared_name(name: &str) -> Arc<str> {
     thread_local! {
         static NAMES: std::cell::RefCell<std::collections::HashSet<Arc<str>>> =
             std::cell::RefCell::new(std::collections::HashSet::new());
+        // The two names met last (an owner and an HSM_name): one comparison, no hashing.
+        static RECENT: std::cell::RefCell<[Option<Arc<str>>; 2]> =
+            const { std::cell::RefCell::new([None, None]) };
     }
-    NAMES.with_borrow_mut(|names| {
+    if let Some(a) = RECENT.with_borrow(|r| r.iter().flatten().find(|a| ***a == *name).cloned()) {
+        return a;
+    }
+    let a = NAMES.with_borrow_mut(|names| {
         if let Some(a) = names.get(name) {
             return a.clone();
         }
@@ -419,14 +428,38 @@ fn shared_name(name: &str) -> Arc<str> {
             names.insert(a.clone());
         }
         a
-    })
+    });
+    RECENT.with_borrow_mut(|r| {
+        r.rotate_right(1);
+        r[0] = Some(a.clone());
+    });
+    a
 }
 
-fn decode_object(body: Item) -> Result<StoredObject, String> {
-    if body.tag != tags::OBJECT {
+/// What a record field of `tag` must be, when it is not.
+fn wrong(tag: Tag) -> String {
+    match tag {
+        Tag::UNIQUE_IDENTIFIER | tags::HSM_NAME | tags::OWNER | Tag::ATTRIBUTE_NAME => {
+            bad("expected text")
+        }
+        Tag::OBJECT_TYPE | Tag::STATE => bad("expected an enumeration"),
+        Tag::ATTRIBUTE_INDEX => bad("bad attribute index"),
+        Tag::ATTRIBUTE => bad("attribute is not a structure"),
+        tags::OBJECT_VALUE => bad("bad object value"),
+        _ => bad("bad token reference"),
+    }
+}
+
+/// An object record, read field by field from its TTLV: attribute values go straight into
+/// their compact form, so opening a store builds no tree per object.
+fn decode_object(body: &[u8], limits: &Limits) -> Result<StoredObject, String> {
+    let malformed = |e: crate::ttlv::DecodeError| bad(&e.to_string());
+    let mut w = Walker::new(limits);
+    let (tag, node, rest) = w.root(body).map_err(malformed)?;
+    if tag != tags::OBJECT {
         return Err(bad("not an object"));
     }
-    let Value::Structure(children) = body.value else {
+    let Node::Structure(mut fields) = node else {
         return Err(bad("not a structure"));
     };
     let mut o = StoredObject {
@@ -439,47 +472,292 @@ fn decode_object(body: Item) -> Result<StoredObject, String> {
         token_ref: None,
         value: None,
     };
-    let mut attributes = Vec::new();
-    for c in children {
-        match c.tag {
-            Tag::UNIQUE_IDENTIFIER => o.uid = take_text(c.value)?,
-            Tag::OBJECT_TYPE => o.object_type = take_enum(&c.value)?,
-            Tag::STATE => o.state = take_enum(&c.value)?,
-            tags::HSM_NAME => o.hsm_name = shared_name(&take_text(c.value)?),
-            tags::OWNER => o.owner = Some(shared_name(&take_text(c.value)?)),
-            Tag::ATTRIBUTE => {
-                let (name, index, value) = take_attribute(c)?;
-                let value = value.ok_or_else(|| bad("attribute without a value"))?;
-                attributes.push((name, index.unwrap_or(0), value));
-            }
-            tags::TOKEN_REFERENCE => {
-                let mut t = TokenRef {
-                    id: Vec::new(),
-                    class: 0,
-                    label: String::new(),
-                };
-                for f in c.children() {
-                    match (&f.tag, &f.value) {
-                        (&tags::TOKEN_ID, Value::ByteString(b)) => t.id = b.clone(),
-                        (&tags::TOKEN_CLASS, Value::LongInteger(n)) => t.class = *n as u64,
-                        (&tags::TOKEN_LABEL, Value::TextString(s)) => t.label = s.clone(),
-                        _ => return Err(bad("bad token reference")),
+    let (attributes, read) = Attributes::write(|attributes| -> Result<(), String> {
+        while !fields.is_empty() {
+            let (tag, node) = w.next(&mut fields).map_err(malformed)?;
+            match (tag, node) {
+                (Tag::UNIQUE_IDENTIFIER, Node::Leaf(Leaf::TextString(t))) => o.uid = t.to_owned(),
+                (Tag::OBJECT_TYPE, Node::Leaf(Leaf::Enumeration(e))) => o.object_type = e,
+                (Tag::STATE, Node::Leaf(Leaf::Enumeration(e))) => o.state = e,
+                (tags::HSM_NAME, Node::Leaf(Leaf::TextString(t))) => o.hsm_name = shared_name(t),
+                (tags::OWNER, Node::Leaf(Leaf::TextString(t))) => o.owner = Some(shared_name(t)),
+                (Tag::ATTRIBUTE, Node::Structure(mut parts)) => {
+                    let (mut name, mut index) = (None, 0);
+                    while !parts.is_empty() {
+                        match w.next(&mut parts).map_err(malformed)? {
+                            (Tag::ATTRIBUTE_NAME, Node::Leaf(Leaf::TextString(t))) => {
+                                name = Some(t);
+                            }
+                            (Tag::ATTRIBUTE_INDEX, Node::Leaf(Leaf::Integer(i))) if i >= 0 => {
+                                index = i as u32;
+                            }
+                            (Tag::ATTRIBUTE_VALUE, node) => {
+                                if !attributes
+                                    .value(&mut w, Tag::ATTRIBUTE_VALUE, node)
+                                    .map_err(malformed)?
+                                {
+                                    return Err(bad("attribute value cannot be encoded"));
+                                }
+                            }
+                            (tag @ (Tag::ATTRIBUTE_NAME | Tag::ATTRIBUTE_INDEX), _) => {
+                                return Err(wrong(tag));
+                            }
+                            _ => return Err(bad("unexpected item in attribute")),
+                        }
+                    }
+                    let name = name.ok_or_else(|| bad("attribute without a name"))?;
+                    if !attributes.finish(name, index) {
+                        return Err(bad("attribute without a value"));
                     }
                 }
-                o.token_ref = Some(Box::new(t));
+                (tags::TOKEN_REFERENCE, Node::Structure(mut parts)) => {
+                    let mut t = TokenRef {
+                        id: Vec::new(),
+                        class: 0,
+                        label: String::new(),
+                    };
+                    while !parts.is_empty() {
+                        match w.next(&mut parts).map_err(malformed)? {
+                            (tags::TOKEN_ID, Node::Leaf(Leaf::ByteString(b))) => t.id = b.to_vec(),
+                            (tags::TOKEN_CLASS, Node::Leaf(Leaf::LongInteger(n))) => {
+                                t.class = n as u64;
+                            }
+                            (tags::TOKEN_LABEL, Node::Leaf(Leaf::TextString(s))) => {
+                                t.label = s.to_owned();
+                            }
+                            _ => return Err(bad("bad token reference")),
+                        }
+                    }
+                    o.token_ref = Some(Box::new(t));
+                }
+                (tags::OBJECT_VALUE, Node::Leaf(Leaf::ByteString(b))) => {
+                    o.value = Some(SecretBytes::new(b.to_vec()));
+                }
+                (
+                    tag @ (Tag::UNIQUE_IDENTIFIER
+                    | Tag::OBJECT_TYPE
+                    | Tag::STATE
+                    | tags::HSM_NAME
+                    | tags::OWNER
+                    | Tag::ATTRIBUTE
+                    | tags::TOKEN_REFERENCE
+                    | tags::OBJECT_VALUE),
+                    _,
+                ) => return Err(wrong(tag)),
+                _ => return Err(bad("unexpected item in object")),
             }
-            tags::OBJECT_VALUE => match c.value {
-                Value::ByteString(b) => o.value = Some(SecretBytes::new(b)),
-                _ => return Err(bad("bad object value")),
-            },
-            _ => return Err(bad("unexpected item in object")),
         }
-    }
+        Ok(())
+    });
+    read?;
+    rest.finish().map_err(malformed)?;
     if o.uid.is_empty() {
         return Err(bad("object without a unique identifier"));
     }
-    o.attributes =
-        Attributes::try_from_instances(attributes.iter().map(|(n, i, v)| (n.as_str(), *i, v)))
-            .ok_or_else(|| bad("attribute value cannot be encoded"))?;
+    o.attributes = attributes;
     Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ttlv::binary::to_vec;
+
+    fn limits() -> Limits {
+        Limits {
+            max_size: 1 << 20,
+            max_depth: 64,
+            max_items: 1 << 16,
+        }
+    }
+
+    fn read(body: &Item) -> Result<StoredObject, String> {
+        decode_object(&to_vec(body).expect("encodes"), &limits())
+    }
+
+    fn attribute(children: Vec<Item>) -> Item {
+        Item::structure(Tag::ATTRIBUTE, children)
+    }
+
+    fn name(n: &str) -> Item {
+        text(Tag::ATTRIBUTE_NAME, n)
+    }
+
+    fn value(v: Value) -> Item {
+        Item::new(Tag::ATTRIBUTE_VALUE, v)
+    }
+
+    fn object(extra: Vec<Item>) -> Item {
+        let mut c = vec![
+            text(Tag::UNIQUE_IDENTIFIER, "7"),
+            Item::new(Tag::OBJECT_TYPE, Value::Enumeration(2)),
+            Item::new(Tag::STATE, Value::Enumeration(1)),
+            text(tags::HSM_NAME, "hsm"),
+        ];
+        c.extend(extra);
+        Item::structure(tags::OBJECT, c)
+    }
+
+    #[test]
+    fn an_object_record_reads_back_field_for_field() {
+        let link = Item::structure(
+            Tag::ATTRIBUTE_VALUE,
+            vec![
+                Item::new(Tag::LINK_TYPE, Value::Enumeration(0x103)),
+                text(Tag::LINKED_OBJECT_IDENTIFIER, "6"),
+            ],
+        );
+        let o = StoredObject {
+            uid: "7".into(),
+            object_type: 2,
+            state: 1,
+            owner: Some("client-a".into()),
+            hsm_name: "hsm".into(),
+            attributes: [
+                ("Cryptographic Length", 0, value(Value::Integer(256))),
+                ("Link", 0, link),
+                ("x-big", 70_000, value(Value::BigInteger(vec![1; 16]))),
+                ("x-when", 2, value(Value::DateTimeExtended(-1))),
+                ("x-flag", 0, value(Value::Boolean(true))),
+                ("x-text", 0, value(Value::TextString("ü".into()))),
+            ]
+            .into_iter()
+            .map(|(n, i, v)| StoredAttribute {
+                name: n.into(),
+                index: i,
+                value: v,
+            })
+            .collect(),
+            token_ref: Some(Box::new(TokenRef {
+                id: vec![1, 2, 3],
+                class: 4,
+                label: "ksg-7".into(),
+            })),
+            value: Some(SecretBytes::new(vec![9; 32])),
+        };
+        let body = encode_change(&Change::Create(o.clone()));
+        assert_eq!(read(&body), Ok(o));
+    }
+
+    #[test]
+    fn attribute_fields_may_come_in_any_order_and_a_repeated_one_counts_last() {
+        let body = object(vec![attribute(vec![
+            value(Value::Integer(1)),
+            Item::new(Tag::ATTRIBUTE_INDEX, Value::Integer(3)),
+            name("x-first-name"),
+            value(Value::TextString("the last value".into())),
+            name("x-order"),
+        ])]);
+        let o = read(&body).expect("reads");
+        let all: Vec<_> = o.attributes.iter().collect();
+        assert_eq!(all.len(), 1);
+        assert_eq!((&*all[0].name, all[0].index), ("x-order", 3));
+        assert_eq!(
+            all[0].value,
+            value(Value::TextString("the last value".into()))
+        );
+    }
+
+    #[test]
+    fn malformed_object_records_are_refused_with_the_reason() {
+        let cases = [
+            (Item::structure(Tag::ATTRIBUTE, vec![]), "not an object"),
+            (
+                Item::new(tags::OBJECT, Value::Integer(1)),
+                "not a structure",
+            ),
+            (
+                object(vec![Item::new(Tag::UNIQUE_IDENTIFIER, Value::Integer(7))]),
+                "expected text",
+            ),
+            (
+                object(vec![text(Tag::STATE, "active")]),
+                "expected an enumeration",
+            ),
+            (
+                object(vec![attribute(vec![value(Value::Integer(1))])]),
+                "attribute without a name",
+            ),
+            (
+                object(vec![attribute(vec![name("x-a")])]),
+                "attribute without a value",
+            ),
+            (
+                object(vec![attribute(vec![
+                    name("x-a"),
+                    Item::new(Tag::ATTRIBUTE_INDEX, Value::Integer(-1)),
+                    value(Value::Integer(1)),
+                ])]),
+                "bad attribute index",
+            ),
+            (
+                object(vec![attribute(vec![
+                    name("x-a"),
+                    Item::new(Tag::STATE, Value::Enumeration(1)),
+                ])]),
+                "unexpected item in attribute",
+            ),
+            (
+                object(vec![Item::new(Tag::ATTRIBUTE, Value::Integer(1))]),
+                "attribute is not a structure",
+            ),
+            (
+                object(vec![Item::structure(
+                    tags::TOKEN_REFERENCE,
+                    vec![text(tags::TOKEN_ID, "not bytes")],
+                )]),
+                "bad token reference",
+            ),
+            (
+                object(vec![text(tags::OBJECT_VALUE, "not bytes")]),
+                "bad object value",
+            ),
+            (
+                // A tree decoder once read this as an empty reference; nothing writes one.
+                object(vec![Item::new(tags::TOKEN_REFERENCE, Value::Integer(1))]),
+                "bad token reference",
+            ),
+            (
+                object(vec![Item::new(
+                    Tag::CRYPTOGRAPHIC_LENGTH,
+                    Value::Integer(1),
+                )]),
+                "unexpected item in object",
+            ),
+            (
+                Item::structure(tags::OBJECT, vec![text(tags::HSM_NAME, "hsm")]),
+                "object without a unique identifier",
+            ),
+        ];
+        for (body, reason) in cases {
+            let got = read(&body);
+            assert!(
+                got.as_ref().is_err_and(|e| e.contains(reason)),
+                "{reason}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_ttlv_inside_an_attribute_value_is_refused() {
+        let body = to_vec(&object(vec![attribute(vec![
+            name("x-flag"),
+            value(Value::Boolean(true)),
+        ])]))
+        .expect("encodes");
+        // The Boolean's last byte: 1 is true, 2 is neither.
+        let at = body.len() - 1;
+        assert_eq!(body[at], 1);
+        let mut bad = body.clone();
+        bad[at] = 2;
+        let e = decode_object(&bad, &limits()).expect_err("not a Boolean");
+        assert!(e.contains("Boolean"), "{e}");
+        let mut deep = value(Value::Integer(1));
+        for _ in 0..64 {
+            deep = Item::structure(Tag::ATTRIBUTE_VALUE, vec![deep]);
+        }
+        let e = read(&object(vec![attribute(vec![name("x-deep"), deep])]))
+            .expect_err("deeper than a record carries");
+        assert!(e.contains("deep"), "{e}");
+    }
 }

@@ -24,7 +24,6 @@ use aes_gcm::aead::{AeadInOut, Nonce, Tag as GcmTag};
 use aes_kw::KwAes256;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use zeroize::Zeroizing;
 
 use super::key::Key256;
 
@@ -235,7 +234,17 @@ impl RecordHead {
 /// Checks a record header's tag; `None` if it does not verify (damage).
 pub fn read_head(keys: &FileKeys, prev: &[u8; 32], head: &[u8]) -> Option<RecordHead> {
     let tag = keys.header_tag(prev, &head[..16]);
-    if tag[..] != head[16..RECORD_HEADER] || head[14] != 0 || head[15] != 0 {
+    if tag[..] != head[16..RECORD_HEADER] {
+        return None;
+    }
+    parse_head(head)
+}
+
+/// A record header's fields, before its tag is checked: a reader may skip the tag when the
+/// whole record's MAC (which covers the header) verifies, and check it only to tell damage
+/// from a torn write. `None` when the fields themselves are impossible.
+pub fn parse_head(head: &[u8]) -> Option<RecordHead> {
+    if head.len() < RECORD_HEADER || head[14] != 0 || head[15] != 0 {
         return None;
     }
     let body_len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
@@ -251,27 +260,29 @@ pub fn read_head(keys: &FileKeys, prev: &[u8; 32], head: &[u8]) -> Option<Record
     })
 }
 
-/// Verifies a whole record (whose head verified) and opens its body. `None` on damage.
+/// Verifies a whole record (whose head verified) and decrypts its body in place; returns the
+/// MAC and where the plaintext lies in `record`. `None` on damage.
 pub fn open_record(
     keys: &FileKeys,
     prev: &[u8; 32],
-    record: &[u8],
-) -> Option<([u8; 32], Zeroizing<Vec<u8>>)> {
-    let head = &record[..RECORD_HEADER];
+    record: &mut [u8],
+) -> Option<([u8; 32], std::ops::Range<usize>)> {
     let body_end = record.len() - MAC;
-    let body = &record[RECORD_HEADER..body_end];
+    let (head, rest) = record.split_at_mut(RECORD_HEADER);
+    let (body, stored_mac) = rest.split_at_mut(body_end - RECORD_HEADER);
     let mac = keys.record_mac(prev, head, body);
-    if mac[..] != record[body_end..] || body.len() < NONCE + GCM_TAG {
+    if mac[..] != stored_mac[..] || body.len() < NONCE + GCM_TAG {
         return None;
     }
-    let nonce = Nonce::<Aes256Gcm>::try_from(&body[..NONCE]).ok()?;
-    let (ct, tag) = body[NONCE..].split_at(body.len() - NONCE - GCM_TAG);
-    let mut plain = Zeroizing::new(ct.to_vec());
-    let tag = GcmTag::<Aes256Gcm>::try_from(tag).ok()?;
+    let (nonce, sealed) = body.split_at_mut(NONCE);
+    let nonce = Nonce::<Aes256Gcm>::try_from(&nonce[..]).ok()?;
+    let (ct, tag) = sealed.split_at_mut(sealed.len() - GCM_TAG);
+    let tag = GcmTag::<Aes256Gcm>::try_from(&tag[..]).ok()?;
     keys.enc
-        .decrypt_inout_detached(&nonce, &head[..16], plain.as_mut_slice().into(), &tag)
+        .decrypt_inout_detached(&nonce, &head[..16], ct.into(), &tag)
         .ok()?;
-    Some((mac, plain))
+    let start = RECORD_HEADER + NONCE;
+    Some((mac, start..start + ct.len()))
 }
 
 #[cfg(test)]
@@ -293,14 +304,15 @@ mod tests {
         let mac = keys.seal(&start, 1, 2, 0, b"hello keystore", &mut out);
         let head = read_head(&keys, &start, &out[..RECORD_HEADER]).expect("head");
         assert_eq!((head.seq, head.kind, head.total()), (1, 2, out.len()));
-        let (mac2, body) = open_record(&keys, &start, &out).expect("opens");
-        assert_eq!((mac2, body.as_slice()), (mac, &b"hello keystore"[..]));
+        let mut opened = out.clone();
+        let (mac2, body) = open_record(&keys, &start, &mut opened).expect("opens");
+        assert_eq!((mac2, &opened[body]), (mac, &b"hello keystore"[..]));
         for i in 0..out.len() {
             let mut bad = out.clone();
             bad[i] ^= 0x40;
             let head_ok = read_head(&keys, &start, &bad[..RECORD_HEADER]).is_some();
             assert!(
-                !head_ok || open_record(&keys, &start, &bad).is_none(),
+                !head_ok || open_record(&keys, &start, &mut bad).is_none(),
                 "byte {i}"
             );
         }

@@ -59,30 +59,27 @@ pub fn frame_length(header: &[u8; HEADER], max_size: usize) -> Result<usize, Fra
 
 /// Decodes exactly one item that fills `input`.
 pub fn decode(input: &[u8], limits: &Limits) -> Result<Item, DecodeError> {
-    if input.len() > limits.max_size {
-        return Err(err(
-            DecodeErrorKind::TooLarge,
-            0,
-            "message exceeds the size limit",
-        ));
-    }
-    let mut decoder = Decoder {
-        limits: *limits,
-        items: 0,
-    };
-    let mut reader = Reader {
-        buf: input,
-        start: 0,
-    };
-    let item = decoder.item(&mut reader, 1)?;
-    if !reader.buf.is_empty() {
-        return Err(err(
-            DecodeErrorKind::Malformed,
-            reader.start,
-            "trailing bytes after the item",
-        ));
-    }
+    let mut walker = Walker::new(limits);
+    let (tag, node, rest) = walker.root(input)?;
+    let item = build(&mut walker, tag, node)?;
+    rest.finish()?;
     Ok(item)
+}
+
+/// An owned item from a validated node (the tree the rest of the crate works on).
+fn build(walker: &mut Walker, tag: Tag, node: Node<'_>) -> Result<Item, DecodeError> {
+    let value = match node {
+        Node::Leaf(leaf) => leaf.to_value(),
+        Node::Structure(mut inner) => {
+            let mut children = Vec::new();
+            while !inner.is_empty() {
+                let (tag, node) = walker.next(&mut inner)?;
+                children.push(build(walker, tag, node)?);
+            }
+            Value::Structure(children)
+        }
+    };
+    Ok(Item { tag, value })
 }
 
 /// Decodes a sequence of items laid end to end (a capture of several messages).
@@ -152,13 +149,205 @@ impl<'a> Reader<'a> {
     }
 }
 
-struct Decoder {
+/// A validated leaf value, still borrowed from the input: what a walk hands out without
+/// allocating (the keystore turns record bodies into its compact form straight from these).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Leaf<'a> {
+    /// Integer.
+    Integer(i32),
+    /// Long Integer.
+    LongInteger(i64),
+    /// Big Integer (a positive multiple of 8 bytes).
+    BigInteger(&'a [u8]),
+    /// Enumeration.
+    Enumeration(u32),
+    /// Boolean.
+    Boolean(bool),
+    /// Text String (checked UTF-8).
+    TextString(&'a str),
+    /// Byte String.
+    ByteString(&'a [u8]),
+    /// Date-Time.
+    DateTime(i64),
+    /// Interval.
+    Interval(u32),
+    /// Date-Time Extended.
+    DateTimeExtended(i64),
+}
+
+impl std::fmt::Debug for Leaf<'_> {
+    /// As [`Value`]'s: a byte string (maybe key material) shows only its length.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Leaf::BigInteger(b) | Leaf::ByteString(b) => {
+                write!(f, "{:?}({} bytes)", self.item_type(), b.len())
+            }
+            Leaf::TextString(t) => write!(f, "TextString({t:?})"),
+            Leaf::Integer(v) => write!(f, "Integer({v})"),
+            Leaf::LongInteger(v) | Leaf::DateTime(v) | Leaf::DateTimeExtended(v) => {
+                write!(f, "{:?}({v})", self.item_type())
+            }
+            Leaf::Enumeration(v) | Leaf::Interval(v) => write!(f, "{:?}({v})", self.item_type()),
+            Leaf::Boolean(v) => write!(f, "Boolean({v})"),
+        }
+    }
+}
+
+impl<'a> Leaf<'a> {
+    /// The owned value.
+    pub fn to_value(self) -> Value {
+        match self {
+            Leaf::Integer(v) => Value::Integer(v),
+            Leaf::LongInteger(v) => Value::LongInteger(v),
+            Leaf::BigInteger(b) => Value::BigInteger(b.to_vec()),
+            Leaf::Enumeration(v) => Value::Enumeration(v),
+            Leaf::Boolean(v) => Value::Boolean(v),
+            Leaf::TextString(t) => Value::TextString(t.to_owned()),
+            Leaf::ByteString(b) => Value::ByteString(b.to_vec()),
+            Leaf::DateTime(v) => Value::DateTime(v),
+            Leaf::Interval(v) => Value::Interval(v),
+            Leaf::DateTimeExtended(v) => Value::DateTimeExtended(v),
+        }
+    }
+
+    /// The leaf view of a value: none for a structure or a placeholder.
+    pub fn of(value: &'a Value) -> Option<Leaf<'a>> {
+        Some(match value {
+            Value::Structure(_) | Value::Placeholder(..) => return None,
+            Value::Integer(v) => Leaf::Integer(*v),
+            Value::LongInteger(v) => Leaf::LongInteger(*v),
+            Value::BigInteger(b) => Leaf::BigInteger(b),
+            Value::Enumeration(v) => Leaf::Enumeration(*v),
+            Value::Boolean(v) => Leaf::Boolean(*v),
+            Value::TextString(t) => Leaf::TextString(t),
+            Value::ByteString(b) => Leaf::ByteString(b),
+            Value::DateTime(v) => Leaf::DateTime(*v),
+            Value::Interval(v) => Leaf::Interval(*v),
+            Value::DateTimeExtended(v) => Leaf::DateTimeExtended(*v),
+        })
+    }
+
+    /// Its item type.
+    pub fn item_type(self) -> ItemType {
+        match self {
+            Leaf::Integer(_) => ItemType::Integer,
+            Leaf::LongInteger(_) => ItemType::LongInteger,
+            Leaf::BigInteger(_) => ItemType::BigInteger,
+            Leaf::Enumeration(_) => ItemType::Enumeration,
+            Leaf::Boolean(_) => ItemType::Boolean,
+            Leaf::TextString(_) => ItemType::TextString,
+            Leaf::ByteString(_) => ItemType::ByteString,
+            Leaf::DateTime(_) => ItemType::DateTime,
+            Leaf::Interval(_) => ItemType::Interval,
+            Leaf::DateTimeExtended(_) => ItemType::DateTimeExtended,
+        }
+    }
+}
+
+/// One validated item's value: a leaf, or a cursor over a structure's children.
+#[derive(Debug)]
+pub enum Node<'a> {
+    /// A structure; walk its children with [`Walker::next`].
+    Structure(Cursor<'a>),
+    /// Any other type.
+    Leaf(Leaf<'a>),
+}
+
+/// The items of one structure's value (or of a whole message), not yet read.
+pub struct Cursor<'a> {
+    reader: Reader<'a>,
+    depth: usize,
+}
+
+impl std::fmt::Debug for Cursor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Cursor(byte {}, {} bytes left, depth {})",
+            self.reader.start,
+            self.reader.buf.len(),
+            self.depth
+        )
+    }
+}
+
+impl Cursor<'_> {
+    /// Whether every child has been read.
+    pub fn is_empty(&self) -> bool {
+        self.reader.buf.is_empty()
+    }
+}
+
+/// What follows the item [`Walker::root`] read.
+#[derive(Debug)]
+#[must_use = "trailing bytes are refused only by `finish`"]
+pub struct Rest {
+    at: usize,
+    len: usize,
+}
+
+impl Rest {
+    /// Refuses bytes after the item.
+    pub fn finish(self) -> Result<(), DecodeError> {
+        if self.len == 0 {
+            Ok(())
+        } else {
+            Err(err(
+                DecodeErrorKind::Malformed,
+                self.at,
+                "trailing bytes after the item",
+            ))
+        }
+    }
+}
+
+/// Walks TTLV item by item, checking every rule of the specification and the caller's limits
+/// (size, depth, item count) before anything is allocated. [`decode`] builds its tree on it; a
+/// caller that needs no tree walks it directly.
+#[derive(Debug)]
+pub struct Walker {
     limits: Limits,
     items: usize,
 }
 
-impl Decoder {
-    fn item(&mut self, r: &mut Reader<'_>, depth: usize) -> Result<Item, DecodeError> {
+impl Walker {
+    /// A walker enforcing `limits` over one message.
+    pub fn new(limits: &Limits) -> Walker {
+        Walker {
+            limits: *limits,
+            items: 0,
+        }
+    }
+
+    /// The item at the start of `input`, and what follows it: [`Rest::finish`] checks that
+    /// nothing does, once the item has been read (so that an error inside the item is the one
+    /// reported).
+    pub fn root<'a>(&mut self, input: &'a [u8]) -> Result<(Tag, Node<'a>, Rest), DecodeError> {
+        if input.len() > self.limits.max_size {
+            return Err(err(
+                DecodeErrorKind::TooLarge,
+                0,
+                "message exceeds the size limit",
+            ));
+        }
+        let mut top = Cursor {
+            reader: Reader {
+                buf: input,
+                start: 0,
+            },
+            depth: 1,
+        };
+        let (tag, node) = self.next(&mut top)?;
+        let rest = Rest {
+            at: top.reader.start,
+            len: top.reader.buf.len(),
+        };
+        Ok((tag, node, rest))
+    }
+
+    /// The next item under `cursor`, validated.
+    pub fn next<'a>(&mut self, cursor: &mut Cursor<'a>) -> Result<(Tag, Node<'a>), DecodeError> {
+        let (r, depth) = (&mut cursor.reader, cursor.depth);
         let at = r.start;
         self.items += 1;
         if self.items > self.limits.max_items {
@@ -206,7 +395,7 @@ impl Decoder {
                 "non-zero padding",
             ));
         }
-        let value = match item_type {
+        let leaf = match item_type {
             ItemType::Structure => {
                 if depth >= self.limits.max_depth {
                     return Err(err(
@@ -215,18 +404,17 @@ impl Decoder {
                         "structures nest too deeply",
                     ));
                 }
-                let mut inner = Reader {
-                    buf: bytes,
-                    start: value_at,
+                let inner = Cursor {
+                    reader: Reader {
+                        buf: bytes,
+                        start: value_at,
+                    },
+                    depth: depth + 1,
                 };
-                let mut children = Vec::new();
-                while !inner.buf.is_empty() {
-                    children.push(self.item(&mut inner, depth + 1)?);
-                }
-                Value::Structure(children)
+                return Ok((tag, Node::Structure(inner)));
             }
-            ItemType::Integer => Value::Integer(i32::from_be_bytes(array(bytes))),
-            ItemType::LongInteger => Value::LongInteger(i64::from_be_bytes(array(bytes))),
+            ItemType::Integer => Leaf::Integer(i32::from_be_bytes(array(bytes))),
+            ItemType::LongInteger => Leaf::LongInteger(i64::from_be_bytes(array(bytes))),
             ItemType::BigInteger => {
                 if len == 0 || !len.is_multiple_of(8) {
                     return Err(err(
@@ -235,12 +423,12 @@ impl Decoder {
                         "Big Integer length is not a positive multiple of 8",
                     ));
                 }
-                Value::BigInteger(bytes.to_vec())
+                Leaf::BigInteger(bytes)
             }
-            ItemType::Enumeration => Value::Enumeration(u32::from_be_bytes(array(bytes))),
+            ItemType::Enumeration => Leaf::Enumeration(u32::from_be_bytes(array(bytes))),
             ItemType::Boolean => match u64::from_be_bytes(array(bytes)) {
-                0 => Value::Boolean(false),
-                1 => Value::Boolean(true),
+                0 => Leaf::Boolean(false),
+                1 => Leaf::Boolean(true),
                 _ => {
                     return Err(err(
                         DecodeErrorKind::Malformed,
@@ -250,7 +438,7 @@ impl Decoder {
                 }
             },
             ItemType::TextString => match std::str::from_utf8(bytes) {
-                Ok(s) => Value::TextString(s.to_owned()),
+                Ok(s) => Leaf::TextString(s),
                 Err(e) => {
                     let bad = value_at + e.valid_up_to();
                     return Err(err(
@@ -260,12 +448,12 @@ impl Decoder {
                     ));
                 }
             },
-            ItemType::ByteString => Value::ByteString(bytes.to_vec()),
-            ItemType::DateTime => Value::DateTime(i64::from_be_bytes(array(bytes))),
-            ItemType::Interval => Value::Interval(u32::from_be_bytes(array(bytes))),
-            ItemType::DateTimeExtended => Value::DateTimeExtended(i64::from_be_bytes(array(bytes))),
+            ItemType::ByteString => Leaf::ByteString(bytes),
+            ItemType::DateTime => Leaf::DateTime(i64::from_be_bytes(array(bytes))),
+            ItemType::Interval => Leaf::Interval(u32::from_be_bytes(array(bytes))),
+            ItemType::DateTimeExtended => Leaf::DateTimeExtended(i64::from_be_bytes(array(bytes))),
         };
-        Ok(Item { tag, value })
+        Ok((tag, Node::Leaf(leaf)))
     }
 }
 
@@ -398,6 +586,35 @@ mod tests {
             Err(DecodeErrorKind::TooLarge)
         );
         assert_eq!(decode(&bytes, &Limits::default()), Ok(item));
+    }
+
+    #[test]
+    fn an_error_inside_the_item_is_reported_before_trailing_bytes() {
+        let mut item = Item::new(Tag(0x420020), Value::Integer(1));
+        for _ in 0..10 {
+            item = Item::structure(Tag(0x420021), vec![item]);
+        }
+        let mut bytes = to_vec(&item).expect("encodes");
+        bytes.extend_from_slice(&[0; 8]);
+        let tight = Limits {
+            max_depth: 5,
+            ..Limits::default()
+        };
+        assert_eq!(
+            decode(&bytes, &tight).map_err(|e| e.kind),
+            Err(DecodeErrorKind::TooDeep)
+        );
+        let e = decode(&bytes, &Limits::default()).expect_err("trailing bytes");
+        assert_eq!(e.kind, DecodeErrorKind::Malformed);
+        assert!(e.to_string().contains("trailing"), "{e}");
+    }
+
+    #[test]
+    fn leaves_show_byte_strings_by_length_only() {
+        let shown = format!("{:?}", Leaf::ByteString(&[0x5A; 32]));
+        assert_eq!(shown, "ByteString(32 bytes)");
+        assert!(!shown.contains("90"), "no byte value");
+        assert_eq!(format!("{:?}", Leaf::Integer(-3)), "Integer(-3)");
     }
 
     #[test]
