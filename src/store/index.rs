@@ -251,6 +251,100 @@ impl Posting {
     }
 }
 
+/// Slots of [`IntPostings::recent`].
+const RECENT_INTS: usize = 64;
+
+/// The postings of integer keys. Most objects share their integers with the object before
+/// (State, Object Type, algorithm, length, a date): a small table of the posting each
+/// attribute used last answers those without hashing, which is most of the work of opening a
+/// store. The postings live in a vector the hashed table points into, so that table can
+/// remember them.
+#[derive(Debug)]
+struct IntPostings {
+    ids: HashMap<(u32, i64), u32>,
+    postings: Vec<Posting>,
+    /// Entries of `postings` no key uses.
+    free: Vec<u32>,
+    /// By name number modulo [`RECENT_INTS`]: the key an attribute used last and its posting.
+    recent: Vec<Option<(u32, i64, u32)>>,
+}
+
+impl Default for IntPostings {
+    fn default() -> Self {
+        IntPostings {
+            ids: HashMap::new(),
+            postings: Vec::new(),
+            free: Vec::new(),
+            recent: vec![None; RECENT_INTS],
+        }
+    }
+}
+
+impl IntPostings {
+    fn id(&self, name: u32, value: i64) -> Option<u32> {
+        match self.recent[name as usize % RECENT_INTS] {
+            Some((n, v, id)) if n == name && v == value => Some(id),
+            _ => self.ids.get(&(name, value)).copied(),
+        }
+    }
+
+    fn get(&self, name: u32, value: i64) -> Option<&Posting> {
+        self.id(name, value).map(|id| &self.postings[id as usize])
+    }
+
+    fn insert(&mut self, name: u32, value: i64, slot: u32) {
+        let id = match self.id(name, value) {
+            Some(id) => {
+                self.postings[id as usize].insert(slot);
+                id
+            }
+            None => {
+                let posting = Posting::One(slot);
+                let id = match self.free.pop() {
+                    Some(id) => {
+                        self.postings[id as usize] = posting;
+                        id
+                    }
+                    None => {
+                        self.postings.push(posting);
+                        (self.postings.len() - 1) as u32
+                    }
+                };
+                self.ids.insert((name, value), id);
+                id
+            }
+        };
+        self.recent[name as usize % RECENT_INTS] = Some((name, value, id));
+    }
+
+    fn remove(&mut self, name: u32, value: i64, slot: u32) {
+        let Some(id) = self.id(name, value) else {
+            return;
+        };
+        if self.postings[id as usize].remove(slot) {
+            self.ids.remove(&(name, value));
+            // Nothing points here any more: no slot is left in it to find.
+            self.postings[id as usize] = Posting::Few(Box::default());
+            self.free.push(id);
+            let recent = &mut self.recent[name as usize % RECENT_INTS];
+            if recent.is_some_and(|(_, _, r)| r == id) {
+                *recent = None;
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = ((u32, i64), &Posting)> {
+        self.ids
+            .iter()
+            .map(|(&key, &id)| (key, &self.postings[id as usize]))
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.ids.shrink_to_fit();
+        self.postings.iter_mut().for_each(Posting::shrink_to_fit);
+    }
+}
+
 /// Why a change cannot be applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ApplyError {
@@ -378,7 +472,7 @@ pub struct Index {
     /// Integer keys (enumerations, lengths, dates …) by the attribute's process-wide name
     /// number (`attributes::name_number`). Hashed, not ordered: Locate asks for equality, and
     /// opening a store makes eight or more of these lookups per object.
-    ints: HashMap<(u32, i64), Posting>,
+    ints: IntPostings,
     /// Text and byte-string keys ([`other_key`]): hashed too — a store holds as many distinct
     /// Names as objects, and opening one inserts them all.
     others: HashMap<Box<[u8]>, Posting>,
@@ -418,9 +512,8 @@ impl Index {
         self.slots.shrink_to_fit();
         self.by_uid.shrink_to_fit();
         self.foreign.shrink_to_fit();
-        self.ints.shrink_to_fit();
         self.others.shrink_to_fit();
-        self.ints.values_mut().for_each(Posting::shrink_to_fit);
+        self.ints.shrink_to_fit();
         self.others.values_mut().for_each(Posting::shrink_to_fit);
     }
 
@@ -488,10 +581,7 @@ impl Index {
 
     fn index_key(&mut self, slot: u32, name: u32, key: Scalar<'_>) {
         if let Scalar::Int(i) = key {
-            self.ints
-                .entry((name, i))
-                .and_modify(|p| p.insert(slot))
-                .or_insert(Posting::One(slot));
+            self.ints.insert(name, i, slot);
             return;
         }
         let k = other_key(&mut self.key_buf, name, key);
@@ -505,13 +595,7 @@ impl Index {
 
     fn unindex_key(&mut self, slot: u32, name: u32, key: Scalar<'_>) {
         if let Scalar::Int(i) = key {
-            if self
-                .ints
-                .get_mut(&(name, i))
-                .is_some_and(|p| p.remove(slot))
-            {
-                self.ints.remove(&(name, i));
-            }
+            self.ints.remove(name, i, slot);
             return;
         }
         let k = other_key(&mut self.key_buf, name, key);
@@ -807,7 +891,7 @@ impl Index {
         };
         if lo == hi {
             let posting = match lo {
-                Key::Int(i) => self.ints.get(&(n, *i)),
+                Key::Int(i) => self.ints.get(n, *i),
                 other => self
                     .others
                     .get(other_key(&mut Vec::new(), n, other.scalar())),
@@ -822,7 +906,7 @@ impl Index {
             let ints = self
                 .ints
                 .iter()
-                .filter_map(|(&(m, i), p)| (m == n && within(Scalar::Int(i))).then_some(p));
+                .filter_map(|((m, i), p)| (m == n && within(Scalar::Int(i))).then_some(p));
             let others = self.others.iter().filter_map(|(k, p)| {
                 split_other_key(k).and_then(|(m, key)| (m == n && within(key)).then_some(p))
             });
@@ -1090,6 +1174,42 @@ mod tests {
         assert_eq!(idx.len(), 3, "a refused create takes no slot");
         idx.apply(Change::Create(object("4"))).expect("create");
         assert_eq!(idx.find(&[]), ["1", "2", "3", "4"]);
+    }
+
+    #[test]
+    fn integer_postings_remembered_last_stay_right_as_keys_come_and_go() {
+        let mut ints = IntPostings::default();
+        let members = |ints: &IntPostings, n: u32, v: i64| {
+            let mut out = Vec::new();
+            if let Some(p) = ints.get(n, v) {
+                p.extend_into(&mut out);
+            }
+            out
+        };
+        ints.insert(1, 10, 0);
+        ints.insert(1, 10, 1);
+        // Name 65 shares name 1's remembered entry (modulo 64) and evicts it.
+        ints.insert(65, 10, 2);
+        ints.insert(1, 11, 3);
+        assert_eq!(members(&ints, 1, 10), [0, 1]);
+        assert_eq!(members(&ints, 65, 10), [2]);
+        assert_eq!(members(&ints, 1, 11), [3]);
+        // The last member leaves: the key is gone, remembered or not, and its entry is reused.
+        ints.remove(1, 11, 3);
+        assert!(ints.get(1, 11).is_none());
+        ints.remove(1, 11, 3);
+        ints.insert(2, 7, 4);
+        assert_eq!(ints.postings.len(), 3, "the freed entry was reused");
+        assert!(
+            ints.get(1, 11).is_none(),
+            "not found through the reused entry"
+        );
+        assert_eq!(members(&ints, 2, 7), [4]);
+        ints.remove(1, 10, 0);
+        assert_eq!(members(&ints, 1, 10), [1]);
+        let mut keys: Vec<_> = ints.iter().map(|(k, _)| k).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, [(1, 10), (2, 7), (65, 10)]);
     }
 
     #[test]

@@ -403,6 +403,10 @@ pub fn decode_change(kind: Kind, body: &[u8], limits: &Limits) -> Result<Change,
     })
 }
 
+thread_local! {
+    static EMPTY_NAME: Arc<str> = Arc::from("");
+}
+
 /// Distinct names (attribute names, owners, HSM_names) a thread keeps shared copies of.
 const SHARED_NAMES: usize = 4096;
 
@@ -467,7 +471,8 @@ fn decode_object(body: &[u8], limits: &Limits) -> Result<StoredObject, String> {
         object_type: 0,
         state: 0,
         owner: None,
-        hsm_name: Arc::from(""),
+        // Replaced by the record's (no allocation per object for a placeholder).
+        hsm_name: EMPTY_NAME.with(Arc::clone),
         attributes: Attributes::new(),
         token_ref: None,
         value: None,

@@ -118,35 +118,10 @@ fn err(kind: DecodeErrorKind, offset: usize, detail: &str) -> DecodeError {
     DecodeError::new(kind, format!("byte {offset}"), detail)
 }
 
-/// A cursor over a byte slice that knows its absolute offset, for error messages.
+/// The bytes left under a cursor, and their absolute offset (for error messages).
 struct Reader<'a> {
     buf: &'a [u8],
     start: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.buf.len() < n {
-            return Err(err(
-                DecodeErrorKind::Malformed,
-                self.start,
-                "truncated item",
-            ));
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        self.start += n;
-        Ok(head)
-    }
-
-    /// A bounded sub-reader over the next `n` bytes.
-    fn sub(&mut self, n: usize) -> Result<Reader<'a>, DecodeError> {
-        let start = self.start;
-        Ok(Reader {
-            buf: self.take(n)?,
-            start,
-        })
-    }
 }
 
 /// A validated leaf value, still borrowed from the input: what a walk hands out without
@@ -195,6 +170,7 @@ impl std::fmt::Debug for Leaf<'_> {
 
 impl<'a> Leaf<'a> {
     /// The owned value.
+    #[inline]
     pub fn to_value(self) -> Value {
         match self {
             Leaf::Integer(v) => Value::Integer(v),
@@ -346,6 +322,7 @@ impl Walker {
     }
 
     /// The next item under `cursor`, validated.
+    #[inline]
     pub fn next<'a>(&mut self, cursor: &mut Cursor<'a>) -> Result<(Tag, Node<'a>), DecodeError> {
         let (r, depth) = (&mut cursor.reader, cursor.depth);
         let at = r.start;
@@ -357,7 +334,11 @@ impl Walker {
                 "too many items in the message",
             ));
         }
-        let h = r.take(HEADER)?;
+        // One bounds check for the header, one for the padded value: this runs once per item
+        // of every request and of every keystore record.
+        let Some((h, rest)) = r.buf.split_first_chunk::<HEADER>() else {
+            return Err(err(DecodeErrorKind::Malformed, at, "truncated item"));
+        };
         let tag = Tag(u32::from_be_bytes([0, h[0], h[1], h[2]]));
         let item_type = ItemType::from_code(h[3])
             .ok_or_else(|| err(DecodeErrorKind::Malformed, at + 3, "unknown item type"))?;
@@ -378,23 +359,24 @@ impl Walker {
             ));
         }
         let padded = len.div_ceil(8) * 8;
-        if padded > r.buf.len() {
+        let Some((body, after)) = rest.split_at_checked(padded) else {
             return Err(err(
                 DecodeErrorKind::Malformed,
                 at + 4,
                 "length runs past the end",
             ));
-        }
-        let mut body = r.sub(padded)?;
-        let value_at = body.start;
-        let bytes = body.take(len)?;
-        if body.buf.iter().any(|&b| b != 0) {
+        };
+        let value_at = at + HEADER;
+        let (bytes, padding) = body.split_at(len);
+        if padding.iter().any(|&b| b != 0) {
             return Err(err(
                 DecodeErrorKind::Malformed,
                 value_at + len,
                 "non-zero padding",
             ));
         }
+        r.buf = after;
+        r.start = value_at + padded;
         let leaf = match item_type {
             ItemType::Structure => {
                 if depth >= self.limits.max_depth {
