@@ -44,9 +44,10 @@ fn names() -> &'static RwLock<Names> {
     NAMES.get_or_init(Default::default)
 }
 
-/// FNV-1a, for the per-thread memo below: small and bounded, so no need of SipHash's defence.
+/// FNV-1a, for tables no client can fill at will (the per-thread memo below: small and
+/// bounded; the gateway's own numeric Unique Identifiers), where SipHash's defence buys nothing.
 #[derive(Default)]
-struct Fnv(u64);
+pub(crate) struct Fnv(u64);
 
 impl std::hash::Hasher for Fnv {
     fn finish(&self) -> u64 {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::attributes::{Scalar, known_number, name_number, scalar};
+use super::attributes::{Fnv, Scalar, known_number, name_number, scalar};
 use super::object::{Change, StoredObject};
 use crate::ttlv::{Item, Tag, Value};
 
@@ -376,31 +376,12 @@ fn fixed_numbers() -> &'static [u32; 3] {
     NUMBERS.get_or_init(|| [OBJECT_TYPE, STATE, "Name"].map(name_number))
 }
 
-/// Hashes the numeric Unique Identifiers: this gateway hands them out (a client cannot pick
-/// them), so a multiply-and-fold is enough and SipHash's defence buys nothing.
-#[derive(Default)]
-struct UidHasher(u64);
-
-impl std::hash::Hasher for UidHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        bytes.iter().for_each(|&b| self.write_u64(u64::from(b)));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        let m = u128::from(self.0 ^ n) * 0x9E37_79B9_7F4A_7C15;
-        self.0 = (m as u64) ^ ((m >> 64) as u64);
-    }
-}
-
 /// Unique Identifier to slot. The identifiers this gateway makes are decimal numbers, kept as
 /// numbers (no second copy of the text); any other (from an older store or another tool) as text.
 #[derive(Debug, Default)]
 struct UidMap {
-    numbers: HashMap<u64, u32, std::hash::BuildHasherDefault<UidHasher>>,
+    /// The gateway hands these out (a client cannot pick them): FNV, not SipHash.
+    numbers: HashMap<u64, u32, std::hash::BuildHasherDefault<Fnv>>,
     texts: HashMap<String, u32>,
 }
 
@@ -654,6 +635,11 @@ impl Index {
         }
     }
 
+    /// Whether an object of another HSM_name has `uid` (no hashing while there are none).
+    fn is_foreign(&self, uid: &str) -> bool {
+        !self.foreign.is_empty() && self.foreign.contains_key(uid)
+    }
+
     fn note_uid(&mut self, uid: &str) {
         if let Ok(n) = uid.parse::<u64>() {
             self.next_uid = self.next_uid.max(n.saturating_add(1));
@@ -671,8 +657,7 @@ impl Index {
         };
         match change {
             Change::Create(o) => {
-                let foreign = !self.foreign.is_empty() && self.foreign.contains_key(&o.uid);
-                if foreign || self.by_uid.get(&o.uid).is_some() {
+                if self.is_foreign(&o.uid) || self.by_uid.get(&o.uid).is_some() {
                     Err(ApplyError::Exists(o.uid.clone()))
                 } else {
                     Ok(())
@@ -716,7 +701,7 @@ impl Index {
             Change::Create(mut o) if *o.hsm_name != *self.hsm_name => {
                 self.note_uid(&o.uid);
                 self.intern_object(&mut o);
-                if self.foreign.contains_key(&o.uid) || self.by_uid.get(&o.uid).is_some() {
+                if self.is_foreign(&o.uid) || self.by_uid.get(&o.uid).is_some() {
                     return Err(ApplyError::Exists(o.uid));
                 }
                 self.foreign.insert(o.uid.clone(), o);
@@ -745,9 +730,8 @@ impl Index {
         match change {
             Change::Create(mut o) => {
                 // Checked by the insertion itself: one lookup of the identifier, not two.
-                let foreign = !self.foreign.is_empty() && self.foreign.contains_key(&o.uid);
                 let slot = self.free.last().copied().unwrap_or(self.slots.len() as u32);
-                if foreign || !self.by_uid.insert_new(&o.uid, slot) {
+                if self.is_foreign(&o.uid) || !self.by_uid.insert_new(&o.uid, slot) {
                     return Err(ApplyError::Exists(o.uid));
                 }
                 if self.free.pop().is_none() {
@@ -1176,16 +1160,16 @@ mod tests {
         assert_eq!(idx.find(&[]), ["1", "2", "3", "4"]);
     }
 
+    fn members(p: &Posting) -> Vec<u32> {
+        let mut all = Vec::new();
+        p.extend_into(&mut all);
+        all
+    }
+
     #[test]
     fn integer_postings_remembered_last_stay_right_as_keys_come_and_go() {
         let mut ints = IntPostings::default();
-        let members = |ints: &IntPostings, n: u32, v: i64| {
-            let mut out = Vec::new();
-            if let Some(p) = ints.get(n, v) {
-                p.extend_into(&mut out);
-            }
-            out
-        };
+        let members = |ints: &IntPostings, n: u32, v: i64| ints.get(n, v).map_or(vec![], members);
         ints.insert(1, 10, 0);
         ints.insert(1, 10, 1);
         // Name 65 shares name 1's remembered entry (modulo 64) and evicts it.
@@ -1222,9 +1206,7 @@ mod tests {
             matches!(p, Posting::Dense(_)),
             "2,000 of 2,000 slots is dense"
         );
-        let mut all = Vec::new();
-        p.extend_into(&mut all);
-        assert_eq!(all, (0..2000).collect::<Vec<_>>());
+        assert_eq!(members(&p), (0..2000).collect::<Vec<_>>());
         for id in 0..1900 {
             assert!(!p.remove(id));
         }
@@ -1235,9 +1217,7 @@ mod tests {
         }
         let few = matches!(p, Posting::Few(_));
         assert!(few, "10 of 2,000 slots is a vector again");
-        let mut all = Vec::new();
-        p.extend_into(&mut all);
-        assert_eq!(all, (1990..2000).collect::<Vec<_>>());
+        assert_eq!(members(&p), (1990..2000).collect::<Vec<_>>());
         for id in 1990..1999 {
             assert!(!p.remove(id));
         }
@@ -1252,8 +1232,7 @@ mod tests {
             matches!(sparse, Posting::Few(_)),
             "1 in 1,000 stays a vector"
         );
-        let mut all = Vec::new();
-        sparse.extend_into(&mut all);
+        let all = members(&sparse);
         assert_eq!(all.len(), 100);
         assert!(all.windows(2).all(|w| w[0] < w[1]));
     }

@@ -398,13 +398,6 @@ fn produce(
             send(Event::Torn(remaining));
             return;
         }
-        match input.fill(RECORD_HEADER) {
-            Ok(()) => {}
-            Err(e) => {
-                send(Event::Failed(io(path, e)));
-                return;
-            }
-        }
         let damage = |what: String| {
             Event::Damaged(Damage {
                 offset,
@@ -413,41 +406,22 @@ fn produce(
                 dropped_bytes: file_len - offset,
             })
         };
-        // The common case first: a whole record whose MAC verifies needs no separate check of
-        // its header's tag. The MAC covers the header, tag included, so only a holder of the
-        // keys could make a record this accepts; a damaged length costs at most one MAC over
-        // `MAX_BODY` bytes before `classify` reads the tag.
-        let head = &input.buf[input.at..input.at + RECORD_HEADER];
-        let fast = match record::parse_head(head) {
-            Some(h) if h.seq == seq && h.total() as u64 <= remaining => {
-                match input.fill(h.total()) {
-                    Ok(()) => {}
-                    Err(e) => {
-                        send(Event::Failed(io(path, e)));
-                        return;
-                    }
+        let (h, mac, plain) =
+            match open_next(&mut input, keys, &prev, seq, remaining, offset, file_len) {
+                Ok(Ok(opened)) => opened,
+                Ok(Err(Some(what))) => {
+                    send(damage(what));
+                    return;
                 }
-                let rec = &mut input.buf[input.at..input.at + h.total()];
-                record::open_record(keys, &prev, rec).map(|(mac, plain)| (h, mac, plain))
-            }
-            _ => None,
-        };
-        let (h, mac, plain) = match fast {
-            Some(opened) => opened,
-            None => match classify(&mut input, keys, &prev, seq, remaining, offset, file_len) {
-                Ok(e) => {
-                    send(match e {
-                        Some(what) => damage(what),
-                        None => Event::Torn(remaining),
-                    });
+                Ok(Err(None)) => {
+                    send(Event::Torn(remaining));
                     return;
                 }
                 Err(e) => {
                     send(Event::Failed(io(path, e)));
                     return;
                 }
-            },
-        };
+            };
         let rec = &input.buf[input.at..input.at + h.total()];
         let change = match decode_body(h.kind, &rec[plain]) {
             Ok(c) => c,
@@ -472,6 +446,39 @@ fn produce(
             return;
         }
     }
+}
+
+/// A record opened in place: its header, MAC and where its plaintext lies in the buffer.
+type Opened = (record::RecordHead, [u8; 32], std::ops::Range<usize>);
+
+/// Opens the record at the reading position (`seq`, `remaining` bytes of the file from it), or
+/// says why not as [`classify`] does.
+fn open_next(
+    input: &mut Input,
+    keys: &FileKeys,
+    prev: &[u8; 32],
+    seq: u64,
+    remaining: u64,
+    offset: u64,
+    file_len: u64,
+) -> std::io::Result<Result<Opened, Option<String>>> {
+    input.fill(RECORD_HEADER)?;
+    // The common case first: a whole record whose MAC verifies needs no separate check of its
+    // header's tag. The MAC covers the header, tag included, so only a holder of the keys could
+    // make a record this accepts; a damaged length costs at most one MAC over `MAX_BODY` bytes
+    // before `classify` reads the tag.
+    let head = &input.buf[input.at..input.at + RECORD_HEADER];
+    if let Some(h) = record::parse_head(head)
+        && h.seq == seq
+        && h.total() as u64 <= remaining
+    {
+        input.fill(h.total())?;
+        let rec = &mut input.buf[input.at..input.at + h.total()];
+        if let Some((mac, plain)) = record::open_record(keys, prev, rec) {
+            return Ok(Ok((h, mac, plain)));
+        }
+    }
+    classify(input, keys, prev, seq, remaining, offset, file_len).map(Err)
 }
 
 /// Why the record at the reading position failed to open: `Some(what)` for damage, `None` for

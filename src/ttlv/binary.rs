@@ -536,12 +536,18 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn depth_and_item_limits_are_enforced() {
+    /// An Integer inside ten nested structures.
+    fn nested() -> Item {
         let mut item = Item::new(Tag(0x420020), Value::Integer(1));
         for _ in 0..10 {
             item = Item::structure(Tag(0x420021), vec![item]);
         }
+        item
+    }
+
+    #[test]
+    fn depth_and_item_limits_are_enforced() {
+        let item = nested();
         let bytes = to_vec(&item).expect("encodes");
         let tight = Limits {
             max_depth: 5,
@@ -572,11 +578,7 @@ mod tests {
 
     #[test]
     fn an_error_inside_the_item_is_reported_before_trailing_bytes() {
-        let mut item = Item::new(Tag(0x420020), Value::Integer(1));
-        for _ in 0..10 {
-            item = Item::structure(Tag(0x420021), vec![item]);
-        }
-        let mut bytes = to_vec(&item).expect("encodes");
+        let mut bytes = to_vec(&nested()).expect("encodes");
         bytes.extend_from_slice(&[0; 8]);
         let tight = Limits {
             max_depth: 5,
