@@ -17,7 +17,9 @@ pub mod secret;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::thread::{self, Thread};
 
 use zeroize::Zeroizing;
 
@@ -212,7 +214,7 @@ pub fn scan(
     let mut outcome: Option<Result<(), Damage>> = None;
     // Records of an unfinished batch wait here until its last record arrives.
     let mut batch: Vec<Change> = Vec::new();
-    std::thread::scope(|scope| {
+    thread::scope(|scope| {
         scope.spawn(move || {
             // Handed over in batches: one wake-up per record cost more than the record.
             let mut pending = Vec::with_capacity(EVENTS_PER_HANDOVER);
@@ -583,7 +585,29 @@ struct LogState {
     ended: std::collections::VecDeque<(u64, u64)>,
     failure: String,
     leader: bool,
+    /// Committers parked until a leader's write covers their last sequence number. Each is
+    /// woken by name, so a write wakes only those it made durable (and one to lead the next).
+    waiters: Vec<(u64, Thread)>,
     needs_reload: bool,
+}
+
+/// The log's generation and last durable sequence number, readable without its lock (they are
+/// written under it).
+#[derive(Debug)]
+struct DurableMark {
+    generation: AtomicU64,
+    seq: AtomicU64,
+}
+
+impl DurableMark {
+    /// Whether record `seq`, sealed in `generation`, is on disk. The generation is read again
+    /// after the sequence number: sequence numbers are reused after a failed write, and a
+    /// number from a later generation is published only after that generation is.
+    fn covers(&self, generation: u64, seq: u64) -> bool {
+        self.generation.load(Ordering::Acquire) == generation
+            && self.seq.load(Ordering::Acquire) >= seq
+            && self.generation.load(Ordering::Acquire) == generation
+    }
 }
 
 /// The open keystore.
@@ -593,7 +617,7 @@ pub struct Store {
     file: Mutex<File>,
     index: RwLock<Index>,
     log: Mutex<LogState>,
-    durable: Condvar,
+    durable_mark: DurableMark,
     keys: FileKeys,
     store_key: Key256,
     hsm_name: String,
@@ -657,14 +681,18 @@ impl Store {
             ended: std::collections::VecDeque::new(),
             failure: String::new(),
             leader: false,
+            waiters: Vec::new(),
             needs_reload: false,
         };
         let store = Store {
             path,
             file: Mutex::new(file),
             index: RwLock::new(s.index),
+            durable_mark: DurableMark {
+                generation: AtomicU64::new(0),
+                seq: AtomicU64::new(s.next_seq - 1),
+            },
             log: Mutex::new(log),
-            durable: Condvar::new(),
             keys: s.keys,
             store_key: store_key.clone(),
             hsm_name: hsm_name.to_string(),
@@ -780,8 +808,10 @@ impl Store {
                 }
             }
         }
+        // Sealed in apply order: the log's lock is taken before the index's is let go.
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        drop(idx);
         let (my_seq, my_gen) = {
-            let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
             let n = sealed_changes.len();
             for (i, (kind, plain)) in sealed_changes.iter().enumerate() {
                 let flags = if i + 1 < n { FLAG_MORE } else { 0 };
@@ -795,13 +825,16 @@ impl Store {
             }
             (log.next_seq - 1, log.generation)
         };
-        drop(idx);
-        self.wait_durable(my_seq, my_gen)?;
+        self.wait_durable(log, my_seq, my_gen)?;
         Ok(results)
     }
 
-    fn wait_durable(&self, my_seq: u64, my_gen: u64) -> Result<(), StoreError> {
-        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+    fn wait_durable<'a>(
+        &'a self,
+        mut log: MutexGuard<'a, LogState>,
+        my_seq: u64,
+        my_gen: u64,
+    ) -> Result<(), StoreError> {
         loop {
             if my_gen != log.generation {
                 // A write failed after these records were sealed: they are on disk only if
@@ -821,7 +854,18 @@ impl Store {
                 return Ok(());
             }
             if log.leader {
-                log = self.durable.wait(log).unwrap_or_else(|p| p.into_inner());
+                let me = thread::current();
+                if !log.waiters.iter().any(|(_, t)| t.id() == me.id()) {
+                    log.waiters.push((my_seq, me));
+                }
+                drop(log);
+                thread::park();
+                // Woken by the write that covered these records, most likely: then there is no
+                // need to queue for the lock. Otherwise (to lead, or spuriously) look again.
+                if self.durable_mark.covers(my_gen, my_seq) {
+                    return Ok(());
+                }
+                log = self.log.lock().unwrap_or_else(|p| p.into_inner());
                 continue;
             }
             log.leader = true;
@@ -841,11 +885,13 @@ impl Store {
             };
             log = self.log.lock().unwrap_or_else(|p| p.into_inner());
             log.leader = false;
-            match result {
+            let answered = match result {
                 Ok(()) => {
                     log.durable_seq = upto;
                     log.durable_len = start_len + buf.len() as u64;
                     log.durable_mac = last_mac;
+                    self.durable_mark.seq.store(upto, Ordering::Release);
+                    Some(upto)
                 }
                 Err(e) => {
                     // Everything sealed after the durable point chains from records that are
@@ -856,14 +902,18 @@ impl Store {
                         log.ended.pop_front();
                     }
                     log.generation += 1;
+                    self.durable_mark
+                        .generation
+                        .store(log.generation, Ordering::Release);
                     log.failure = format!("{}: {e}", self.path.display());
                     log.pending.clear();
                     log.next_seq = log.durable_seq + 1;
                     log.prev_mac = log.durable_mac;
                     log.needs_reload = true;
+                    None
                 }
-            }
-            self.durable.notify_all();
+            };
+            wake_after_write(&mut log.waiters, answered);
         }
     }
 
@@ -942,6 +992,27 @@ pub struct CompactReport {
     pub new_bytes: u64,
     /// Where the damaged original was kept, when re-sealing after damage.
     pub damaged_copy: Option<PathBuf>,
+}
+
+/// Wakes the committers a leader's write has answered: those whose records it made durable
+/// (`durable_upto`), or all of them when it failed. If any are left, one is woken to lead the
+/// write of their records, which are queued already.
+fn wake_after_write(waiters: &mut Vec<(u64, Thread)>, durable_upto: Option<u64>) {
+    let mut next_leader: Option<Thread> = None;
+    waiters.retain(|(seq, t)| {
+        if durable_upto.is_none_or(|upto| *seq <= upto) {
+            t.unpark();
+            false
+        } else if next_leader.is_none() {
+            next_leader = Some(t.clone());
+            false
+        } else {
+            true
+        }
+    });
+    if let Some(t) = next_leader {
+        t.unpark();
+    }
 }
 
 /// Rewrites the keystore as one record per live object (under a fresh salt), swapping it in
