@@ -13,6 +13,11 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use super::{MAX_MESSAGE, Transport, limits};
+use crate::server::read_timeout::ReadTimeout;
+
+/// How long one read waits at most, so that the socket's timeout is set once per connection
+/// rather than once per response.
+const READ_POLL: Duration = Duration::from_millis(200);
 use crate::ttlv::{FrameError, Item, binary, frame_length, json, xml};
 
 /// Largest HTTP response head accepted, in bytes.
@@ -167,6 +172,7 @@ impl Stream {
 pub struct Connection {
     target: Target,
     stream: Option<Stream>,
+    read_timeout: ReadTimeout,
     /// Bytes read but not yet used.
     buf: Vec<u8>,
 }
@@ -186,6 +192,7 @@ impl Connection {
         let mut c = Connection {
             target: target.clone(),
             stream: None,
+            read_timeout: ReadTimeout::default(),
             buf: Vec::new(),
         };
         c.reconnect()?;
@@ -194,6 +201,7 @@ impl Connection {
 
     fn reconnect(&mut self) -> Result<(), String> {
         self.stream = None;
+        self.read_timeout = ReadTimeout::default();
         self.buf.clear();
         let t = &self.target;
         let addrs = t
@@ -251,9 +259,8 @@ impl Connection {
         if left.is_zero() {
             return Err("timed out waiting for the response".to_string());
         }
-        stream
-            .tcp()
-            .set_read_timeout(Some(left))
+        self.read_timeout
+            .at_most(stream.tcp(), left.min(READ_POLL))
             .map_err(|e| e.to_string())?;
         let mut chunk = [0u8; 16 << 10];
         match stream.read(&mut chunk) {
@@ -268,7 +275,12 @@ impl Connection {
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                Err("timed out waiting for the response".to_string())
+                // A read waits `READ_POLL` at most; the callers read again until the deadline.
+                if Instant::now() < deadline {
+                    Ok(())
+                } else {
+                    Err("timed out waiting for the response".to_string())
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(()),
             Err(e) => Err(format!("receive: {e}")),

@@ -12,6 +12,7 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use super::http;
 use super::pool::BufferPool;
+use super::read_timeout::ReadTimeout;
 use super::trace::{Direction, Tracer};
 use crate::config::ServerConf;
 use crate::kmip::{self, Error};
@@ -94,6 +95,7 @@ fn is_timeout(e: &io::Error) -> bool {
 struct Conn<'a> {
     shared: &'a Shared,
     stream: Stream,
+    read_timeout: ReadTimeout,
     buf: Vec<u8>,
     peer: SocketAddr,
     identity: Option<String>,
@@ -131,6 +133,7 @@ pub fn serve(shared: &Shared, tcp: TcpStream, worker: usize) {
     let mut conn = Conn {
         shared,
         stream,
+        read_timeout: ReadTimeout::default(),
         buf,
         peer,
         identity,
@@ -220,7 +223,8 @@ impl Conn<'_> {
                 log::debug(&format!("{}: idle for receiveTimeout, closing", self.peer));
                 return Ok(false);
             }
-            self.stream.tcp().set_read_timeout(Some(left.min(POLL)))?;
+            self.read_timeout
+                .at_most(self.stream.tcp(), left.min(POLL))?;
             match self.read_more() {
                 Ok(0) => return Ok(false),
                 Ok(_) => return Ok(true),
@@ -249,12 +253,19 @@ impl Conn<'_> {
                     "request not complete within receiveTimeout",
                 ));
             }
-            self.stream.tcp().set_read_timeout(Some(left))?;
-            if self.read_more()? == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "connection closed mid-request",
-                ));
+            self.read_timeout
+                .at_most(self.stream.tcp(), left.min(POLL))?;
+            match self.read_more() {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed mid-request",
+                    ));
+                }
+                Ok(_) => {}
+                // The deadline is checked above.
+                Err(e) if is_timeout(&e) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(())

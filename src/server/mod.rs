@@ -8,6 +8,7 @@ mod conn;
 pub mod http;
 pub mod pki;
 mod pool;
+pub mod read_timeout;
 pub mod tls;
 pub mod trace;
 
