@@ -6,7 +6,8 @@ mod common;
 use std::process::{Command, Output};
 
 use common::gateway::TempDir;
-use ksg::store::{Change, SecretBytes, Store, StoredAttribute, StoredObject, key};
+use common::keystore::named_key;
+use ksg::store::{Change, Store, key};
 use ksg::ttlv::{Item, Tag, Value};
 
 fn ksg(args: &[&str], confs: &std::path::Path, data: &std::path::Path) -> Output {
@@ -52,36 +53,10 @@ fn setup(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
         .0;
     let (s, _) = Store::open(&data, &k, "test", false).expect("open");
     for i in 0..3 {
-        let name = Item::structure(
-            Tag::ATTRIBUTE_VALUE,
-            vec![
-                Item::new(Tag::NAME_VALUE, Value::TextString(format!("audit-key-{i}"))),
-                Item::new(Tag::NAME_TYPE, Value::Enumeration(1)),
-            ],
-        );
-        let o = StoredObject {
-            uid: String::new(),
-            object_type: 2,
-            state: 2,
-            owner: Some("alice".into()),
-            hsm_name: "test".into(),
-            attributes: vec![
-                StoredAttribute {
-                    name: "Name".into(),
-                    index: 0,
-                    value: name,
-                },
-                StoredAttribute {
-                    name: "Cryptographic Usage Mask".into(),
-                    index: 0,
-                    value: Item::new(Tag::ATTRIBUTE_VALUE, Value::Integer(12)),
-                },
-            ]
-            .into_iter()
-            .collect(),
-            token_ref: None,
-            value: Some(SecretBytes::new(vec![0xC3; 32])),
-        };
+        let mut o = named_key(&format!("audit-key-{i}"));
+        o.state = 2;
+        let usage = Item::new(Tag::ATTRIBUTE_VALUE, Value::Integer(12));
+        assert!(o.attributes.push("Cryptographic Usage Mask", 0, &usage));
         s.commit(vec![Change::Create(o)]).expect("create");
     }
     (confs, data)

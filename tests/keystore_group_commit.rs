@@ -8,37 +8,12 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::gateway::TempDir;
+use common::keystore::named_key;
 use ksg::store::key;
-use ksg::store::{Change, Criterion, Key, SecretBytes, Store, StoredAttribute, StoredObject};
-use ksg::ttlv::{Item, Tag, Value};
+use ksg::store::{Change, Criterion, Key, Store};
 
 const WRITERS: usize = 16;
 const COMMITS_EACH: usize = 150;
-
-fn named_key(name: &str) -> StoredObject {
-    StoredObject {
-        uid: String::new(),
-        object_type: 2,
-        state: 1,
-        owner: Some("alice".into()),
-        hsm_name: "test".into(),
-        attributes: vec![StoredAttribute {
-            name: "Name".into(),
-            index: 0,
-            value: Item::structure(
-                Tag::ATTRIBUTE_VALUE,
-                vec![
-                    Item::new(Tag::NAME_VALUE, Value::TextString(name.into())),
-                    Item::new(Tag::NAME_TYPE, Value::Enumeration(1)),
-                ],
-            ),
-        }]
-        .into_iter()
-        .collect(),
-        token_ref: None,
-        value: Some(SecretBytes::new(vec![0x5A; 32])),
-    }
-}
 
 /// Each writer creates a key, then changes its state, over and over; returns the Unique
 /// Identifiers each writer was given.

@@ -8,48 +8,15 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::gateway::TempDir;
+use common::keystore::named_key;
 use ksg::store::key::{self, Key256};
-use ksg::store::{
-    self, Change, Criterion, Key, SecretBytes, Store, StoreError, StoredAttribute, StoredObject,
-};
+use ksg::store::{self, Change, Criterion, Key, SecretBytes, Store, StoreError, StoredObject};
 use ksg::ttlv::{Item, Tag, Value};
 
 const FILE_HEADER: usize = 128;
 
 fn key_for(dir: &Path) -> Key256 {
     key::load(None, &dir.join("ksgbaseKey.txt")).expect("key").0
-}
-
-fn object(name: &str) -> StoredObject {
-    StoredObject {
-        uid: String::new(),
-        object_type: 2,
-        state: 1,
-        owner: Some("alice".into()),
-        hsm_name: "test".into(),
-        attributes: vec![
-            StoredAttribute {
-                name: "Name".into(),
-                index: 0,
-                value: Item::structure(
-                    Tag::ATTRIBUTE_VALUE,
-                    vec![
-                        Item::new(Tag::NAME_VALUE, Value::TextString(name.into())),
-                        Item::new(Tag::NAME_TYPE, Value::Enumeration(1)),
-                    ],
-                ),
-            },
-            StoredAttribute {
-                name: "Cryptographic Length".into(),
-                index: 0,
-                value: Item::new(Tag::ATTRIBUTE_VALUE, Value::Integer(256)),
-            },
-        ]
-        .into_iter()
-        .collect(),
-        token_ref: None,
-        value: Some(SecretBytes::new(vec![0x5A; 32])),
-    }
 }
 
 /// A store with 6 objects made by 6 commits, then 2 attribute changes: 8 records.
@@ -59,7 +26,7 @@ fn populated(dir: &Path) -> Vec<String> {
     let mut uids = Vec::new();
     for i in 0..6 {
         let r = s
-            .commit(vec![Change::Create(object(&format!("key-{i}")))])
+            .commit(vec![Change::Create(named_key(&format!("key-{i}")))])
             .expect("create");
         uids.push(r[0].uid.clone().expect("uid"));
     }
@@ -216,7 +183,7 @@ fn a_torn_tail_is_cut_and_nothing_before_it_is_lost() {
     let (s, report) = reopen(&d.0, false).expect("zero tail opens");
     assert_eq!((report.torn_bytes, report.records), (300, 8));
     // Appending after the cut continues the chain.
-    s.commit(vec![Change::Create(object("after"))])
+    s.commit(vec![Change::Create(named_key("after"))])
         .expect("append");
     drop(s);
     assert_eq!(reopen(&d.0, false).expect("reopen").1.records, 9);
@@ -266,10 +233,11 @@ fn records_across_read_chunks_and_larger_than_a_chunk_are_read_and_checked() {
     let d = TempDir::new("ks-chunks");
     let k = key_for(&d.0);
     let (s, _) = Store::open(&d.0, &k, "test", false).expect("open");
-    let batch = |from: usize| (from..from + 500).map(|i| Change::Create(object(&format!("k{i}"))));
+    let batch =
+        |from: usize| (from..from + 500).map(|i| Change::Create(named_key(&format!("k{i}"))));
     s.commit(batch(0).collect()).expect("first batch");
     // A value three chunks long between two batches of small records.
-    let mut big = object("big");
+    let mut big = named_key("big");
     big.value = Some(SecretBytes::new(vec![0x42; 3 * READ_CHUNK]));
     let big_uid = s.commit(vec![Change::Create(big)]).expect("big")[0]
         .uid
@@ -362,7 +330,7 @@ fn the_recover_flag_opens_the_good_prefix_read_only_and_compaction_reseals() {
         assert!(s.with_object(&uids[3], |_| ()).is_some());
         assert!(s.with_object(&uids[4], |_| ()).is_none());
         let err = s
-            .commit(vec![Change::Create(object("no"))])
+            .commit(vec![Change::Create(named_key("no"))])
             .expect_err("read-only");
         assert!(
             err.to_string().contains("ksg keystore compact --recover"),
@@ -387,7 +355,7 @@ fn the_recover_flag_opens_the_good_prefix_read_only_and_compaction_reseals() {
     assert_eq!((report.objects, report.damage.is_none()), (4, true));
     // Identifiers are never reused, even those of the dropped objects.
     let r = s
-        .commit(vec![Change::Create(object("new"))])
+        .commit(vec![Change::Create(named_key("new"))])
         .expect("writable");
     let n: u64 = r[0]
         .uid
@@ -582,7 +550,7 @@ fn other_hsm_names_are_kept_apart_and_survive_compaction() {
     {
         let (s, report) = Store::open(&d.0, &k, "other-hsm", false).expect("open");
         assert_eq!((report.objects, report.foreign), (0, 6));
-        let mut o = object("theirs");
+        let mut o = named_key("theirs");
         o.hsm_name = "other-hsm".into();
         s.commit(vec![Change::Create(o)]).expect("create");
         assert_eq!(s.find(&[]).len(), 1);
@@ -597,10 +565,13 @@ fn a_change_too_large_for_one_record_is_refused_and_harms_nothing() {
     let d = TempDir::new("ks-too-large");
     let uids = populated(&d.0);
     let (s, _) = reopen(&d.0, false).expect("reopen");
-    let mut huge = object("huge");
+    let mut huge = named_key("huge");
     huge.value = Some(SecretBytes::new(vec![0x42; 64 << 20]));
     let err = s
-        .commit(vec![Change::Create(object("fits")), Change::Create(huge)])
+        .commit(vec![
+            Change::Create(named_key("fits")),
+            Change::Create(huge),
+        ])
         .expect_err("a record over the limit");
     assert!(err.to_string().contains("byte limit"), "{err}");
     // The whole batch was undone in memory and nothing was written: the store reopens as it was.
@@ -613,6 +584,6 @@ fn a_change_too_large_for_one_record_is_refused_and_harms_nothing() {
     let (s, report) = reopen(&d.0, false).expect("reopen after the refusal");
     assert_eq!((report.objects, report.records), (6, 8));
     assert!(s.with_object(&uids[0], |o| o.state).is_some());
-    s.commit(vec![Change::Create(object("after"))])
+    s.commit(vec![Change::Create(named_key("after"))])
         .expect("commits go on");
 }

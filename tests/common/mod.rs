@@ -7,6 +7,7 @@
 
 pub mod conformance;
 pub mod gateway;
+pub mod keystore;
 
 use std::path::{Path, PathBuf};
 
