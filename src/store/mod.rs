@@ -737,12 +737,11 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut idx = self.index.write().unwrap_or_else(|p| p.into_inner());
-        if self
-            .log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .needs_reload
-        {
+        let (needs_reload, applied_in) = {
+            let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            (log.needs_reload, log.generation)
+        };
+        if needs_reload {
             self.reload(&mut idx)?;
         }
         // Assign identifiers, then apply in order, undoing on the first failure.
@@ -810,6 +809,13 @@ impl Store {
         }
         // Sealed in apply order: the log's lock is taken before the index's is let go.
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if log.generation != applied_in {
+            // A write failed while these changes were applied: they may build on records it
+            // lost (a change to an object whose Create never reached the disk). Refused; the
+            // next commit rebuilds memory from the file.
+            undo(&mut idx, before, next_uid_before);
+            return Err(StoreError::WriteFailed(log.failure.clone()));
+        }
         drop(idx);
         let (my_seq, my_gen) = {
             let n = sealed_changes.len();
