@@ -807,6 +807,8 @@ impl Store {
                 }
             }
         }
+        #[cfg(test)]
+        tests::before_seal(self);
         // Sealed in apply order: the log's lock is taken before the index's is let go.
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         if log.generation != applied_in {
@@ -900,27 +902,32 @@ impl Store {
                     Some(upto)
                 }
                 Err(e) => {
-                    // Everything sealed after the durable point chains from records that are
-                    // not on disk: fail it all and rebuild memory from the file.
-                    let ended = (log.generation, log.durable_seq);
-                    log.ended.push_back(ended);
-                    if log.ended.len() > 64 {
-                        log.ended.pop_front();
-                    }
-                    log.generation += 1;
-                    self.durable_mark
-                        .generation
-                        .store(log.generation, Ordering::Release);
-                    log.failure = format!("{}: {e}", self.path.display());
-                    log.pending.clear();
-                    log.next_seq = log.durable_seq + 1;
-                    log.prev_mac = log.durable_mac;
-                    log.needs_reload = true;
+                    self.end_generation(&mut log, &e);
                     None
                 }
             };
             wake_after_write(&mut log.waiters, answered);
         }
+    }
+
+    /// After a failed write: everything sealed after the durable point chains from records
+    /// that are not on disk, so all of it fails, and memory is rebuilt from the file before the
+    /// next commit.
+    fn end_generation(&self, log: &mut LogState, e: &dyn std::fmt::Display) {
+        let ended = (log.generation, log.durable_seq);
+        log.ended.push_back(ended);
+        if log.ended.len() > 64 {
+            log.ended.pop_front();
+        }
+        log.generation += 1;
+        self.durable_mark
+            .generation
+            .store(log.generation, Ordering::Release);
+        log.failure = format!("{}: {e}", self.path.display());
+        log.pending.clear();
+        log.next_seq = log.durable_seq + 1;
+        log.prev_mac = log.durable_mac;
+        log.needs_reload = true;
     }
 
     /// Rebuilds the index from the file (after a failed write left memory ahead of the disk).
@@ -1074,3 +1081,76 @@ pub fn compact(
 
 /// Bytes of sealed record overhead (header and MAC), for sizing.
 pub const RECORD_OVERHEAD: usize = RECORD_HEADER + MAC;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// What a test injects between a commit's apply and its seal.
+    type Hook = Box<dyn FnOnce(&Store)>;
+
+    thread_local! {
+        /// Runs on this thread between a commit's apply and its seal, once.
+        static BEFORE_SEAL: RefCell<Option<Hook>> = RefCell::new(None);
+    }
+
+    pub(super) fn before_seal(store: &Store) {
+        if let Some(f) = BEFORE_SEAL.with(|h| h.borrow_mut().take()) {
+            f(store);
+        }
+    }
+
+    fn bare_key() -> StoredObject {
+        StoredObject {
+            uid: String::new(),
+            object_type: 2,
+            state: 1,
+            owner: None,
+            hsm_name: "test".into(),
+            attributes: Attributes::default(),
+            token_ref: None,
+            value: None,
+        }
+    }
+
+    #[test]
+    fn a_commit_applied_while_a_write_failed_is_undone_and_refused() {
+        let dir = std::env::temp_dir().join(format!("ksg-unit-failed-gen-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (store, _) = Store::open(&dir, &Key256([7; 32]), "test", false).expect("open");
+        let kept = store
+            .commit(vec![Change::Create(bare_key())])
+            .expect("create")[0]
+            .uid
+            .clone()
+            .expect("uid");
+        // Another writer's write fails after this commit applied its change, before it seals.
+        BEFORE_SEAL.with(|h| {
+            *h.borrow_mut() = Some(Box::new(|s: &Store| {
+                let mut log = s.log.lock().unwrap_or_else(|p| p.into_inner());
+                s.end_generation(&mut log, &"injected write failure");
+            }));
+        });
+        let refused = store.commit(vec![Change::State {
+            uid: kept.clone(),
+            state: 2,
+        }]);
+        assert!(
+            matches!(refused, Err(StoreError::WriteFailed(ref m)) if m.contains("injected")),
+            "{refused:?}"
+        );
+        assert_eq!(store.with_object(&kept, |o| o.state), Some(1), "undone");
+        // The next commit rebuilds memory from the file and goes on.
+        store
+            .commit(vec![Change::Create(bare_key())])
+            .expect("create after the failure");
+        drop(store);
+        let (store, report) = Store::open(&dir, &Key256([7; 32]), "test", false).expect("reopen");
+        assert_eq!((report.objects, report.records), (2, 2));
+        assert!(report.inconsistent.is_empty(), "{:?}", report.inconsistent);
+        assert_eq!(store.with_object(&kept, |o| o.state), Some(1));
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
