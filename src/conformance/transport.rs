@@ -13,11 +13,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use super::{MAX_MESSAGE, Transport, limits};
-use crate::server::read_timeout::ReadTimeout;
-
-/// How long one read waits at most, so that the socket's timeout is set once per connection
-/// rather than once per response.
-const READ_POLL: Duration = Duration::from_millis(200);
+use crate::server::read_timeout::{READ_POLL, ReadTimeout};
 use crate::ttlv::{FrameError, Item, binary, frame_length, json, xml};
 
 /// Largest HTTP response head accepted, in bytes.

@@ -12,7 +12,7 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use super::http;
 use super::pool::BufferPool;
-use super::read_timeout::ReadTimeout;
+use super::read_timeout::{READ_POLL, ReadTimeout};
 use super::trace::{Direction, Tracer};
 use crate::config::ServerConf;
 use crate::kmip::{self, Error};
@@ -20,8 +20,6 @@ use crate::log;
 use crate::service::{self, Encoding, Gateway};
 use crate::ttlv::{FrameError, Item, Tag, Value, frame_length};
 
-/// How often a worker waiting for the next request looks at the shutdown flag.
-const POLL: Duration = Duration::from_millis(200);
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -224,7 +222,7 @@ impl Conn<'_> {
                 return Ok(false);
             }
             self.read_timeout
-                .at_most(self.stream.tcp(), left.min(POLL))?;
+                .at_most(self.stream.tcp(), left.min(READ_POLL))?;
             match self.read_more() {
                 Ok(0) => return Ok(false),
                 Ok(_) => return Ok(true),
@@ -254,7 +252,7 @@ impl Conn<'_> {
                 ));
             }
             self.read_timeout
-                .at_most(self.stream.tcp(), left.min(POLL))?;
+                .at_most(self.stream.tcp(), left.min(READ_POLL))?;
             match self.read_more() {
                 Ok(0) => {
                     return Err(io::Error::new(

@@ -5,6 +5,11 @@ use std::io;
 use std::net::TcpStream;
 use std::time::Duration;
 
+/// How long one read waits at most (callers read again until their own deadline): long enough
+/// that the timeout is set once per connection, short enough for a waiting worker to notice a
+/// shutdown soon.
+pub const READ_POLL: Duration = Duration::from_millis(200);
+
 /// The read timeout last set on one socket (none yet: unknown).
 #[derive(Debug, Default)]
 pub struct ReadTimeout {
