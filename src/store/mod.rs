@@ -575,12 +575,8 @@ struct LogState {
     pending: Vec<u8>,
     next_seq: u64,
     prev_mac: [u8; 32],
-    durable_seq: u64,
     durable_len: u64,
     durable_mac: [u8; 32],
-    /// Bumped by every failed write: what was sealed in an earlier generation and not yet
-    /// durable when it ended is lost (sequence numbers are reused after a failure).
-    generation: u64,
     /// (generation, the last durable sequence number when it ended), for the last few.
     ended: std::collections::VecDeque<(u64, u64)>,
     failure: String,
@@ -591,22 +587,30 @@ struct LogState {
     needs_reload: bool,
 }
 
-/// The log's generation and last durable sequence number, readable without its lock (they are
-/// written under it).
+/// The log's generation and last durable sequence number: written only under the log's lock,
+/// and readable without it.
 #[derive(Debug)]
 struct DurableMark {
+    /// Bumped by every failed write: what was sealed in an earlier generation and not yet
+    /// durable when it ended is lost (sequence numbers are reused after a failure).
     generation: AtomicU64,
     seq: AtomicU64,
 }
 
 impl DurableMark {
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
     /// Whether record `seq`, sealed in `generation`, is on disk. The generation is read again
     /// after the sequence number: sequence numbers are reused after a failed write, and a
     /// number from a later generation is published only after that generation is.
     fn covers(&self, generation: u64, seq: u64) -> bool {
-        self.generation.load(Ordering::Acquire) == generation
-            && self.seq.load(Ordering::Acquire) >= seq
-            && self.generation.load(Ordering::Acquire) == generation
+        self.generation() == generation && self.seq() >= seq && self.generation() == generation
     }
 }
 
@@ -628,8 +632,8 @@ impl std::fmt::Debug for LogState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "LogState(next_seq {}, durable_seq {})",
-            self.next_seq, self.durable_seq
+            "LogState(next_seq {}, durable_len {})",
+            self.next_seq, self.durable_len
         )
     }
 }
@@ -674,10 +678,8 @@ impl Store {
             pending: Vec::new(),
             next_seq: s.next_seq,
             prev_mac: s.prev_mac,
-            durable_seq: s.next_seq - 1,
             durable_len: s.good_len,
             durable_mac: s.prev_mac,
-            generation: 0,
             ended: std::collections::VecDeque::new(),
             failure: String::new(),
             leader: false,
@@ -739,7 +741,7 @@ impl Store {
         let mut idx = self.index.write().unwrap_or_else(|p| p.into_inner());
         let (needs_reload, applied_in) = {
             let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-            (log.needs_reload, log.generation)
+            (log.needs_reload, self.durable_mark.generation())
         };
         if needs_reload {
             self.reload(&mut idx)?;
@@ -811,7 +813,7 @@ impl Store {
         tests::before_seal(self);
         // Sealed in apply order: the log's lock is taken before the index's is let go.
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        if log.generation != applied_in {
+        if self.durable_mark.generation() != applied_in {
             // A write failed while these changes were applied: they may build on records it
             // lost (a change to an object whose Create never reached the disk). Refused; the
             // next commit rebuilds memory from the file.
@@ -831,7 +833,7 @@ impl Store {
                 log.pending = pending;
                 log.next_seq += 1;
             }
-            (log.next_seq - 1, log.generation)
+            (log.next_seq - 1, self.durable_mark.generation())
         };
         self.wait_durable(log, my_seq, my_gen)?;
         Ok(results)
@@ -844,7 +846,7 @@ impl Store {
         my_gen: u64,
     ) -> Result<(), StoreError> {
         loop {
-            if my_gen != log.generation {
+            if my_gen != self.durable_mark.generation() {
                 // A write failed after these records were sealed: they are on disk only if
                 // they were durable when their generation ended.
                 let durable_then = log
@@ -858,7 +860,7 @@ impl Store {
                     Err(StoreError::WriteFailed(log.failure.clone()))
                 };
             }
-            if log.durable_seq >= my_seq {
+            if self.durable_mark.seq() >= my_seq {
                 return Ok(());
             }
             if log.leader {
@@ -895,7 +897,6 @@ impl Store {
             log.leader = false;
             let answered = match result {
                 Ok(()) => {
-                    log.durable_seq = upto;
                     log.durable_len = start_len + buf.len() as u64;
                     log.durable_mac = last_mac;
                     self.durable_mark.seq.store(upto, Ordering::Release);
@@ -914,18 +915,17 @@ impl Store {
     /// that are not on disk, so all of it fails, and memory is rebuilt from the file before the
     /// next commit.
     fn end_generation(&self, log: &mut LogState, e: &dyn std::fmt::Display) {
-        let ended = (log.generation, log.durable_seq);
-        log.ended.push_back(ended);
+        let (generation, durable_seq) = (self.durable_mark.generation(), self.durable_mark.seq());
+        log.ended.push_back((generation, durable_seq));
         if log.ended.len() > 64 {
             log.ended.pop_front();
         }
-        log.generation += 1;
         self.durable_mark
             .generation
-            .store(log.generation, Ordering::Release);
+            .store(generation + 1, Ordering::Release);
         log.failure = format!("{}: {e}", self.path.display());
         log.pending.clear();
-        log.next_seq = log.durable_seq + 1;
+        log.next_seq = durable_seq + 1;
         log.prev_mac = log.durable_mac;
         log.needs_reload = true;
     }
