@@ -408,22 +408,30 @@ fn produce(
                 dropped_bytes: file_len - offset,
             })
         };
-        let (h, mac, plain) =
-            match open_next(&mut input, keys, &prev, seq, remaining, offset, file_len) {
-                Ok(Ok(opened)) => opened,
-                Ok(Err(Some(what))) => {
-                    send(damage(what));
-                    return;
-                }
-                Ok(Err(None)) => {
-                    send(Event::Torn(remaining));
-                    return;
-                }
-                Err(e) => {
-                    send(Event::Failed(io(path, e)));
-                    return;
-                }
-            };
+        let (h, mac, plain) = match open_next(
+            &mut input,
+            keys,
+            &prev,
+            Position {
+                seq,
+                offset,
+                file_len,
+            },
+        ) {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(Some(what))) => {
+                send(damage(what));
+                return;
+            }
+            Ok(Err(None)) => {
+                send(Event::Torn(remaining));
+                return;
+            }
+            Err(e) => {
+                send(Event::Failed(io(path, e)));
+                return;
+            }
+        };
         let rec = &input.buf[input.at..input.at + h.total()];
         let change = match decode_body(h.kind, &rec[plain]) {
             Ok(c) => c,
@@ -453,16 +461,27 @@ fn produce(
 /// A record opened in place: its header, MAC and where its plaintext lies in the buffer.
 type Opened = (record::RecordHead, [u8; 32], std::ops::Range<usize>);
 
-/// Opens the record at the reading position (`seq`, `remaining` bytes of the file from it), or
-/// says why not as [`classify`] does.
+/// Where the reader stands: the sequence number due next, its offset, and the file's length.
+#[derive(Clone, Copy)]
+struct Position {
+    seq: u64,
+    offset: u64,
+    file_len: u64,
+}
+
+impl Position {
+    /// Bytes of the file from here.
+    fn remaining(self) -> u64 {
+        self.file_len - self.offset
+    }
+}
+
+/// Opens the record at the reading position, or says why not as [`classify`] does.
 fn open_next(
     input: &mut Input,
     keys: &FileKeys,
     prev: &[u8; 32],
-    seq: u64,
-    remaining: u64,
-    offset: u64,
-    file_len: u64,
+    at: Position,
 ) -> std::io::Result<Result<Opened, Option<String>>> {
     input.fill(RECORD_HEADER)?;
     // The common case first: a whole record whose MAC verifies needs no separate check of its
@@ -471,8 +490,8 @@ fn open_next(
     // before `classify` reads the tag.
     let head = &input.buf[input.at..input.at + RECORD_HEADER];
     if let Some(h) = record::parse_head(head)
-        && h.seq == seq
-        && h.total() as u64 <= remaining
+        && h.seq == at.seq
+        && h.total() as u64 <= at.remaining()
     {
         input.fill(h.total())?;
         let rec = &mut input.buf[input.at..input.at + h.total()];
@@ -480,7 +499,7 @@ fn open_next(
             return Ok(Ok((h, mac, plain)));
         }
     }
-    classify(input, keys, prev, seq, remaining, offset, file_len).map(Err)
+    classify(input, keys, prev, at).map(Err)
 }
 
 /// Why the record at the reading position failed to open: `Some(what)` for damage, `None` for
@@ -489,11 +508,13 @@ fn classify(
     input: &mut Input,
     keys: &FileKeys,
     prev: &[u8; 32],
-    seq: u64,
-    remaining: u64,
-    offset: u64,
-    file_len: u64,
+    at: Position,
 ) -> std::io::Result<Option<String>> {
+    let Position {
+        seq,
+        offset,
+        file_len,
+    } = at;
     let head = &input.buf[input.at..input.at + RECORD_HEADER];
     let Some(h) = record::read_head(keys, prev, head) else {
         let rest = input.rest()?;
@@ -502,7 +523,7 @@ fn classify(
     if h.seq != seq {
         return Ok(Some(format!("sequence {} where {seq} was due", h.seq)));
     }
-    if (h.total() as u64) > remaining {
+    if (h.total() as u64) > at.remaining() {
         return Ok(None);
     }
     input.fill(h.total())?;
