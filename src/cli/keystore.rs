@@ -101,7 +101,7 @@ fn verify(c: &Config, data: &Path) -> Result<i32, String> {
         destroyed
     );
     println!("objects of other HSM_names: {}", s.index.foreign_len());
-    println!("next unique identifier: {}", s.index.next_uid);
+    println!("next unique identifier: {}", s.index.next_uid());
     if s.torn_bytes > 0 && s.damage.is_none() {
         println!(
             "torn tail: {} bytes (an unfinished write; cut at the next open)",

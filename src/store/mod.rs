@@ -759,6 +759,32 @@ impl Store {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
+        // New objects get their numbers under the shared lock, so that their records can be
+        // encoded before the exclusive lock is taken: readers wait only for the apply.
+        if changes
+            .iter()
+            .any(|c| matches!(c, Change::Create(o) if o.uid.is_empty()))
+        {
+            let idx = self.read();
+            for c in &mut changes {
+                if let Change::Create(o) = c
+                    && o.uid.is_empty()
+                {
+                    let n = idx.reserve_uid().ok_or_else(|| {
+                        StoreError::Invalid("no Unique Identifier is left to give".into())
+                    })?;
+                    o.uid = n.to_string();
+                }
+            }
+        }
+        // An added attribute's index depends on the object as it is then: encoded under the lock.
+        let mut plains = changes
+            .iter()
+            .map(|c| match c {
+                Change::AddAttribute { index: None, .. } => Ok(None),
+                _ => encode_record(c).map(Some),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut idx = self.index.write().unwrap_or_else(|p| p.into_inner());
         let (needs_reload, applied_in) = {
             let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
@@ -767,40 +793,14 @@ impl Store {
         if needs_reload {
             self.reload(&mut idx)?;
         }
-        // Assign identifiers, then apply in order, undoing on the first failure.
-        for c in &mut changes {
-            if let Change::Create(o) = c
-                && o.uid.is_empty()
-            {
-                o.uid = idx.next_uid.to_string();
-                idx.next_uid = idx.next_uid.checked_add(1).ok_or_else(|| {
-                    StoreError::Invalid("no Unique Identifier is left to give".into())
-                })?;
-            }
-        }
         let touched: Vec<String> = changes.iter().filter_map(change_uid).collect();
         let before: Vec<(String, Option<StoredObject>)> = touched
             .iter()
             .map(|u| (u.clone(), idx.get(u).cloned()))
             .collect();
-        let next_uid_before = idx.next_uid;
         let mut results = Vec::with_capacity(changes.len());
         let mut sealed_changes = Vec::with_capacity(changes.len());
-        let encode = |c: &Change| -> Result<Zeroizing<Vec<u8>>, StoreError> {
-            let mut plain = Zeroizing::new(Vec::new());
-            binary::encode(&object::encode_change(c), &mut plain)
-                .map_err(|e| StoreError::Invalid(format!("cannot encode a record: {e}")))?;
-            // A record the reader would refuse must never be written (it would read as damage).
-            if plain.len() > record::MAX_PLAIN {
-                return Err(StoreError::Invalid(format!(
-                    "a record of {} bytes exceeds the keystore's {} byte limit",
-                    plain.len(),
-                    record::MAX_PLAIN
-                )));
-            }
-            Ok(plain)
-        };
-        for mut c in changes {
+        for (mut c, plain) in changes.into_iter().zip(plains.iter_mut()) {
             let uid = change_uid(&c);
             let kind = c.kind() as u8;
             // An added attribute gets its index here, so that its record says which it became.
@@ -812,8 +812,11 @@ impl Store {
             {
                 *index = Some(o.next_index(name));
             }
-            // Encoded before the apply, which consumes the change.
-            let applied = encode(&c).and_then(|plain| {
+            let plain = match plain.take() {
+                Some(p) => Ok(p),
+                None => encode_record(&c),
+            };
+            let applied = plain.and_then(|plain| {
                 let index = idx
                     .apply(c)
                     .map_err(|e| StoreError::Invalid(e.to_string()))?;
@@ -825,7 +828,7 @@ impl Store {
                     sealed_changes.push((kind, plain));
                 }
                 Err(e) => {
-                    undo(&mut idx, before, next_uid_before);
+                    undo(&mut idx, before);
                     return Err(e);
                 }
             }
@@ -838,7 +841,7 @@ impl Store {
             // A write failed while these changes were applied: they may build on records it
             // lost (a change to an object whose Create never reached the disk). Refused; the
             // next commit rebuilds memory from the file.
-            undo(&mut idx, before, next_uid_before);
+            undo(&mut idx, before);
             return Err(StoreError::WriteFailed(log.failure.clone()));
         }
         drop(idx);
@@ -954,7 +957,10 @@ impl Store {
     /// Rebuilds the index from the file (after a failed write left memory ahead of the disk).
     fn reload(&self, idx: &mut Index) -> Result<(), StoreError> {
         let s = scan(&self.path, &self.store_key, &self.hsm_name, false, false)?;
+        // Numbers reserved before the failure stay used (commits may hold them now).
+        let floor = idx.next_uid();
         *idx = s.index;
+        idx.raise_next_uid(floor);
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         log.needs_reload = false;
         Ok(())
@@ -979,7 +985,9 @@ fn change_uid(c: &Change) -> Option<String> {
     c.uid().map(str::to_string)
 }
 
-fn undo(idx: &mut Index, before: Vec<(String, Option<StoredObject>)>, next_uid: u64) {
+/// Puts back the objects a failed commit touched. Numbers it reserved stay used: others may
+/// have been reserved after them.
+fn undo(idx: &mut Index, before: Vec<(String, Option<StoredObject>)>) {
     for (uid, _) in &before {
         if idx.get(uid).is_some() {
             let _ = idx.apply(Change::Erase { uid: uid.clone() });
@@ -993,7 +1001,23 @@ fn undo(idx: &mut Index, before: Vec<(String, Option<StoredObject>)>, next_uid: 
             let _ = idx.apply(Change::Create(o));
         }
     }
-    idx.next_uid = next_uid;
+}
+
+/// A change's record body, checked against the reader's limit.
+fn encode_record(c: &Change) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    let item = object::encode_change(c);
+    let mut plain = Zeroizing::new(Vec::with_capacity(binary::encoded_len(&item)));
+    binary::encode(&item, &mut plain)
+        .map_err(|e| StoreError::Invalid(format!("cannot encode a record: {e}")))?;
+    // A record the reader would refuse must never be written (it would read as damage).
+    if plain.len() > record::MAX_PLAIN {
+        return Err(StoreError::Invalid(format!(
+            "a record of {} bytes exceeds the keystore's {} byte limit",
+            plain.len(),
+            record::MAX_PLAIN
+        )));
+    }
+    Ok(plain)
 }
 
 fn open_locked(path: &Path, store_key: &Key256) -> Result<File, StoreError> {
@@ -1069,7 +1093,7 @@ pub fn compact(
     let header = keys.file_header();
     let mut prev = keys.chain_start(&header);
     let mut body = Vec::new();
-    let all: Vec<Change> = std::iter::once(Change::UidFloor(s.index.next_uid))
+    let all: Vec<Change> = std::iter::once(Change::UidFloor(s.index.next_uid()))
         .chain(s.index.all().cloned().map(Change::Create))
         .collect();
     for (seq, c) in (1u64..).zip(all.iter()) {
@@ -1171,6 +1195,50 @@ mod tests {
         assert_eq!((report.objects, report.records), (2, 2));
         assert!(report.inconsistent.is_empty(), "{:?}", report.inconsistent);
         assert_eq!(store.with_object(&kept, |o| o.state), Some(1));
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_number_reserved_before_a_failed_write_is_not_given_again_after_the_reload() {
+        let dir = std::env::temp_dir().join(format!("ksg-unit-reserved-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (store, _) = Store::open(&dir, &Key256([7; 32]), "test", false).expect("open");
+        let kept = store
+            .commit(vec![Change::Create(bare_key())])
+            .expect("create")[0]
+            .uid
+            .clone()
+            .expect("uid");
+        // A commit in flight holds the next number when another write fails; the reload that
+        // follows reads a file that never saw that number.
+        let in_flight = store.read().reserve_uid().expect("a number");
+        BEFORE_SEAL.with(|h| {
+            *h.borrow_mut() = Some(Box::new(|s: &Store| {
+                let mut log = s.log.lock().unwrap_or_else(|p| p.into_inner());
+                s.end_generation(&mut log, &"injected write failure");
+            }));
+        });
+        let change_state = || {
+            vec![Change::State {
+                uid: kept.clone(),
+                state: 2,
+            }]
+        };
+        assert!(store.commit(change_state()).is_err());
+        // This commit reloads memory from the file; the Create after it reserves its number.
+        store
+            .commit(change_state())
+            .expect("a commit after the failure");
+        let next: u64 = store
+            .commit(vec![Change::Create(bare_key())])
+            .expect("create after the failure")[0]
+            .uid
+            .as_deref()
+            .expect("uid")
+            .parse()
+            .expect("a number");
+        assert!(next > in_flight, "{next} given again after {in_flight}");
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
