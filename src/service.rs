@@ -397,6 +397,7 @@ fn hsm_options(config: &Config) -> HsmOptions {
             Vendor::Generic => None,
         },
         digest_key: vendor::digest_key_allowed(ksg.gate_flags),
+        session_key_copies: ksg.session_key_copies,
     }
 }
 

@@ -52,8 +52,13 @@ fn module() -> PathBuf {
 /// is initialised, so each test re-runs itself in a child process whose environment points at a
 /// private `softhsm2.conf` and token directory made here.
 fn with_softhsm(test: &str, body: impl FnOnce(&Fixture)) {
+    with_softhsm_owned(test, |f| body(&f));
+}
+
+/// [`with_softhsm`], the fixture handed over.
+fn with_softhsm_owned(test: &str, body: impl FnOnce(Fixture)) {
     if std::env::var_os("KSG_SOFTHSM_CHILD").is_some() {
-        body(&open_fixture());
+        body(open_fixture());
         return;
     }
     let dir = TempDir::new("softhsm");
@@ -148,6 +153,14 @@ fn secret_key_suite(token: &dyn Token, kek: &[u8; 32]) {
     let mech = mechanism::cipher(3, &gcm_params, Some(&iv), b"hdr").expect("GCM");
     let plain = b"sixty-four bytes of payroll data, encrypted inside the token!!!";
     let ct = token.encrypt(key, &mech, plain).expect("C_Encrypt");
+
+    // A session copy (C_CopyObject) is the same key; a copy cannot change what a key is.
+    let copy = token
+        .copy_object(key, &[Attr::Token(false)])
+        .expect("C_CopyObject");
+    assert_eq!(token.decrypt(copy, &mech, &ct).expect("C_Decrypt"), plain);
+    assert!(token.copy_object(key, &[Attr::Value(vec![0; 32])]).is_err());
+    token.destroy(copy).expect("C_DestroyObject");
     let (body, tag) = ct.split_at(ct.len() - 16);
     let gcm = Aes256Gcm::new_from_slice(&clear).expect("key");
     let mut buf = body.to_vec();
@@ -884,6 +897,83 @@ fn softhsm2_registers_objects_the_same_way_and_unwraps_private_keys_inside() {
                     .verify(public, &Mech::Ecdsa, &digest, &sig)
                     .expect("verify")
             );
+        },
+    );
+}
+
+/// `sessionKeyCopies`: an HSM key is used through a session copy made inside the token, at
+/// most that many at a time; the copy goes when the key is forgotten, the token object stays.
+#[test]
+fn softhsm2_keys_are_used_through_bounded_session_copies_that_go_with_the_key() {
+    use ksg::ops::vault::{HsmOptions, Vault};
+    use ksg::store::{Attributes, StoredObject, TokenRef};
+    use std::sync::Arc;
+    with_softhsm_owned(
+        "softhsm2_keys_are_used_through_bounded_session_copies_that_go_with_the_key",
+        |f| {
+            let token: Arc<dyn Token> = Arc::new(f.token);
+            let vault = Vault::new(token.clone(), false).with_hsm(HsmOptions {
+                vendor: Vendor::Generic,
+                kek: None,
+                kek_handle: None,
+                digest_key: true,
+                session_key_copies: 1,
+            });
+            let mask = usage::ENCRYPT | usage::DECRYPT;
+            let keys: Vec<StoredObject> = ["copy-a", "copy-b"]
+                .into_iter()
+                .map(|id| {
+                    generate(&*token, id, 3, 256, mask, false);
+                    StoredObject {
+                        uid: id.into(),
+                        object_type: 2,
+                        state: 2,
+                        owner: None,
+                        hsm_name: "test".into(),
+                        attributes: Attributes::default(),
+                        token_ref: Some(Box::new(TokenRef {
+                            id: id.as_bytes().to_vec(),
+                            class: Class::SecretKey.value(),
+                            label: id.into(),
+                        })),
+                        value: None,
+                    }
+                })
+                .collect();
+            let on_token = |id: &str, token_object: bool| {
+                token
+                    .find(&[Attr::Id(id.as_bytes().to_vec()), Attr::Token(token_object)])
+                    .expect("C_FindObjects")
+            };
+            let a = vault.handle(&keys[0]).expect("a handle");
+            assert_eq!(on_token("copy-a", false), vec![a], "a session copy is used");
+            assert_eq!(vault.handle(&keys[0]).expect("again"), a, "and kept");
+            let token_a = on_token("copy-a", true)[0];
+            let cbc = Mech::AesCbcPad([3; 16]);
+            let ct = token
+                .encrypt(a, &cbc, b"through the copy")
+                .expect("C_Encrypt");
+            assert_eq!(
+                token.decrypt(token_a, &cbc, &ct).expect("C_Decrypt"),
+                b"through the copy",
+                "the copy is the same key"
+            );
+            // One copy at most: the second key serves as it is.
+            let b = vault.handle(&keys[1]).expect("b handle");
+            assert_eq!(on_token("copy-b", true), vec![b]);
+            assert!(on_token("copy-b", false).is_empty());
+            // Forgetting a key destroys its copy only; the place is free again.
+            vault.forget("copy-a");
+            assert!(on_token("copy-a", false).is_empty());
+            assert_eq!(on_token("copy-a", true), vec![token_a]);
+            vault.forget("copy-b");
+            assert_eq!(
+                on_token("copy-b", true),
+                vec![b],
+                "a token object is never destroyed"
+            );
+            let b2 = vault.handle(&keys[1]).expect("b again");
+            assert_eq!(on_token("copy-b", false), vec![b2]);
         },
     );
 }

@@ -122,6 +122,9 @@ pub struct KsgConf {
     /// secretDataOnToken (ksg): keep Secret Data on the HSM as CKO_DATA instead of in the
     /// keystore (the seed's limitation 4 lifted; default 0).
     pub secret_data_on_token: bool,
+    /// sessionKeyCopies (ksg): at most this many HSM keys used through session copies
+    /// (C_CopyObject, CKA_TOKEN false) rather than as token objects; default 0: none.
+    pub session_key_copies: usize,
     /// auditLog (ksg): the append-only audit file (default `audit.log` in the data directory;
     /// empty: no audit log).
     pub audit_log: Option<PathBuf>,
@@ -272,6 +275,7 @@ const KSG_KEYS: &[&str] = &[
     "KEKKeyPath",
     "pkcs11Trace",
     "secretDataOnToken",
+    "sessionKeyCopies",
     "auditLog",
 ];
 const GEN_KEYS: &[&str] = &["logDir", "errorStream"];
@@ -320,6 +324,8 @@ const AUX_KEYS: &[&str] = &[
 
 /// Largest maxBufSize accepted (a KMIP message larger than this is not a key-management request).
 const MAX_BUF_LIMIT: u64 = 64 << 20;
+/// `sessionKeyCopies` at most: each copy is an object in the HSM's memory.
+const MAX_SESSION_KEY_COPIES: u64 = 1 << 20;
 
 impl Config {
     /// Loads the three files from `confs_dir`; relative paths resolve against `data_dir`.
@@ -438,6 +444,7 @@ fn read_ksg(r: &Reader<'_>, data: &Path) -> Result<KsgConf, ConfError> {
                 })?,
         },
         secret_data_on_token: r.boolean(S, &["secretDataOnToken"], false)?,
+        session_key_copies: r.number(S, &["sessionKeyCopies"], 0, MAX_SESSION_KEY_COPIES)? as usize,
         audit_log: match r.entry(S, &["auditLog"]) {
             Some(e) if e.value.is_empty() => None,
             Some(e) => Some(resolve(data, e.value.clone())),
@@ -674,13 +681,14 @@ mod tests {
         let d = temp_dir("errors");
         write_confs(
             &d,
-            "[p6ksg-gen]\nserverLogFlags = P6KMIPFLG_TRACE_BASIC | P6KMIPFLG_TRACE_MSGS | TRACE_FORMATTTLV\nbogus = 1\nsecretDataOnToken = 1\npkcs11Trace = info\n",
+            "[p6ksg-gen]\nserverLogFlags = P6KMIPFLG_TRACE_BASIC | P6KMIPFLG_TRACE_MSGS | TRACE_FORMATTTLV\nbogus = 1\nsecretDataOnToken = 1\npkcs11Trace = info\nsessionKeyCopies = 0x100\n",
             "[p6kmip-server-gen]\n",
             "[p6kmip-server-auxiliary]\n",
         );
         let c = Config::load(&d, Path::new("/data")).expect("loads");
         assert_eq!(c.ksg.server_log_flags, 0x200C);
         assert!(c.ksg.secret_data_on_token);
+        assert_eq!(c.ksg.session_key_copies, 256);
         assert_eq!(c.ksg.pkcs11_trace, crate::token::pkcs11::Trace::Info);
         assert_eq!(c.warnings.len(), 1);
         assert!(

@@ -56,22 +56,49 @@ pub struct HsmOptions {
     pub kek_handle: Option<u64>,
     /// C_DigestKey may be used (gateFlags 0x0004 not set).
     pub digest_key: bool,
+    /// At most this many HSM keys are used through session copies (`sessionKeyCopies`; 0:
+    /// none). Some tokens (SoftHSM2) re-read a token object from disk on every use, a session
+    /// copy from memory: three times the encryptions per second there.
+    pub session_key_copies: usize,
 }
 
 impl std::fmt::Debug for HsmOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "HsmOptions({:?}, KEK {}, digest_key {})",
+            "HsmOptions({:?}, KEK {}, digest_key {}, session_key_copies {})",
             self.vendor,
             if self.kek.is_some() {
                 "configured"
             } else {
                 "none"
             },
-            self.digest_key
+            self.digest_key,
+            self.session_key_copies
         )
     }
+}
+
+/// A handle the vault keeps for a Unique Identifier.
+#[derive(Clone, Copy, Debug)]
+struct Cached {
+    handle: Handle,
+    /// The token generation it belongs to (a re-initialised token invalidates it).
+    generation: u64,
+    /// A session object the vault made (from a value the keystore holds, or a session copy
+    /// of an HSM key): destroyed when forgotten.
+    session: bool,
+    /// A session copy of an HSM key (counted against `sessionKeyCopies`).
+    copy: bool,
+}
+
+/// Handles by Unique Identifier, and how many are session copies of HSM keys.
+#[derive(Debug, Default)]
+struct Handles {
+    by_uid: HashMap<String, Cached>,
+    copies: usize,
+    /// The token generation `copies` counts in (copies vanish with a re-initialisation).
+    copies_generation: u64,
 }
 
 /// Token handles and streams.
@@ -79,8 +106,7 @@ pub struct Vault {
     token: Arc<dyn Token>,
     software: bool,
     hsm: Option<HsmOptions>,
-    /// Handles by Unique Identifier, with the token generation they belong to.
-    handles: Mutex<HashMap<String, (Handle, u64)>>,
+    handles: Mutex<Handles>,
     streams: Mutex<HashMap<Vec<u8>, OpenStream>>,
     /// At most this many streams open in total, and per connection.
     stream_limits: (usize, usize),
@@ -99,7 +125,7 @@ impl Vault {
             token,
             software,
             hsm: None,
-            handles: Mutex::new(HashMap::new()),
+            handles: Mutex::new(Handles::default()),
             streams: Mutex::new(HashMap::new()),
             stream_limits: (MAX_STREAMS, MAX_STREAMS_PER_CONNECTION),
         }
@@ -183,17 +209,70 @@ impl Vault {
     }
 
     /// Forgets the cached handle of `uid` (after Destroy or a value change), destroying a
-    /// session copy.
+    /// session object the vault made for it.
     pub fn forget(&self, uid: &str) {
-        let h = self
-            .handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uid);
-        if let Some((h, _)) = h
-            && self.software
+        let gone = {
+            let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+            let gone = handles.by_uid.remove(uid);
+            if let Some(c) = gone
+                && c.copy
+                && c.generation == handles.copies_generation
+            {
+                handles.copies = handles.copies.saturating_sub(1);
+            }
+            gone
+        };
+        if let Some(c) = gone
+            && c.session
+            && c.generation == self.token.generation()
         {
-            let _ = self.token.destroy(h);
+            let _ = self.token.destroy(c.handle);
+        }
+    }
+
+    /// Takes one of the `sessionKeyCopies` places for a copy in token generation
+    /// `generation`, if one is free.
+    fn reserve_copy(&self, generation: u64) -> bool {
+        let limit = self.hsm.as_ref().map_or(0, |h| h.session_key_copies);
+        let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        if generation < handles.copies_generation {
+            // Read before a re-initialisation that has happened since: the handle is stale.
+            return false;
+        }
+        if generation > handles.copies_generation {
+            handles.copies_generation = generation;
+            handles.copies = 0;
+        }
+        let free = handles.copies < limit;
+        if free {
+            handles.copies += 1;
+        }
+        free
+    }
+
+    /// Gives back a place [`Vault::reserve_copy`] took.
+    fn release_copy(&self, generation: u64) {
+        let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        if handles.copies_generation == generation {
+            handles.copies = handles.copies.saturating_sub(1);
+        }
+    }
+
+    /// A session copy of the HSM key `key` when `sessionKeyCopies` allows one more and the
+    /// token makes it; else `key` itself.
+    fn maybe_copy(&self, key: Handle, class: u64, generation: u64) -> (Handle, bool) {
+        let is_key = class == Class::SecretKey.value() || class == Class::PrivateKey.value();
+        if !is_key || !self.reserve_copy(generation) {
+            return (key, false);
+        }
+        match self.token.copy_object(key, &[Attr::Token(false)]) {
+            Ok(copy) => (copy, true),
+            Err(e) => {
+                // Tokens may refuse (CKA_COPYABLE false, no C_CopyObject): the key serves as is.
+                self.release_copy(generation);
+                crate::log::debug(&format!("no session copy of an HSM key: {e}"));
+                (key, false)
+            }
         }
     }
 
@@ -210,23 +289,26 @@ impl Vault {
         prepare: impl FnOnce(crate::ttlv::Item) -> Result<crate::ttlv::Item, Error>,
     ) -> Result<Handle, Error> {
         let generation = self.token.generation();
-        if let Some((h, g)) = self
+        if let Some(c) = self
             .handles
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .by_uid
             .get(&obj.uid)
-            && *g == generation
+            && c.generation == generation
         {
-            return Ok(*h);
+            return Ok(c.handle);
         }
-        let h = if let Some(r) = &obj.token_ref {
+        let (h, copy) = if let Some(r) = &obj.token_ref {
+            // The token object only: a session copy has the same CKA_ID.
             let found = self
                 .token
-                .find(&[Attr::Id(r.id.clone())])
+                .find(&[Attr::Id(r.id.clone()), Attr::Token(true)])
                 .map_err(Error::Token)?;
-            *found
+            let key = *found
                 .first()
-                .ok_or_else(|| Error::ItemNotFound(format!("{} is not on the token", obj.uid)))?
+                .ok_or_else(|| Error::ItemNotFound(format!("{} is not on the token", obj.uid)))?;
+            self.maybe_copy(key, r.class, generation)
         } else {
             let value = obj
                 .value
@@ -234,7 +316,7 @@ impl Vault {
                 .ok_or_else(|| Error::ItemNotFound(format!("{} has no value", obj.uid)))?;
             let object = prepare(keyblock::unseal(value.expose())?)?;
             let material = keyblock::material(&object)?;
-            match (&material, &self.hsm) {
+            let h = match (&material, &self.hsm) {
                 // A PKCS#11 token takes a private key only as its parts or unwrapped inside it:
                 // ksg wraps the PKCS#8 here under the customer KEK and unwraps it there.
                 (Material::RsaPrivate(pkcs8), Some(hsm)) => self.import_private(hsm, pkcs8)?,
@@ -242,13 +324,46 @@ impl Vault {
                     let template = session_template(&material, use_algorithm(obj))?;
                     self.token.create_object(&template).map_err(Error::Token)?
                 }
+            };
+            (h, false)
+        };
+        let mine = Cached {
+            handle: h,
+            generation,
+            session: copy || obj.token_ref.is_none(),
+            copy,
+        };
+        let kept = {
+            let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+            match handles.by_uid.get(&obj.uid) {
+                // Another request made one meanwhile: it is kept, and this one goes.
+                Some(c) if c.generation == generation => {
+                    let kept = c.handle;
+                    if copy && handles.copies_generation == generation {
+                        handles.copies = handles.copies.saturating_sub(1);
+                    }
+                    Some(kept)
+                }
+                _ => {
+                    if let Some(old) = handles.by_uid.insert(obj.uid.clone(), mine)
+                        && old.copy
+                        && old.generation == handles.copies_generation
+                    {
+                        handles.copies = handles.copies.saturating_sub(1);
+                    }
+                    None
+                }
             }
         };
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(obj.uid.clone(), (h, generation));
-        Ok(h)
+        match kept {
+            Some(k) => {
+                if mine.session {
+                    let _ = self.token.destroy(h);
+                }
+                Ok(k)
+            }
+            None => Ok(h),
+        }
     }
 
     /// A session copy of an RSA private key on the HSM, through the customer KEK.

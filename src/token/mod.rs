@@ -312,6 +312,9 @@ pub trait Token: Send + Sync + fmt::Debug {
     fn get_attributes(&self, object: Handle, wanted: &[AttrType]) -> Result<Vec<Attr>>;
     /// Changes attributes.
     fn set_attributes(&self, object: Handle, template: &[Attr]) -> Result<()>;
+    /// Copies an object with the attributes in `template` changed (C_CopyObject): a session
+    /// copy of a token key stays inside the token, as the key does.
+    fn copy_object(&self, object: Handle, template: &[Attr]) -> Result<Handle>;
     /// Destroys an object.
     fn destroy(&self, object: Handle) -> Result<()>;
     /// Encrypts in one part.

@@ -965,6 +965,13 @@ impl Token for Pkcs11Token {
         })
     }
 
+    fn copy_object(&self, object: Handle, t: &[Attr]) -> Result<Handle> {
+        let t = template(t);
+        self.run("C_CopyObject", None, |s| {
+            s.copy_object(self.oh(object)?, &t).map(|o| self.hd(o))
+        })
+    }
+
     fn destroy(&self, object: Handle) -> Result<()> {
         self.run("C_DestroyObject", None, |s| {
             s.destroy_object(self.oh(object)?)

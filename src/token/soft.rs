@@ -1037,6 +1037,21 @@ impl Token for SoftToken {
         Ok(())
     }
 
+    fn copy_object(&self, object: Handle, template: &[Attr]) -> Result<Handle> {
+        let (mut attrs, value) = self.with(object, "C_CopyObject", |attrs, value| {
+            Ok((attrs.to_vec(), value.to_vec()))
+        })?;
+        for t in template {
+            // What C_CopyObject may change; a key's value and kind stay.
+            if !matches!(t, Attr::Token(_) | Attr::Private(_) | Attr::Label(_)) {
+                return fail("C_CopyObject", RvError::AttributeReadOnly);
+            }
+            attrs.retain(|a| !same_kind(a, t));
+            attrs.push(t.clone());
+        }
+        Ok(self.insert(attrs, value))
+    }
+
     fn destroy(&self, object: Handle) -> Result<()> {
         match self
             .objects
