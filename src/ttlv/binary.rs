@@ -540,20 +540,21 @@ mod tests {
 
     #[test]
     fn encoded_len_is_the_length_encode_produces() {
-        let item = Item::structure(
-            Tag::ATTRIBUTE,
-            vec![
-                Item::new(Tag::ATTRIBUTE_NAME, Value::TextString("Name".into())),
-                Item::new(Tag::ATTRIBUTE_INDEX, Value::Integer(3)),
-                Item::new(Tag::ATTRIBUTE_VALUE, Value::ByteString(vec![1; 33])),
-                Item::new(Tag::ATTRIBUTE_VALUE, Value::BigInteger(vec![0x80; 9])),
-                Item::new(Tag::ATTRIBUTE_VALUE, Value::BigInteger(Vec::new())),
-                Item::new(Tag::ATTRIBUTE_VALUE, Value::Boolean(true)),
-                Item::new(Tag::ATTRIBUTE_VALUE, Value::Interval(7)),
-                Item::new(Tag::ATTRIBUTE_VALUE, Value::DateTime(7)),
-                Item::new(Tag::ATTRIBUTE_VALUE, Value::TextString(String::new())),
-            ],
-        );
+        let values = [
+            Value::ByteString(vec![1; 33]),
+            Value::BigInteger(vec![0x80; 9]),
+            Value::BigInteger(Vec::new()),
+            Value::Boolean(true),
+            Value::Interval(7),
+            Value::DateTime(7),
+            Value::TextString(String::new()),
+        ];
+        let mut children = vec![
+            Item::new(Tag::ATTRIBUTE_NAME, Value::TextString("Name".into())),
+            Item::new(Tag::ATTRIBUTE_INDEX, Value::Integer(3)),
+        ];
+        children.extend(values.map(|v| Item::new(Tag::ATTRIBUTE_VALUE, v)));
+        let item = Item::structure(Tag::ATTRIBUTE, children);
         let bytes = to_vec(&item).expect("encodes");
         assert_eq!(encoded_len(&item), bytes.len());
         assert_eq!(
