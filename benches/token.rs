@@ -113,15 +113,20 @@ fn main() {
         iv[0] = iv[0].wrapping_add(1);
         iv.to_vec()
     };
-    let raw_gcm = |session: &cryptoki::session::Session, iv: &mut [u8; 12]| {
+    let raw_gcm_with = |session: &cryptoki::session::Session,
+                        iv: &mut [u8; 12],
+                        key: cryptoki::object::ObjectHandle| {
         let mut nonce = gcm(iv);
         let params =
             cryptoki::mechanism::aead::GcmParams::new(&mut nonce, &[], 128.into()).expect("gcm");
         black_box(
             session
-                .encrypt(&Mechanism::AesGcm(params), raw_key, &data)
+                .encrypt(&Mechanism::AesGcm(params), key, &data)
                 .expect("raw GCM"),
         );
+    };
+    let raw_gcm = |session: &cryptoki::session::Session, iv: &mut [u8; 12]| {
+        raw_gcm_with(session, iv, raw_key)
     };
     let raw_session = || {
         let s = ctx.open_rw_session(token.slot()).expect("session");
@@ -140,7 +145,7 @@ fn main() {
     });
     let mut iv = [0u8; 12];
     let raw_gcm_1 = rate(secs, || raw_gcm(&session, &mut iv));
-    let if_gcm = |iv: &mut [u8; 12]| {
+    let if_gcm_with = |iv: &mut [u8; 12], key| {
         let m = Mech::AesGcm {
             iv: gcm(iv),
             aad: Vec::new(),
@@ -148,7 +153,25 @@ fn main() {
         };
         black_box(token.encrypt(key, &m, &data).expect("GCM"));
     };
+    let if_gcm = |iv: &mut [u8; 12]| if_gcm_with(iv, key);
     let if_gcm_1 = rate(secs, || if_gcm(&mut iv));
+    // Session copies of the same keys (what `sessionKeyCopies` has the gateway use): SoftHSM2
+    // reads a token object from disk on each use, a session object from memory.
+    let raw_copy = session
+        .copy_object(raw_key, &[Attribute::Token(false)])
+        .expect("raw C_CopyObject");
+    let if_copy = token
+        .copy_object(key, &[ksg::token::Attr::Token(false)])
+        .expect("C_CopyObject");
+    let raw_copy_8 = threads(8, secs, |_| {
+        let s = raw_session();
+        let mut iv = [0u8; 12];
+        move || raw_gcm_with(&s, &mut iv, raw_copy)
+    });
+    let if_copy_8 = threads(8, secs, |_| {
+        let mut iv = [0u8; 12];
+        move || if_gcm_with(&mut iv, if_copy)
+    });
     let raw_gcm_8 = threads(8, secs, |_| {
         let s = raw_session();
         let mut iv = [0u8; 12];
@@ -194,6 +217,7 @@ fn main() {
         ("encrypt 64 B, AES-256-CBC-PAD, 1 thread", raw_enc, if_enc),
         ("encrypt 64 B, AES-256-GCM, 1 thread", raw_gcm_1, if_gcm_1),
         ("encrypt 64 B, AES-256-GCM, 8 threads", raw_gcm_8, if_gcm_8),
+        ("same, session copies of the keys", raw_copy_8, if_copy_8),
         ("generate AES-256 token key, 1 thread", raw_gen, if_gen),
         ("generate AES-256 token key, 8 threads", raw_gen_8, if_gen_8),
     ] {
