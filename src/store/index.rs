@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::attributes::{Fnv, Scalar, known_number, name_number, scalar};
 use super::object::{Change, StoredObject};
@@ -464,9 +463,9 @@ pub struct Index {
     interned: std::collections::HashSet<Arc<str>>,
     /// The kept copies adopted last (see [`Index::adopt`]).
     last_adopted: [Option<Arc<str>>; 2],
-    /// Unique Identifiers below this are used (or were). Numbers are reserved under the
-    /// shared lock ([`Index::reserve_uid`]) and never given back, so it only grows.
-    next_uid: AtomicU64,
+    /// Unique Identifiers below this are used by the records read (the open store hands out
+    /// numbers from its own counter, which starts here).
+    next_uid: u64,
 }
 
 impl Index {
@@ -474,7 +473,7 @@ impl Index {
     pub fn new(hsm_name: &str) -> Index {
         Index {
             hsm_name: hsm_name.to_string(),
-            next_uid: AtomicU64::new(1),
+            next_uid: 1,
             ..Index::default()
         }
     }
@@ -650,22 +649,12 @@ impl Index {
 
     /// The lowest Unique Identifier number not used yet.
     pub fn next_uid(&self) -> u64 {
-        self.next_uid.load(Ordering::Relaxed)
-    }
-
-    /// Makes sure no number below `floor` is handed out.
-    pub fn raise_next_uid(&mut self, floor: u64) {
-        let n = self.next_uid.get_mut();
-        *n = (*n).max(floor);
-    }
-
-    /// Takes the next Unique Identifier number for a new object. Needs only the shared lock,
-    /// so a commit can encode its records before it takes the exclusive one; a number whose
-    /// commit fails is not reused.
-    pub fn reserve_uid(&self) -> Option<u64> {
         self.next_uid
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
-            .ok()
+    }
+
+    /// Makes sure no number below `floor` counts as unused.
+    pub fn raise_next_uid(&mut self, floor: u64) {
+        self.next_uid = self.next_uid.max(floor);
     }
 
     /// Checks that `change` can be applied, without applying it.

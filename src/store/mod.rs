@@ -17,7 +17,7 @@ pub mod secret;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::thread::{self, Thread};
 
@@ -605,7 +605,6 @@ struct LogState {
     /// Committers parked until a leader's write covers their last sequence number. Each is
     /// woken by name, so a write wakes only those it made durable (and one to lead the next).
     waiters: Vec<(u64, Thread)>,
-    needs_reload: bool,
 }
 
 /// The log's generation and last durable sequence number: written only under the log's lock,
@@ -643,6 +642,12 @@ pub struct Store {
     index: RwLock<Index>,
     log: Mutex<LogState>,
     durable_mark: DurableMark,
+    /// Set by a failed write (before its generation is published): memory is ahead of the
+    /// file until the next commit rebuilds it.
+    needs_reload: AtomicBool,
+    /// The next Unique Identifier number to hand out. Never lowered: a number whose commit
+    /// failed is not given again, and a commit may hold one across a reload.
+    next_uid: AtomicU64,
     keys: FileKeys,
     store_key: Key256,
     hsm_name: String,
@@ -705,8 +710,8 @@ impl Store {
             failure: String::new(),
             leader: false,
             waiters: Vec::new(),
-            needs_reload: false,
         };
+        let next_uid = s.index.next_uid();
         let store = Store {
             path,
             file: Mutex::new(file),
@@ -716,6 +721,8 @@ impl Store {
                 seq: AtomicU64::new(s.next_seq - 1),
             },
             log: Mutex::new(log),
+            needs_reload: AtomicBool::new(false),
+            next_uid: AtomicU64::new(next_uid),
             keys: s.keys,
             store_key: store_key.clone(),
             hsm_name: hsm_name.to_string(),
@@ -759,22 +766,16 @@ impl Store {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        // New objects get their numbers under the shared lock, so that their records can be
-        // encoded before the exclusive lock is taken: readers wait only for the apply.
-        if changes
-            .iter()
-            .any(|c| matches!(c, Change::Create(o) if o.uid.is_empty()))
-        {
-            let idx = self.read();
-            for c in &mut changes {
-                if let Change::Create(o) = c
-                    && o.uid.is_empty()
-                {
-                    let n = idx.reserve_uid().ok_or_else(|| {
-                        StoreError::Invalid("no Unique Identifier is left to give".into())
-                    })?;
-                    o.uid = n.to_string();
-                }
+        // New objects get their numbers without a lock, so that their records can be encoded
+        // before the index's exclusive lock is taken: readers wait only for the apply.
+        for c in &mut changes {
+            if let Change::Create(o) = c
+                && o.uid.is_empty()
+            {
+                let n = self.reserve_uid().ok_or_else(|| {
+                    StoreError::Invalid("no Unique Identifier is left to give".into())
+                })?;
+                o.uid = n.to_string();
             }
         }
         // An added attribute's index depends on the object as it is then: encoded under the lock.
@@ -786,11 +787,9 @@ impl Store {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut idx = self.index.write().unwrap_or_else(|p| p.into_inner());
-        let (needs_reload, applied_in) = {
-            let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-            (log.needs_reload, self.durable_mark.generation())
-        };
-        if needs_reload {
+        // The generation first: a failed write raises the flag before it publishes a new one.
+        let applied_in = self.durable_mark.generation();
+        if self.needs_reload.load(Ordering::Acquire) {
             self.reload(&mut idx)?;
         }
         let touched: Vec<String> = changes.iter().filter_map(change_uid).collect();
@@ -940,6 +939,7 @@ impl Store {
     /// next commit.
     fn end_generation(&self, log: &mut LogState, e: &dyn std::fmt::Display) {
         let (generation, durable_seq) = (self.durable_mark.generation(), self.durable_mark.seq());
+        self.needs_reload.store(true, Ordering::Release);
         log.ended.push_back((generation, durable_seq));
         if log.ended.len() > 64 {
             log.ended.pop_front();
@@ -951,24 +951,32 @@ impl Store {
         log.pending.clear();
         log.next_seq = durable_seq + 1;
         log.prev_mac = log.durable_mac;
-        log.needs_reload = true;
     }
 
     /// Rebuilds the index from the file (after a failed write left memory ahead of the disk).
     fn reload(&self, idx: &mut Index) -> Result<(), StoreError> {
+        let generation = self.durable_mark.generation();
         let s = scan(&self.path, &self.store_key, &self.hsm_name, false, false)?;
-        // Numbers reserved before the failure stay used (commits may hold them now).
-        let floor = idx.next_uid();
         *idx = s.index;
-        idx.raise_next_uid(floor);
-        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        log.needs_reload = false;
+        // Numbers handed out before the failure stay used (commits may hold them now).
+        self.next_uid.fetch_max(idx.next_uid(), Ordering::Relaxed);
+        // A write that failed during the scan leaves the flag up for the next commit.
+        if self.durable_mark.generation() == generation {
+            self.needs_reload.store(false, Ordering::Release);
+        }
         Ok(())
+    }
+
+    /// Takes the next Unique Identifier number for a new object.
+    fn reserve_uid(&self) -> Option<u64> {
+        self.next_uid
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
+            .ok()
     }
 
     /// Whether a failed write is waiting for the index to be rebuilt.
     pub fn needs_reload(&self) -> bool {
-        self.log.lock().map(|l| l.needs_reload).unwrap_or(true)
+        self.needs_reload.load(Ordering::Acquire)
     }
 }
 
@@ -1212,7 +1220,7 @@ mod tests {
             .expect("uid");
         // A commit in flight holds the next number when another write fails; the reload that
         // follows reads a file that never saw that number.
-        let in_flight = store.read().reserve_uid().expect("a number");
+        let in_flight = store.reserve_uid().expect("a number");
         BEFORE_SEAL.with(|h| {
             *h.borrow_mut() = Some(Box::new(|s: &Store| {
                 let mut log = s.log.lock().unwrap_or_else(|p| p.into_inner());
