@@ -185,6 +185,13 @@ fn token_suspect(rv: RvError) -> bool {
 /// in between fail at once.
 const REINIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Idle sessions, and how many callers wait for one.
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Session>,
+    waiting: usize,
+}
+
 /// The handles given out: opaque numbers that are never reused, so a handle from before a
 /// re-initialisation cannot name an object the token numbered the same way afterwards.
 #[derive(Default)]
@@ -224,7 +231,7 @@ pub struct Pkcs11Token {
     choice: SlotChoice,
     slot: Mutex<Slot>,
     pin: Option<AuthPin>,
-    pool: Mutex<Vec<Session>>,
+    pool: Mutex<Pool>,
     opened: Arc<AtomicUsize>,
     /// Sessions held by streams; at most half the sessions, so one-shot calls always get one.
     pinned: Arc<AtomicUsize>,
@@ -232,7 +239,8 @@ pub struct Pkcs11Token {
     available: Condvar,
     trace: Trace,
     recoveries: AtomicU64,
-    handles: Mutex<HandleTable>,
+    /// Read on every call naming an object, written when the token makes or destroys one.
+    handles: RwLock<HandleTable>,
     /// Calls hold it shared; a re-initialisation holds it alone, since C_Finalize must not run
     /// under a call in flight.
     gate: Arc<RwLock<()>>,
@@ -345,14 +353,14 @@ impl Pkcs11Token {
             choice: config.slot.clone(),
             slot: Mutex::new(slot),
             pin: config.pin.as_ref().map(|p| AuthPin::new(p.expose().into())),
-            pool: Mutex::new(Vec::new()),
+            pool: Mutex::new(Pool::default()),
             opened: Arc::new(AtomicUsize::new(0)),
             pinned: Arc::new(AtomicUsize::new(0)),
             max_sessions: max,
             available: Condvar::new(),
             trace: config.trace,
             recoveries: AtomicU64::new(0),
-            handles: Mutex::new(HandleTable::default()),
+            handles: RwLock::new(HandleTable::default()),
             gate: Arc::new(RwLock::new(())),
             generation: Arc::new(AtomicU64::new(0)),
             outage: Mutex::new(None),
@@ -414,20 +422,26 @@ impl Pkcs11Token {
     fn checkout(&self) -> cryptoki::error::Result<Session> {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            if let Some(s) = pool.pop() {
+            if let Some(s) = pool.idle.pop() {
                 return Ok(s);
             }
             if self.opened.load(Ordering::Relaxed) < self.max_sessions {
                 drop(pool);
                 return self.new_session();
             }
+            pool.waiting += 1;
             pool = self.available.wait(pool).unwrap_or_else(|p| p.into_inner());
+            pool.waiting -= 1;
         }
     }
 
     fn checkin(&self, s: Session) {
-        self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(s);
-        self.available.notify_one();
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        pool.idle.push(s);
+        // A notification is a system call: made only when a caller waits.
+        if pool.waiting > 0 {
+            self.available.notify_one();
+        }
     }
 
     fn discard(&self, s: Session) {
@@ -485,7 +499,7 @@ impl Pkcs11Token {
         // The old sessions are forgotten, not closed: C_Finalize ends them all, and closing one
         // on a dead device could wait for a timeout with every caller queued behind.
         let stale: Vec<Session> =
-            std::mem::take(&mut *self.pool.lock().unwrap_or_else(|p| p.into_inner()));
+            std::mem::take(&mut self.pool.lock().unwrap_or_else(|p| p.into_inner()).idle);
         stale.into_iter().for_each(std::mem::forget);
         if let Some(anchor) = self.anchor.lock().unwrap_or_else(|p| p.into_inner()).take() {
             std::mem::forget(anchor);
@@ -494,7 +508,7 @@ impl Pkcs11Token {
         self.opened.store(0, Ordering::Relaxed);
         self.pinned.store(0, Ordering::Relaxed);
         self.handles
-            .lock()
+            .write()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -874,7 +888,7 @@ impl Pkcs11Token {
     /// its own calls, so the ones we gave out are remembered).
     fn oh(&self, h: Handle) -> cryptoki::error::Result<ObjectHandle> {
         self.handles
-            .lock()
+            .read()
             .unwrap_or_else(|p| p.into_inner())
             .native
             .get(&h.0)
@@ -887,13 +901,13 @@ impl Pkcs11Token {
 
     fn hd(&self, o: ObjectHandle) -> Handle {
         self.handles
-            .lock()
+            .write()
             .unwrap_or_else(|p| p.into_inner())
             .give(o)
     }
 
     fn forget(&self, h: Handle) {
-        let mut table = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        let mut table = self.handles.write().unwrap_or_else(|p| p.into_inner());
         if let Some(o) = table.native.remove(&h.0) {
             table.ours.remove(&o.handle());
         }
