@@ -958,6 +958,23 @@ fn softhsm2_keys_are_used_through_bounded_session_copies_that_go_with_the_key() 
                 b"through the copy",
                 "the copy is the same key"
             );
+            // Closing a session destroys the session objects it made: an abandoned stream
+            // closes the pooled session it held, and the copy must outlive it.
+            for _ in 0..3 {
+                drop(
+                    token
+                        .begin(StreamKind::Encrypt, token_a, &cbc)
+                        .expect("a stream"),
+                );
+            }
+            assert_eq!(
+                vault.handle(&keys[0]).expect("still cached"),
+                a,
+                "the copy is still the one in use"
+            );
+            token
+                .encrypt(a, &cbc, b"after the streams")
+                .expect("the copy outlives the sessions streams closed");
             // One copy at most: the second key serves as it is.
             let b = vault.handle(&keys[1]).expect("b handle");
             assert_eq!(on_token("copy-b", true), vec![b]);

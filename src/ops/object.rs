@@ -99,8 +99,18 @@ pub fn undo_batch(ctx: &Context<'_>) -> Result<(), Error> {
     let vault = ctx.vault()?;
     let mut changes = Vec::new();
     for (uid, before) in undo.take().into_iter().rev() {
-        vault.forget(&uid);
-        let now = store.with_object(&uid, |o| o.token_ref.clone());
+        let now = store.with_object(&uid, |o| {
+            let same_key = before
+                .as_ref()
+                .is_some_and(|b| b.token_ref == o.token_ref && b.value == o.value);
+            (o.token_ref.clone(), same_key)
+        });
+        // A handle made for the key stays while the undo keeps that key: other requests may be
+        // using it.
+        if !now.as_ref().is_some_and(|(_, same_key)| *same_key) {
+            vault.forget(&uid);
+        }
+        let now = now.map(|(token_ref, _)| token_ref);
         if let (None, Some(Some(r))) = (&before, &now) {
             // A key the batch generated on the HSM goes too.
             for h in vault

@@ -96,9 +96,33 @@ struct Cached {
 #[derive(Debug, Default)]
 struct Handles {
     by_uid: HashMap<String, Cached>,
+    /// Lookups running per Unique Identifier, and whether it was forgotten meanwhile.
+    lookups: HashMap<String, Lookup>,
     copies: usize,
     /// The token generation `copies` counts in (copies vanish with a re-initialisation).
     copies_generation: u64,
+}
+
+/// Lookups of one object running at once.
+#[derive(Debug, Default)]
+struct Lookup {
+    running: usize,
+    forgotten: bool,
+}
+
+impl Handles {
+    /// Ends a lookup of `uid`: whether the object was forgotten while it ran.
+    fn end_lookup(&mut self, uid: &str) -> bool {
+        let Some(l) = self.lookups.get_mut(uid) else {
+            return false;
+        };
+        let forgotten = l.forgotten;
+        l.running -= 1;
+        if l.running == 0 {
+            self.lookups.remove(uid);
+        }
+        forgotten
+    }
 }
 
 /// Token handles and streams.
@@ -213,6 +237,9 @@ impl Vault {
     pub fn forget(&self, uid: &str) {
         let gone = {
             let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(l) = handles.lookups.get_mut(uid) {
+                l.forgotten = true;
+            }
             let gone = handles.by_uid.remove(uid);
             if let Some(c) = gone
                 && c.copy
@@ -289,17 +316,66 @@ impl Vault {
         prepare: impl FnOnce(crate::ttlv::Item) -> Result<crate::ttlv::Item, Error>,
     ) -> Result<Handle, Error> {
         let generation = self.token.generation();
-        if let Some(c) = self
-            .handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .by_uid
-            .get(&obj.uid)
-            && c.generation == generation
         {
-            return Ok(c.handle);
+            let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = handles.by_uid.get(&obj.uid)
+                && c.generation == generation
+            {
+                return Ok(c.handle);
+            }
+            handles.lookups.entry(obj.uid.clone()).or_default().running += 1;
         }
-        let (h, copy) = if let Some(r) = &obj.token_ref {
+        let made = self.make_handle(obj, prepare, generation);
+        let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        let forgotten = handles.end_lookup(&obj.uid);
+        let (h, copy) = made?;
+        let mine = Cached {
+            handle: h,
+            generation,
+            session: copy || obj.token_ref.is_none(),
+            copy,
+        };
+        let kept = match handles.by_uid.get(&obj.uid) {
+            // Forgotten (destroyed, or its value changed) while this lookup ran: what it made
+            // must not outlive it, nor be used.
+            _ if forgotten => None,
+            // Another request made one meanwhile (or one of a newer generation): it is kept,
+            // and this one goes.
+            Some(c) if c.generation >= generation => Some(c.handle),
+            _ => {
+                if let Some(old) = handles.by_uid.insert(obj.uid.clone(), mine)
+                    && old.copy
+                    && old.generation == handles.copies_generation
+                {
+                    handles.copies = handles.copies.saturating_sub(1);
+                }
+                return Ok(h);
+            }
+        };
+        if copy && handles.copies_generation == generation {
+            handles.copies = handles.copies.saturating_sub(1);
+        }
+        drop(handles);
+        if mine.session {
+            let _ = self.token.destroy(h);
+        }
+        kept.ok_or_else(|| {
+            Error::ItemNotFound(format!(
+                "{} changed while it was being made ready on the token; try again",
+                obj.uid
+            ))
+        })
+    }
+
+    /// Finds `obj`'s key on the token (or a session copy of it), or makes a session object
+    /// from the value the keystore holds: the handle, and whether it is a copy.
+    fn make_handle(
+        &self,
+        obj: &StoredObject,
+        prepare: impl FnOnce(crate::ttlv::Item) -> Result<crate::ttlv::Item, Error>,
+        generation: u64,
+    ) -> Result<(Handle, bool), Error> {
+        Ok(if let Some(r) = &obj.token_ref {
             // The token object only: a session copy has the same CKA_ID.
             let found = self
                 .token
@@ -326,44 +402,7 @@ impl Vault {
                 }
             };
             (h, false)
-        };
-        let mine = Cached {
-            handle: h,
-            generation,
-            session: copy || obj.token_ref.is_none(),
-            copy,
-        };
-        let kept = {
-            let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-            match handles.by_uid.get(&obj.uid) {
-                // Another request made one meanwhile: it is kept, and this one goes.
-                Some(c) if c.generation == generation => {
-                    let kept = c.handle;
-                    if copy && handles.copies_generation == generation {
-                        handles.copies = handles.copies.saturating_sub(1);
-                    }
-                    Some(kept)
-                }
-                _ => {
-                    if let Some(old) = handles.by_uid.insert(obj.uid.clone(), mine)
-                        && old.copy
-                        && old.generation == handles.copies_generation
-                    {
-                        handles.copies = handles.copies.saturating_sub(1);
-                    }
-                    None
-                }
-            }
-        };
-        match kept {
-            Some(k) => {
-                if mine.session {
-                    let _ = self.token.destroy(h);
-                }
-                Ok(k)
-            }
-            None => Ok(h),
-        }
+        })
     }
 
     /// A session copy of an RSA private key on the HSM, through the customer KEK.

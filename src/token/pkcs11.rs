@@ -50,6 +50,11 @@ struct PinnedSession {
 }
 
 /// Takes one from a count without wrapping below zero.
+/// Whether a template makes a session object (CKA_TOKEN is false unless set).
+fn is_session_object(t: &[Attr]) -> bool {
+    !t.contains(&Attr::Token(true))
+}
+
 fn count_down(n: &AtomicUsize) {
     let _ = n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
 }
@@ -185,6 +190,9 @@ fn token_suspect(rv: RvError) -> bool {
 /// in between fail at once.
 const REINIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long a caller waiting for a session sleeps before it looks at the session count again.
+const SESSION_WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Idle sessions, and how many callers wait for one.
 #[derive(Default)]
 struct Pool {
@@ -249,8 +257,10 @@ pub struct Pkcs11Token {
     outage: Mutex<Option<Outage>>,
     /// Whether `outage` is set: read by every call, so a healthy token costs no lock.
     in_outage: std::sync::atomic::AtomicBool,
-    /// A session kept open and never used, so the session count never drops to zero: SoftHSM2
-    /// (like some HSMs) logs out and invalidates object handles when the last session closes.
+    /// A session kept open, so the session count never drops to zero: SoftHSM2 (like some
+    /// HSMs) logs out and invalidates object handles when the last session closes. Session
+    /// objects are made in it: closing a session destroys the session objects it made, and a
+    /// pooled session closes when a stream is abandoned or the session is lost.
     anchor: Mutex<Option<Session>>,
 }
 
@@ -430,7 +440,13 @@ impl Pkcs11Token {
                 return self.new_session();
             }
             pool.waiting += 1;
-            pool = self.available.wait(pool).unwrap_or_else(|p| p.into_inner());
+            // Bounded: a stream's session closes without telling the pool (it holds no
+            // reference to it), so a waiter looks at the count again now and then.
+            pool = self
+                .available
+                .wait_timeout(pool, SESSION_WAIT_POLL)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
             pool.waiting -= 1;
         }
     }
@@ -446,6 +462,9 @@ impl Pkcs11Token {
 
     fn discard(&self, s: Session) {
         drop(s);
+        // Under the pool's lock, so a caller that has just seen every session in use is
+        // waiting already when it is told.
+        let _pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         count_down(&self.opened);
         self.available.notify_one();
     }
@@ -647,6 +666,33 @@ impl Pkcs11Token {
                 Attempt::Failed(e, _, _) => return Err(call_err(function, e)),
             }
         }
+    }
+
+    /// [`Pkcs11Token::run`] for a call that makes an object; a session object is made on the
+    /// anchor session, where it lives until a re-initialisation.
+    fn run_making<T>(
+        &self,
+        function: &'static str,
+        mech: Option<&Mech>,
+        session_object: bool,
+        f: impl Fn(&Session) -> cryptoki::error::Result<T>,
+    ) -> Result<T> {
+        if !session_object {
+            return self.run(function, mech, f);
+        }
+        self.check_outage()?;
+        let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let anchor = self.anchor.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(session) = anchor.as_ref() else {
+            return Err(TokenError::Unavailable(format!(
+                "{function}: the token is being re-initialised"
+            )));
+        };
+        let start = Instant::now();
+        let result = f(session);
+        let rv = result.as_ref().err().and_then(rv_of);
+        self.trace_call(function, session, mech, rv, start);
+        result.map_err(|e| call_err(function, e))
     }
 
     fn trace_call(
@@ -949,9 +995,10 @@ impl Token for Pkcs11Token {
     }
 
     fn create_object(&self, t: &[Attr]) -> Result<Handle> {
+        let session_object = is_session_object(t);
         let t = template(t);
         // Handles are given out under the gate, so none names an object of a newer generation.
-        self.run("C_CreateObject", None, |s| {
+        self.run_making("C_CreateObject", None, session_object, |s| {
             s.create_object(&t).map(|o| self.hd(o))
         })
     }
@@ -980,8 +1027,9 @@ impl Token for Pkcs11Token {
     }
 
     fn copy_object(&self, object: Handle, t: &[Attr]) -> Result<Handle> {
+        let session_object = is_session_object(t);
         let t = template(t);
-        self.run("C_CopyObject", None, |s| {
+        self.run_making("C_CopyObject", None, session_object, |s| {
             s.copy_object(self.oh(object)?, &t).map(|o| self.hd(o))
         })
     }
@@ -1083,8 +1131,9 @@ impl Token for Pkcs11Token {
         wrapped: &[u8],
         t: &[Attr],
     ) -> Result<Handle> {
+        let session_object = is_session_object(t);
         let t = template(t);
-        self.run("C_UnwrapKey", Some(mech), |s| {
+        self.run_making("C_UnwrapKey", Some(mech), session_object, |s| {
             let unwrapping = self.oh(unwrapping)?;
             with_mechanism(mech, |m| s.unwrap_key(m, unwrapping, wrapped, &t))
                 .map_err(|_| {
