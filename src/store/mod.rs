@@ -1014,7 +1014,9 @@ fn undo(idx: &mut Index, before: Vec<(String, Option<StoredObject>)>) {
 /// A change's record body, checked against the reader's limit.
 fn encode_record(c: &Change) -> Result<Zeroizing<Vec<u8>>, StoreError> {
     let item = object::encode_change(c);
-    let mut plain = Zeroizing::new(Vec::with_capacity(binary::encoded_len(&item)));
+    // Sized exactly: a grown buffer would leave a copy of key material in freed memory.
+    let size = crate::ttlv::tree::encoded_len(&item).unwrap_or(0);
+    let mut plain = Zeroizing::new(Vec::with_capacity(size));
     binary::encode(&item, &mut plain)
         .map_err(|e| StoreError::Invalid(format!("cannot encode a record: {e}")))?;
     // A record the reader would refuse must never be written (it would read as damage).
@@ -1167,9 +1169,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_commit_applied_while_a_write_failed_is_undone_and_refused() {
-        let dir = std::env::temp_dir().join(format!("ksg-unit-failed-gen-{}", std::process::id()));
+    /// A fresh store in a temporary directory holding one key: the directory, the store and
+    /// the key's Unique Identifier.
+    fn store_with_one_key(test: &str) -> (std::path::PathBuf, Store, String) {
+        let dir = std::env::temp_dir().join(format!("ksg-unit-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let (store, _) = Store::open(&dir, &Key256([7; 32]), "test", false).expect("open");
         let kept = store
@@ -1178,13 +1181,25 @@ mod tests {
             .uid
             .clone()
             .expect("uid");
-        // Another writer's write fails after this commit applied its change, before it seals.
+        (dir, store, kept)
+    }
+
+    /// Makes a write fail (as another writer's would) when this thread's next commit has
+    /// applied its changes and not yet sealed them.
+    fn fail_a_write_before_the_next_seal() {
         BEFORE_SEAL.with(|h| {
             *h.borrow_mut() = Some(Box::new(|s: &Store| {
                 let mut log = s.log.lock().unwrap_or_else(|p| p.into_inner());
                 s.end_generation(&mut log, &"injected write failure");
             }));
         });
+    }
+
+    #[test]
+    fn a_commit_applied_while_a_write_failed_is_undone_and_refused() {
+        let (dir, store, kept) = store_with_one_key("failed-gen");
+        // Another writer's write fails after this commit applied its change, before it seals.
+        fail_a_write_before_the_next_seal();
         let refused = store.commit(vec![Change::State {
             uid: kept.clone(),
             state: 2,
@@ -1209,24 +1224,11 @@ mod tests {
 
     #[test]
     fn a_number_reserved_before_a_failed_write_is_not_given_again_after_the_reload() {
-        let dir = std::env::temp_dir().join(format!("ksg-unit-reserved-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let (store, _) = Store::open(&dir, &Key256([7; 32]), "test", false).expect("open");
-        let kept = store
-            .commit(vec![Change::Create(bare_key())])
-            .expect("create")[0]
-            .uid
-            .clone()
-            .expect("uid");
+        let (dir, store, kept) = store_with_one_key("reserved");
         // A commit in flight holds the next number when another write fails; the reload that
         // follows reads a file that never saw that number.
         let in_flight = store.reserve_uid().expect("a number");
-        BEFORE_SEAL.with(|h| {
-            *h.borrow_mut() = Some(Box::new(|s: &Store| {
-                let mut log = s.log.lock().unwrap_or_else(|p| p.into_inner());
-                s.end_generation(&mut log, &"injected write failure");
-            }));
-        });
+        fail_a_write_before_the_next_seal();
         let change_state = || {
             vec![Change::State {
                 uid: kept.clone(),
