@@ -111,6 +111,14 @@ struct Lookup {
 }
 
 impl Handles {
+    /// Gives back the place a copy of token generation `generation` held (copies of older
+    /// generations are gone, and counted no more).
+    fn release_copy(&mut self, generation: u64) {
+        if self.copies_generation == generation {
+            self.copies = self.copies.saturating_sub(1);
+        }
+    }
+
     /// Ends a lookup of `uid`: whether the object was forgotten while it ran.
     fn end_lookup(&mut self, uid: &str) -> bool {
         let Some(l) = self.lookups.get_mut(uid) else {
@@ -243,9 +251,8 @@ impl Vault {
             let gone = handles.by_uid.remove(uid);
             if let Some(c) = gone
                 && c.copy
-                && c.generation == handles.copies_generation
             {
-                handles.copies = handles.copies.saturating_sub(1);
+                handles.release_copy(c.generation);
             }
             gone
         };
@@ -277,14 +284,6 @@ impl Vault {
         free
     }
 
-    /// Gives back a place [`Vault::reserve_copy`] took.
-    fn release_copy(&self, generation: u64) {
-        let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-        if handles.copies_generation == generation {
-            handles.copies = handles.copies.saturating_sub(1);
-        }
-    }
-
     /// A session copy of the HSM key `key` when `sessionKeyCopies` allows one more and the
     /// token makes it; else `key` itself.
     fn maybe_copy(&self, key: Handle, class: u64, generation: u64) -> (Handle, bool) {
@@ -296,7 +295,10 @@ impl Vault {
             Ok(copy) => (copy, true),
             Err(e) => {
                 // Tokens may refuse (CKA_COPYABLE false, no C_CopyObject): the key serves as is.
-                self.release_copy(generation);
+                self.handles
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .release_copy(generation);
                 crate::log::debug(&format!("no session copy of an HSM key: {e}"));
                 (key, false)
             }
@@ -345,15 +347,14 @@ impl Vault {
             _ => {
                 if let Some(old) = handles.by_uid.insert(obj.uid.clone(), mine)
                     && old.copy
-                    && old.generation == handles.copies_generation
                 {
-                    handles.copies = handles.copies.saturating_sub(1);
+                    handles.release_copy(old.generation);
                 }
                 return Ok(h);
             }
         };
-        if copy && handles.copies_generation == generation {
-            handles.copies = handles.copies.saturating_sub(1);
+        if copy {
+            handles.release_copy(generation);
         }
         drop(handles);
         if mine.session {

@@ -779,7 +779,7 @@ impl Store {
             }
         }
         // An added attribute's index depends on the object as it is then: encoded under the lock.
-        let mut plains = changes
+        let plains = changes
             .iter()
             .map(|c| match c {
                 Change::AddAttribute { index: None, .. } => Ok(None),
@@ -799,7 +799,7 @@ impl Store {
             .collect();
         let mut results = Vec::with_capacity(changes.len());
         let mut sealed_changes = Vec::with_capacity(changes.len());
-        for (mut c, plain) in changes.into_iter().zip(plains.iter_mut()) {
+        for (mut c, plain) in changes.into_iter().zip(plains) {
             let uid = change_uid(&c);
             let kind = c.kind() as u8;
             // An added attribute gets its index here, so that its record says which it became.
@@ -811,10 +811,7 @@ impl Store {
             {
                 *index = Some(o.next_index(name));
             }
-            let plain = match plain.take() {
-                Some(p) => Ok(p),
-                None => encode_record(&c),
-            };
+            let plain = plain.map_or_else(|| encode_record(&c), Ok);
             let applied = plain.and_then(|plain| {
                 let index = idx
                     .apply(c)
@@ -1171,7 +1168,7 @@ mod tests {
 
     /// A fresh store in a temporary directory holding one key: the directory, the store and
     /// the key's Unique Identifier.
-    fn store_with_one_key(test: &str) -> (std::path::PathBuf, Store, String) {
+    fn store_with_one_key(test: &str) -> (PathBuf, Store, String) {
         let dir = std::env::temp_dir().join(format!("ksg-unit-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let (store, _) = Store::open(&dir, &Key256([7; 32]), "test", false).expect("open");

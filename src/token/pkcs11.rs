@@ -595,10 +595,7 @@ impl Pkcs11Token {
                 return Attempt::Failed(e, rv, health);
             }
         };
-        let start = Instant::now();
-        let result = f(&session);
-        let rv = result.as_ref().err().and_then(rv_of);
-        self.trace_call(function, &session, mech, rv, start);
+        let (result, rv) = self.traced(function, &session, mech, f);
         match result {
             Ok(v) => {
                 self.checkin(session);
@@ -674,10 +671,10 @@ impl Pkcs11Token {
         &self,
         function: &'static str,
         mech: Option<&Mech>,
-        session_object: bool,
+        made_from: &[Attr],
         f: impl Fn(&Session) -> cryptoki::error::Result<T>,
     ) -> Result<T> {
-        if !session_object {
+        if !is_session_object(made_from) {
             return self.run(function, mech, f);
         }
         self.check_outage()?;
@@ -688,11 +685,24 @@ impl Pkcs11Token {
                 "{function}: the token is being re-initialised"
             )));
         };
+        self.traced(function, session, mech, &f)
+            .0
+            .map_err(|e| call_err(function, e))
+    }
+
+    /// Runs `f` on `session`, traced: its result and return value.
+    fn traced<T>(
+        &self,
+        function: &'static str,
+        session: &Session,
+        mech: Option<&Mech>,
+        f: &impl Fn(&Session) -> cryptoki::error::Result<T>,
+    ) -> (cryptoki::error::Result<T>, Option<RvError>) {
         let start = Instant::now();
         let result = f(session);
         let rv = result.as_ref().err().and_then(rv_of);
         self.trace_call(function, session, mech, rv, start);
-        result.map_err(|e| call_err(function, e))
+        (result, rv)
     }
 
     fn trace_call(
@@ -995,11 +1005,10 @@ impl Token for Pkcs11Token {
     }
 
     fn create_object(&self, t: &[Attr]) -> Result<Handle> {
-        let session_object = is_session_object(t);
-        let t = template(t);
+        let ck = template(t);
         // Handles are given out under the gate, so none names an object of a newer generation.
-        self.run_making("C_CreateObject", None, session_object, |s| {
-            s.create_object(&t).map(|o| self.hd(o))
+        self.run_making("C_CreateObject", None, t, |s| {
+            s.create_object(&ck).map(|o| self.hd(o))
         })
     }
 
@@ -1027,10 +1036,9 @@ impl Token for Pkcs11Token {
     }
 
     fn copy_object(&self, object: Handle, t: &[Attr]) -> Result<Handle> {
-        let session_object = is_session_object(t);
-        let t = template(t);
-        self.run_making("C_CopyObject", None, session_object, |s| {
-            s.copy_object(self.oh(object)?, &t).map(|o| self.hd(o))
+        let ck = template(t);
+        self.run_making("C_CopyObject", None, t, |s| {
+            s.copy_object(self.oh(object)?, &ck).map(|o| self.hd(o))
         })
     }
 
@@ -1131,11 +1139,10 @@ impl Token for Pkcs11Token {
         wrapped: &[u8],
         t: &[Attr],
     ) -> Result<Handle> {
-        let session_object = is_session_object(t);
-        let t = template(t);
-        self.run_making("C_UnwrapKey", Some(mech), session_object, |s| {
+        let ck = template(t);
+        self.run_making("C_UnwrapKey", Some(mech), t, |s| {
             let unwrapping = self.oh(unwrapping)?;
-            with_mechanism(mech, |m| s.unwrap_key(m, unwrapping, wrapped, &t))
+            with_mechanism(mech, |m| s.unwrap_key(m, unwrapping, wrapped, &ck))
                 .map_err(|_| {
                     CkError::Pkcs11(
                         RvError::MechanismParamInvalid,
