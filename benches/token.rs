@@ -2,8 +2,11 @@
 //! and AES-256-GCM (one thread and eight), and AES-256 token-object generation, the same calls
 //! both ways.
 //!
-//! `cargo bench --bench token` (needs softhsm2; makes its own token in a temporary directory
-//! and re-runs itself with SOFTHSM2_CONF pointing at it).
+//! `cargo bench --bench token [-- ROW-TEXT [SECONDS]]` (needs softhsm2; makes its own token in
+//! a temporary directory and re-runs itself with SOFTHSM2_CONF pointing at it). SoftHSM2 writes
+//! each token object's file once per attribute, so key generation is mostly the file system's
+//! work: run it on a file system that has not just deleted thousands of files (ext4 scans
+//! recently freed inodes when it allocates new ones).
 
 use std::hint::black_box;
 use std::process::Command;
@@ -107,7 +110,11 @@ fn main() {
             ],
         )
         .expect("raw key");
-    let secs = 2.0;
+    // `cargo bench --bench token -- [ROW-TEXT] [SECONDS]`: only the rows whose name contains
+    // ROW-TEXT, each side measured for SECONDS (2 by default).
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let only = args.next().unwrap_or_default();
+    let secs: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(2.0);
     let gcm = |iv: &mut [u8; 12]| -> Vec<u8> {
         // Each call a fresh IV, as the gateway makes one per request.
         iv[0] = iv[0].wrapping_add(1);
@@ -133,18 +140,6 @@ fn main() {
         let _ = s.login(UserType::User, Some(&AuthPin::new("1234".into())));
         s
     };
-    let raw_enc = rate(secs, || {
-        black_box(
-            session
-                .encrypt(&Mechanism::AesCbcPad([1u8; 16]), raw_key, &data)
-                .expect("raw encrypt"),
-        );
-    });
-    let if_enc = rate(secs, || {
-        black_box(token.encrypt(key, &cbc, &data).expect("encrypt"));
-    });
-    let mut iv = [0u8; 12];
-    let raw_gcm_1 = rate(secs, || raw_gcm(&session, &mut iv));
     let if_gcm_with = |iv: &mut [u8; 12], key| {
         let m = Mech::AesGcm {
             iv: gcm(iv),
@@ -154,33 +149,6 @@ fn main() {
         black_box(token.encrypt(key, &m, &data).expect("GCM"));
     };
     let if_gcm = |iv: &mut [u8; 12]| if_gcm_with(iv, key);
-    let if_gcm_1 = rate(secs, || if_gcm(&mut iv));
-    // Session copies of the same keys (what `sessionKeyCopies` has the gateway use): SoftHSM2
-    // reads a token object from disk on each use, a session object from memory.
-    let raw_copy = session
-        .copy_object(raw_key, &[Attribute::Token(false)])
-        .expect("raw C_CopyObject");
-    let if_copy = token
-        .copy_object(key, &[ksg::token::Attr::Token(false)])
-        .expect("C_CopyObject");
-    let raw_copy_8 = threads(8, secs, |_| {
-        let s = raw_session();
-        let mut iv = [0u8; 12];
-        move || raw_gcm_with(&s, &mut iv, raw_copy)
-    });
-    let if_copy_8 = threads(8, secs, |_| {
-        let mut iv = [0u8; 12];
-        move || if_gcm_with(&mut iv, if_copy)
-    });
-    let raw_gcm_8 = threads(8, secs, |_| {
-        let s = raw_session();
-        let mut iv = [0u8; 12];
-        move || raw_gcm(&s, &mut iv)
-    });
-    let if_gcm_8 = threads(8, secs, |_| {
-        let mut iv = [0u8; 12];
-        move || if_gcm(&mut iv)
-    });
     let raw_keygen = |session: &cryptoki::session::Session| {
         black_box(
             session
@@ -200,27 +168,91 @@ fn main() {
     let if_keygen = || {
         black_box(token.generate_key(&mech, &t).expect("keygen"));
     };
-    let raw_gen = rate(secs, || raw_keygen(&session));
-    let if_gen = rate(secs, if_keygen);
-    // SoftHSM2 rescans its token directory on such calls, so each figure depends on how many
-    // objects the token already holds: raw and ksg alternate to see the same counts.
-    let raw_gen_8 = threads(8, secs, |_| {
-        let s = raw_session();
-        move || raw_keygen(&s)
-    });
-    let if_gen_8 = threads(8, secs, |_| if_keygen);
+    type Row<'a> = (&'static str, Box<dyn Fn() -> (f64, f64) + 'a>);
+    let rows: Vec<Row> = vec![
+        (
+            "encrypt 64 B, AES-256-CBC-PAD, 1 thread",
+            Box::new(|| {
+                let raw = rate(secs, || {
+                    black_box(
+                        session
+                            .encrypt(&Mechanism::AesCbcPad([1u8; 16]), raw_key, &data)
+                            .expect("raw encrypt"),
+                    );
+                });
+                let ours = rate(secs, || {
+                    black_box(token.encrypt(key, &cbc, &data).expect("encrypt"));
+                });
+                (raw, ours)
+            }),
+        ),
+        (
+            "encrypt 64 B, AES-256-GCM, 1 thread",
+            Box::new(|| {
+                let mut iv = [0u8; 12];
+                let raw = rate(secs, || raw_gcm(&session, &mut iv));
+                (raw, rate(secs, || if_gcm(&mut iv)))
+            }),
+        ),
+        (
+            "encrypt 64 B, AES-256-GCM, 8 threads",
+            Box::new(|| {
+                let raw = threads(8, secs, |_| {
+                    let s = raw_session();
+                    let mut iv = [0u8; 12];
+                    move || raw_gcm(&s, &mut iv)
+                });
+                let ours = threads(8, secs, |_| {
+                    let mut iv = [0u8; 12];
+                    move || if_gcm(&mut iv)
+                });
+                (raw, ours)
+            }),
+        ),
+        (
+            // What `sessionKeyCopies` has the gateway use: SoftHSM2 reads a token object from
+            // disk on each use, a session object from memory.
+            "same, session copies of the keys",
+            Box::new(|| {
+                let raw_copy = session
+                    .copy_object(raw_key, &[Attribute::Token(false)])
+                    .expect("raw C_CopyObject");
+                let if_copy = token
+                    .copy_object(key, &[ksg::token::Attr::Token(false)])
+                    .expect("C_CopyObject");
+                let raw = threads(8, secs, |_| {
+                    let s = raw_session();
+                    let mut iv = [0u8; 12];
+                    move || raw_gcm_with(&s, &mut iv, raw_copy)
+                });
+                let ours = threads(8, secs, |_| {
+                    let mut iv = [0u8; 12];
+                    move || if_gcm_with(&mut iv, if_copy)
+                });
+                (raw, ours)
+            }),
+        ),
+        (
+            "generate AES-256 token key, 1 thread",
+            Box::new(|| (rate(secs, || raw_keygen(&session)), rate(secs, if_keygen))),
+        ),
+        (
+            "generate AES-256 token key, 8 threads",
+            Box::new(|| {
+                let raw = threads(8, secs, |_| {
+                    let s = raw_session();
+                    move || raw_keygen(&s)
+                });
+                (raw, threads(8, secs, |_| if_keygen))
+            }),
+        ),
+    ];
     println!(
         "{:<40} {:>12} {:>12} {:>9}",
         "operation (SoftHSM2)", "raw ops/s", "ksg ops/s", "overhead"
     );
-    for (name, raw, ours) in [
-        ("encrypt 64 B, AES-256-CBC-PAD, 1 thread", raw_enc, if_enc),
-        ("encrypt 64 B, AES-256-GCM, 1 thread", raw_gcm_1, if_gcm_1),
-        ("encrypt 64 B, AES-256-GCM, 8 threads", raw_gcm_8, if_gcm_8),
-        ("same, session copies of the keys", raw_copy_8, if_copy_8),
-        ("generate AES-256 token key, 1 thread", raw_gen, if_gen),
-        ("generate AES-256 token key, 8 threads", raw_gen_8, if_gen_8),
-    ] {
+    for (name, run) in rows.iter().filter(|(name, _)| name.contains(&only)) {
+        let (raw, ours) = run();
         println!(
             "{name:<40} {raw:>12.0} {ours:>12.0} {:>8.1}%",
             (raw / ours - 1.0) * 100.0
