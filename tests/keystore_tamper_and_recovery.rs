@@ -57,6 +57,10 @@ fn records(dir: &Path) -> Vec<(usize, usize)> {
     let mut at = FILE_HEADER;
     while at + 24 <= bytes.len() {
         let len = u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+        if len == 0 {
+            // The zeros the writer makes ahead of its records.
+            break;
+        }
         let total = 24 + len + 32;
         out.push((at, total));
         at += total;
@@ -157,9 +161,10 @@ fn a_truncated_middle_a_removed_record_and_reordered_records_are_detected() {
 fn a_torn_tail_is_cut_and_nothing_before_it_is_lost() {
     let d = TempDir::new("ks-torn");
     let uids = populated(&d.0);
-    let original = std::fs::read(file(&d.0)).expect("read");
-    let (last, _) = *records(&d.0).last().expect("records");
-    for cut in [last + 3, last + 30, original.len() - 1] {
+    let (last, total) = *records(&d.0).last().expect("records");
+    let original = std::fs::read(file(&d.0)).expect("read")[..last + total].to_vec();
+    // From the whole length field on (its first bytes are zeros, which read as room ahead).
+    for cut in [last + 4, last + 30, original.len() - 1] {
         std::fs::write(file(&d.0), &original[..cut]).expect("write");
         let (s, report) = reopen(&d.0, false).expect("a torn tail opens");
         assert_eq!(report.torn_bytes as usize, cut - last);
@@ -176,17 +181,25 @@ fn a_torn_tail_is_cut_and_nothing_before_it_is_lost() {
             "cut on open"
         );
     }
-    // A zero-filled tail (size extended, data never written) is torn too.
-    let mut bytes = original.clone();
+    // Half a record with zeros after it (a write cut short in the room made ahead) is torn:
+    // everything after the last whole record goes.
+    let mut bytes = original[..last + 30].to_vec();
     bytes.extend_from_slice(&[0u8; 300]);
     std::fs::write(file(&d.0), &bytes).expect("write");
-    let (s, report) = reopen(&d.0, false).expect("zero tail opens");
-    assert_eq!((report.torn_bytes, report.records), (300, 8));
+    let (s, report) = reopen(&d.0, false).expect("a torn tail in zeros opens");
+    assert_eq!((report.torn_bytes, report.records), (330, 7));
+    drop(s);
+    assert_eq!(
+        std::fs::metadata(file(&d.0)).expect("meta").len() as usize,
+        last,
+        "cut on open"
+    );
     // Appending after the cut continues the chain.
+    let (s, _) = reopen(&d.0, false).expect("reopen");
     s.commit(vec![Change::Create(named_key("after"))])
         .expect("append");
     drop(s);
-    assert_eq!(reopen(&d.0, false).expect("reopen").1.records, 9);
+    assert_eq!(reopen(&d.0, false).expect("reopen").1.records, 8);
 }
 
 #[test]
@@ -289,16 +302,83 @@ fn name_is(text: &str) -> Criterion {
 }
 
 #[test]
-fn zero_tails_shorter_and_as_long_as_a_record_header_are_torn() {
+fn the_writer_makes_room_ahead_in_zeros_which_a_reopen_keeps_and_writes_over() {
+    let d = TempDir::new("ks-room");
+    populated(&d.0);
+    let (last, total) = *records(&d.0).last().expect("records");
+    let end = last + total;
+    let bytes = std::fs::read(file(&d.0)).expect("read");
+    assert!(bytes.len() > end, "room made ahead of the records");
+    assert!(bytes[end..].iter().all(|&b| b == 0), "the room is zeros");
+    let (s, report) = reopen(&d.0, false).expect("reopen");
+    assert_eq!((report.torn_bytes, report.records), (0, 8));
+    assert_eq!(
+        std::fs::metadata(file(&d.0)).expect("meta").len() as usize,
+        bytes.len(),
+        "the room is kept"
+    );
+    s.commit(vec![Change::Create(named_key("in the room"))])
+        .expect("commit");
+    drop(s);
+    let recs = records(&d.0);
+    assert_eq!(recs.len(), 9);
+    assert_eq!(
+        recs[8].0, end,
+        "written over the room, after the last record"
+    );
+    assert_eq!(reopen(&d.0, false).expect("reopen").1.records, 9);
+}
+
+#[test]
+fn in_the_room_an_unfinished_last_record_is_torn_and_a_spoiled_one_is_damage() {
+    let d = TempDir::new("ks-room-damage");
+    populated(&d.0);
+    let recs = records(&d.0);
+    let original = std::fs::read(file(&d.0)).expect("read");
+    let (last, total) = recs[7];
+    assert!(original.len() > last + total, "room after the records");
+    // Spoiled, whole: damage, whether the last record or the one before.
+    for (at, _) in [recs[7], recs[6]] {
+        let mut bytes = original.clone();
+        bytes[at + 40] ^= 0x01;
+        std::fs::write(file(&d.0), &bytes).expect("write");
+        assert_eq!(damaged(&d.0).offset as usize, at);
+    }
+    // Its end never written (zeros up to the room): torn, cut with what follows.
+    let mut bytes = original.clone();
+    bytes[last + total - 40..last + total].fill(0);
+    std::fs::write(file(&d.0), &bytes).expect("write");
+    let (s, report) = reopen(&d.0, false).expect("an unfinished write opens");
+    assert_eq!(
+        (report.records, report.torn_bytes as usize),
+        (7, original.len() - last)
+    );
+    drop(s);
+    // The same record ending in zeros with data after it is damage.
+    bytes.truncate(original.len());
+    bytes[last + total - 40..last + total].fill(0);
+    let end = bytes.len();
+    bytes[end - 1] = 1;
+    std::fs::write(file(&d.0), &bytes).expect("write");
+    assert_eq!(damaged(&d.0).offset as usize, last);
+}
+
+#[test]
+fn zero_tails_of_any_length_are_room_not_torn_writes() {
     let d = TempDir::new("ks-zero-tails");
     populated(&d.0);
-    let original = std::fs::read(file(&d.0)).expect("read");
-    for zeros in [10, 24, 25] {
+    let (last, total) = *records(&d.0).last().expect("records");
+    let original = std::fs::read(file(&d.0)).expect("read")[..last + total].to_vec();
+    for zeros in [0, 10, 24, 25, 300] {
         let mut bytes = original.clone();
         bytes.extend_from_slice(&vec![0u8; zeros]);
         std::fs::write(file(&d.0), &bytes).expect("write");
-        let (_, report) = reopen(&d.0, false).expect("a zero tail opens");
-        assert_eq!((report.torn_bytes, report.records), (zeros as u64, 8));
+        let (s, report) = reopen(&d.0, false).expect("a zero tail opens");
+        assert_eq!((report.torn_bytes, report.records), (0, 8), "{zeros} zeros");
+        s.commit(vec![Change::Create(named_key("next"))])
+            .expect("append");
+        drop(s);
+        assert_eq!(records(&d.0).len(), 9, "{zeros} zeros");
     }
 }
 

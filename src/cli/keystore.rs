@@ -108,6 +108,12 @@ fn verify(c: &Config, data: &Path) -> Result<i32, String> {
             s.torn_bytes
         );
     }
+    if s.spare_bytes > 0 {
+        println!(
+            "room after the last record: {} bytes (zeros the writer made ahead)",
+            s.spare_bytes
+        );
+    }
     for i in &s.inconsistent {
         println!("warning: {i}");
     }
