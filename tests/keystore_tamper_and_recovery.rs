@@ -364,6 +364,30 @@ fn in_the_room_an_unfinished_last_record_is_torn_and_a_spoiled_one_is_damage() {
 }
 
 #[test]
+fn the_log_ends_at_a_header_of_zeros_whatever_a_live_copy_caught_after_it() {
+    let d = TempDir::new("ks-live-copy");
+    populated(&d.0);
+    let (last, total) = *records(&d.0).last().expect("records");
+    let end = last + total;
+    let original = std::fs::read(file(&d.0)).expect("read");
+    // A copy that read the room before a commit landed in it, and the rest after: zeros where
+    // the next record begins, then part of it.
+    let mut bytes = original.clone();
+    bytes[end + 600..end + 700].fill(0x5a);
+    std::fs::write(file(&d.0), &bytes).expect("write");
+    let (s, report) = reopen(&d.0, false).expect("a live copy opens");
+    assert_eq!(report.records, 8);
+    assert_eq!(report.torn_bytes as usize, original.len() - end);
+    drop(s);
+    assert_eq!(
+        std::fs::metadata(file(&d.0)).expect("meta").len() as usize,
+        end,
+        "what followed the zeros is cut"
+    );
+    assert_eq!(reopen(&d.0, false).expect("reopen").1.records, 8);
+}
+
+#[test]
 fn zero_tails_of_any_length_are_room_not_torn_writes() {
     let d = TempDir::new("ks-zero-tails");
     populated(&d.0);

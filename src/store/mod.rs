@@ -546,17 +546,14 @@ fn open_next(
     classify(input, keys, prev, at).map(Err)
 }
 
-/// Trailing MAC bytes that are all zero only in a record whose end was never written (a MAC's
-/// last 8 bytes are all zero once in 2^64).
-const UNWRITTEN_MAC: usize = 8;
-
 /// Why the record at the reading position failed to open: `Some(what)` for damage, `None` for
-/// a torn tail. A write cut short leaves the start of a record and zeros from there to the end
-/// of the file: the room the writer makes ahead of its records ([`SPARE`]), or a length
-/// extended before its data arrived. So a record that fails is torn when it ends in zeros (its
-/// MAC was never written) and only zeros follow it; a whole record that fails, or one with
-/// more data after it, is damage. (Spoiling the last record and zeroing its end removes it as
-/// cutting the file would; it cannot hide damage before other records.)
+/// the end of what was written. The writer writes records over zeros it made ahead
+/// ([`SPARE`]), so the log ends where a record header is all zeros (a header never is), and a
+/// write cut short leaves the start of a record followed by zeros to the end of the file. A
+/// record that fails is therefore torn when it ends in zeros that begin where a write can stop
+/// and only zeros follow it; a whole record that fails, or one with more data after it, is
+/// damage. Zeroing the end of the last record removes it as cutting the file would; it cannot
+/// hide damage before other records.
 fn classify(
     input: &mut Input,
     keys: &FileKeys,
@@ -564,6 +561,11 @@ fn classify(
     at: Position,
 ) -> std::io::Result<Option<String>> {
     let head = &input.buf[input.at..input.at + RECORD_HEADER];
+    if head.iter().all(|&b| b == 0) {
+        // Nothing was written here; what a reader may see after it is a write landing while
+        // it reads (a live copy), or one a power loss left half done: never acknowledged.
+        return Ok(None);
+    }
     let Some(h) = record::read_head(keys, prev, head) else {
         let torn = input.zeros_after(RECORD_HEADER)?;
         return Ok((!torn).then(|| "record header does not verify".into()));
@@ -575,10 +577,23 @@ fn classify(
         return Ok(None);
     }
     input.fill(h.total())?;
-    let end = input.at + h.total();
-    let unfinished = input.buf[end - UNWRITTEN_MAC..end].iter().all(|&b| b == 0);
-    let torn = unfinished && input.zeros_after(h.total())?;
+    let rec = &input.buf[input.at..input.at + h.total()];
+    let trailing_zeros = rec[RECORD_HEADER..]
+        .iter()
+        .rev()
+        .take_while(|&&b| b == 0)
+        .count();
+    let end = at.offset + h.total() as u64;
+    let torn = unwritten_end(end, trailing_zeros) && input.zeros_after(h.total())?;
     Ok((!torn).then(|| "record MAC does not verify".into()))
+}
+
+/// Whether a record ending at file offset `end` in `trailing_zeros` zero bytes looks cut short:
+/// a write stops at a sector (512 bytes) or page boundary, so the zeros it leaves begin at one;
+/// eight or more zeros end a finished record's MAC once in 2^64.
+fn unwritten_end(end: u64, trailing_zeros: usize) -> bool {
+    let start = end - trailing_zeros as u64;
+    trailing_zeros >= 8 || (trailing_zeros > 0 && start.div_ceil(512) * 512 < end)
 }
 
 fn finish_damaged(mut s: Scan, damage: Damage, recover: bool) -> Result<Scan, StoreError> {
@@ -698,16 +713,24 @@ impl LogFile {
         let end = at + records.len() as u64;
         if end > self.allocated {
             let room = (end + SPARE).div_ceil(4096) * 4096;
-            let zeros = vec![0u8; (room - at) as usize];
+            let zeros = vec![0u8; (room - self.allocated) as usize];
             match self
                 .file
-                .write_all_at(&zeros, at)
+                .write_all_at(&zeros, self.allocated)
                 .and_then(|()| self.file.sync_all())
             {
                 Ok(()) => self.allocated = room,
                 // No space for the room (a nearly full disk): the records alone may still fit,
                 // growing the file as appending did.
-                Err(_) => self.allocated = self.file.metadata()?.len(),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                    ) =>
+                {
+                    self.allocated = self.file.metadata()?.len().max(self.allocated);
+                }
+                Err(e) => return Err(e),
             }
         }
         self.file.write_all_at(records, at)?;
@@ -1247,6 +1270,23 @@ mod tests {
         if let Some(f) = BEFORE_SEAL.with(|h| h.borrow_mut().take()) {
             f(store);
         }
+    }
+
+    #[test]
+    fn a_record_looks_cut_short_when_its_zeros_begin_where_a_write_can_stop() {
+        // Eight zeros or more: cut short wherever they begin.
+        assert!(unwritten_end(1000, 8));
+        assert!(unwritten_end(1000, 300));
+        // Fewer: only when a sector boundary lies among them (the write stopped there).
+        assert!(unwritten_end(1027, 3), "zeros from 1024");
+        assert!(unwritten_end(1030, 7), "zeros from 1023, 1024 among them");
+        assert!(unwritten_end(4099, 4), "zeros from 4095, a page boundary");
+        assert!(!unwritten_end(1000, 3), "zeros from 997: no boundary");
+        assert!(
+            !unwritten_end(1024, 7),
+            "zeros end at 1024, begin after 512"
+        );
+        assert!(!unwritten_end(1000, 0), "a record ending in data");
     }
 
     fn bare_key() -> StoredObject {
