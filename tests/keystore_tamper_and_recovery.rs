@@ -68,6 +68,11 @@ fn records(dir: &Path) -> Vec<(usize, usize)> {
     out
 }
 
+/// The keystore file's length, room included.
+fn file_len(dir: &Path) -> usize {
+    std::fs::metadata(file(dir)).expect("meta").len() as usize
+}
+
 fn reopen(dir: &Path, recover: bool) -> Result<(Store, store::OpenReport), StoreError> {
     Store::open(dir, &key_for(dir), "test", recover)
 }
@@ -175,11 +180,7 @@ fn a_torn_tail_is_cut_and_nothing_before_it_is_lost() {
             "the torn state change is gone"
         );
         drop(s);
-        assert_eq!(
-            std::fs::metadata(file(&d.0)).expect("meta").len() as usize,
-            last,
-            "cut on open"
-        );
+        assert_eq!(file_len(&d.0), last, "cut on open");
     }
     // Half a record with zeros after it (a write cut short in the room made ahead) is torn:
     // everything after the last whole record goes.
@@ -189,11 +190,7 @@ fn a_torn_tail_is_cut_and_nothing_before_it_is_lost() {
     let (s, report) = reopen(&d.0, false).expect("a torn tail in zeros opens");
     assert_eq!((report.torn_bytes, report.records), (330, 7));
     drop(s);
-    assert_eq!(
-        std::fs::metadata(file(&d.0)).expect("meta").len() as usize,
-        last,
-        "cut on open"
-    );
+    assert_eq!(file_len(&d.0), last, "cut on open");
     // Appending after the cut continues the chain.
     let (s, _) = reopen(&d.0, false).expect("reopen");
     s.commit(vec![Change::Create(named_key("after"))])
@@ -312,11 +309,7 @@ fn the_writer_makes_room_ahead_in_zeros_which_a_reopen_keeps_and_writes_over() {
     assert!(bytes[end..].iter().all(|&b| b == 0), "the room is zeros");
     let (s, report) = reopen(&d.0, false).expect("reopen");
     assert_eq!((report.torn_bytes, report.records), (0, 8));
-    assert_eq!(
-        std::fs::metadata(file(&d.0)).expect("meta").len() as usize,
-        bytes.len(),
-        "the room is kept"
-    );
+    assert_eq!(file_len(&d.0), bytes.len(), "the room is kept");
     s.commit(vec![Change::Create(named_key("in the room"))])
         .expect("commit");
     drop(s);
@@ -379,11 +372,7 @@ fn the_log_ends_at_a_header_of_zeros_whatever_a_live_copy_caught_after_it() {
     assert_eq!(report.records, 8);
     assert_eq!(report.torn_bytes as usize, original.len() - end);
     drop(s);
-    assert_eq!(
-        std::fs::metadata(file(&d.0)).expect("meta").len() as usize,
-        end,
-        "what followed the zeros is cut"
-    );
+    assert_eq!(file_len(&d.0), end, "what followed the zeros is cut");
     assert_eq!(reopen(&d.0, false).expect("reopen").1.records, 8);
 }
 

@@ -15,7 +15,7 @@ pub mod record;
 pub mod secret;
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
@@ -260,6 +260,7 @@ pub fn scan(
                     }
                 }
                 Event::Torn(bytes) => s.torn_bytes = bytes,
+                Event::Room(bytes) => s.spare_bytes = bytes,
                 Event::Damaged(d) => outcome = Some(Err(d)),
                 Event::Failed(e) => {
                     outcome = Some(Ok(()));
@@ -278,20 +279,10 @@ pub fn scan(
     if !batch.is_empty() {
         // An unfinished batch was never acknowledged: it is part of the torn tail.
         s.torn_bytes = file_len - s.good_len;
-    }
-    if s.torn_bytes > 0 && zeros_from(path, s.good_len).map_err(|e| io(path, e))? {
-        // Not a write that was cut short: room made ahead of the records.
-        s.spare_bytes = std::mem::take(&mut s.torn_bytes);
+        s.spare_bytes = 0;
     }
     s.index.shrink_to_fit();
     Ok(s)
-}
-
-/// Whether every byte of the file at `path` from `offset` on is zero.
-fn zeros_from(path: &Path, offset: u64) -> std::io::Result<bool> {
-    let mut f = File::open(path)?;
-    f.seek(std::io::SeekFrom::Start(offset))?;
-    zeros_to_end(&mut f, 0)
 }
 
 /// Whether every byte `r` reads after the first `skip` is zero; stops at the first other one.
@@ -344,6 +335,8 @@ enum Event {
     },
     /// The file ends in this many bytes of an unfinished write.
     Torn(u64),
+    /// The file ends in this many zero bytes: room made ahead of the records.
+    Room(u64),
     /// The chain breaks here.
     Damaged(Damage),
     /// Reading failed.
@@ -441,7 +434,11 @@ fn produce(
         }
         let remaining = file_len - offset;
         if remaining < RECORD_HEADER as u64 {
-            send(Event::Torn(remaining));
+            send(match input.zeros_after(0) {
+                Ok(true) => Event::Room(remaining),
+                Ok(false) => Event::Torn(remaining),
+                Err(e) => Event::Failed(io(path, e)),
+            });
             return;
         }
         let damage = |what: String| {
@@ -463,12 +460,16 @@ fn produce(
             },
         ) {
             Ok(Ok(opened)) => opened,
-            Ok(Err(Some(what))) => {
+            Ok(Err(Unopened::Damaged(what))) => {
                 send(damage(what));
                 return;
             }
-            Ok(Err(None)) => {
+            Ok(Err(Unopened::Torn)) => {
                 send(Event::Torn(remaining));
+                return;
+            }
+            Ok(Err(Unopened::Room)) => {
+                send(Event::Room(remaining));
                 return;
             }
             Err(e) => {
@@ -526,7 +527,7 @@ fn open_next(
     keys: &FileKeys,
     prev: &[u8; 32],
     at: Position,
-) -> std::io::Result<Result<Opened, Option<String>>> {
+) -> std::io::Result<Result<Opened, Unopened>> {
     input.fill(RECORD_HEADER)?;
     // The common case first: a whole record whose MAC verifies needs no separate check of its
     // header's tag. The MAC covers the header, tag included, so only a holder of the keys could
@@ -546,8 +547,18 @@ fn open_next(
     classify(input, keys, prev, at).map(Err)
 }
 
-/// Why the record at the reading position failed to open: `Some(what)` for damage, `None` for
-/// the end of what was written. The writer writes records over zeros it made ahead
+/// Why no record opened at the reading position.
+enum Unopened {
+    /// The chain breaks here.
+    Damaged(String),
+    /// The last write was cut short here.
+    Torn,
+    /// Only zeros from here on: room made ahead of the records.
+    Room,
+}
+
+/// Why the record at the reading position failed to open: damage, or the end of what was
+/// written (torn, or the room). The writer writes records over zeros it made ahead
 /// ([`SPARE`]), so the log ends where a record header is all zeros (a header never is), and a
 /// write cut short leaves the start of a record followed by zeros to the end of the file. A
 /// record that fails is therefore torn when it ends in zeros that begin where a write can stop
@@ -559,22 +570,36 @@ fn classify(
     keys: &FileKeys,
     prev: &[u8; 32],
     at: Position,
-) -> std::io::Result<Option<String>> {
+) -> std::io::Result<Unopened> {
+    let damaged_unless_torn = |torn: bool, what: &str| {
+        if torn {
+            Unopened::Torn
+        } else {
+            Unopened::Damaged(what.to_string())
+        }
+    };
     let head = &input.buf[input.at..input.at + RECORD_HEADER];
     if head.iter().all(|&b| b == 0) {
         // Nothing was written here; what a reader may see after it is a write landing while
         // it reads (a live copy), or one a power loss left half done: never acknowledged.
-        return Ok(None);
+        return Ok(if input.zeros_after(RECORD_HEADER)? {
+            Unopened::Room
+        } else {
+            Unopened::Torn
+        });
     }
     let Some(h) = record::read_head(keys, prev, head) else {
         let torn = input.zeros_after(RECORD_HEADER)?;
-        return Ok((!torn).then(|| "record header does not verify".into()));
+        return Ok(damaged_unless_torn(torn, "record header does not verify"));
     };
     if h.seq != at.seq {
-        return Ok(Some(format!("sequence {} where {} was due", h.seq, at.seq)));
+        return Ok(Unopened::Damaged(format!(
+            "sequence {} where {} was due",
+            h.seq, at.seq
+        )));
     }
     if (h.total() as u64) > at.remaining() {
-        return Ok(None);
+        return Ok(Unopened::Torn);
     }
     input.fill(h.total())?;
     let rec = &input.buf[input.at..input.at + h.total()];
@@ -585,7 +610,7 @@ fn classify(
         .count();
     let end = at.offset + h.total() as u64;
     let torn = unwritten_end(end, trailing_zeros) && input.zeros_after(h.total())?;
-    Ok((!torn).then(|| "record MAC does not verify".into()))
+    Ok(damaged_unless_torn(torn, "record MAC does not verify"))
 }
 
 /// Whether a record ending at file offset `end` in `trailing_zeros` zero bytes looks cut short:
@@ -826,11 +851,8 @@ impl Store {
         let store = Store {
             path,
             file: Mutex::new(LogFile {
-                allocated: if s.spare_bytes > 0 {
-                    file_len
-                } else {
-                    s.good_len
-                },
+                // A torn tail was cut above; room is kept.
+                allocated: s.good_len + s.spare_bytes,
                 file,
             }),
             index: RwLock::new(s.index),
