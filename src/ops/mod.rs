@@ -223,9 +223,9 @@ pub fn dispatch(operation: Operation, ctx: &mut Context<'_>, payload: Item) -> O
         | Operation::QueryAsynchronousRequests
         | Operation::Process
         | Operation::Ping
-        | Operation::UnknownValue(_) => {
-            Err(Error::OperationNotSupported(operation_name(operation)))
-        }
+        | Operation::UnknownValue(_) => Err(Error::OperationNotSupported(
+            operation_name(operation).into_owned(),
+        )),
     }
 }
 
@@ -237,11 +237,11 @@ pub fn offered(operation: Operation, aux: &AuxConf) -> bool {
 }
 
 /// The operation's name for messages.
-pub fn operation_name(operation: Operation) -> String {
+pub fn operation_name(operation: Operation) -> std::borrow::Cow<'static, str> {
     crate::ttlv::tables::enum_by_name("Operation")
         .and_then(|t| t.by_value(operation.to_u32()))
         .map_or_else(
-            || format!("0x{:08X}", operation.to_u32()),
-            |v| v.name.to_string(),
+            || format!("0x{:08X}", operation.to_u32()).into(),
+            |v| v.name.into(),
         )
 }

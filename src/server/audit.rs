@@ -51,10 +51,10 @@ impl AuditLog {
             return;
         }
         let time = crate::ttlv::format_iso8601(now, None);
-        let who = identity.map_or_else(|| "-".to_string(), |i| format!("{i:?}"));
-        let mut text = String::new();
+        // One buffer for every line, written in place: no string per field.
+        let mut text = String::with_capacity(160 * records.len());
         for r in records {
-            text.push_str(&line(&time, peer, &who, r));
+            line(&mut text, &time, peer, identity, r);
         }
         if let Err(e) = (&self.file).write_all(text.as_bytes()) {
             crate::log::error(&format!("audit log {}: {e}", self.path.display()));
@@ -62,21 +62,33 @@ impl AuditLog {
     }
 }
 
-/// One audit line.
-fn line(time: &str, peer: SocketAddr, who: &str, r: &AuditRecord) -> String {
-    let mut s = format!(
-        "{time} peer={peer} identity={who} operation={} uid={} result={:?}",
-        crate::ops::operation_name(r.operation),
-        r.uid
-            .as_deref()
-            .map_or_else(|| "-".to_string(), |u| format!("{u:?}")),
-        r.status
-    );
-    if let Some(reason) = &r.reason {
-        s.push_str(&format!(" reason={reason}"));
+/// Appends one audit line to `out`.
+fn line(out: &mut String, time: &str, peer: SocketAddr, identity: Option<&str>, r: &AuditRecord) {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{time} peer={peer} identity=");
+    match identity {
+        Some(i) => {
+            let _ = write!(out, "{i:?}");
+        }
+        None => out.push('-'),
     }
-    s.push('\n');
-    s
+    let _ = write!(
+        out,
+        " operation={} uid=",
+        crate::ops::operation_name(r.operation)
+    );
+    match &r.uid {
+        Some(u) => {
+            let _ = write!(out, "{u:?}");
+        }
+        None => out.push('-'),
+    }
+    let _ = write!(out, " result={:?}", r.status);
+    if let Some(reason) = &r.reason {
+        let _ = write!(out, " reason={reason}");
+    }
+    out.push('\n');
 }
 
 #[cfg(test)]
@@ -154,10 +166,29 @@ mod tests {
             reason: Some("PermissionDenied".into()),
         };
         let peer: SocketAddr = "127.0.0.1:4000".parse().expect("addr");
+        let mut out = String::new();
+        line(
+            &mut out,
+            "2026-01-01T00:00:00+00:00",
+            peer,
+            Some("other client"),
+            &r,
+        );
         assert_eq!(
-            line("2026-01-01T00:00:00+00:00", peer, "\"other client\"", &r),
+            out,
             "2026-01-01T00:00:00+00:00 peer=127.0.0.1:4000 identity=\"other client\" \
              operation=Get uid=\"12\" result=OperationFailed reason=PermissionDenied\n"
+        );
+        let anonymous = AuditRecord {
+            uid: None,
+            reason: None,
+            ..r
+        };
+        out.clear();
+        line(&mut out, "t", peer, None, &anonymous);
+        assert_eq!(
+            out,
+            "t peer=127.0.0.1:4000 identity=- operation=Get uid=- result=OperationFailed\n"
         );
     }
 }

@@ -196,10 +196,12 @@ impl Tracer {
         }
     }
 
-    /// One TRACE_BASIC line about a request.
-    pub fn basic(&self, line: &str) {
+    /// One TRACE_BASIC line about a request, made only when that trace is on (making it costs
+    /// more than a small request's own decoding).
+    pub fn basic(&self, line: impl FnOnce() -> String) {
         if let Some(f) = &self.basic {
             let stamp = crate::ttlv::format_iso8601((micros() / 1_000_000) as i64, None);
+            let line = line();
             if let Ok(mut f) = f.lock() {
                 let _ = writeln!(f, "{stamp} {line}");
             }

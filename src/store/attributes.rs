@@ -19,8 +19,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use crate::ttlv::binary::{Leaf, Node, Walker};
-use crate::ttlv::{DecodeError, Item, ItemType, Tag, Value};
+use crate::ttlv::binary::{Leaf, Node, Walker, Writer as TtlvWriter};
+use crate::ttlv::{DecodeError, EncodeError, Item, ItemType, Tag, Value};
 
 /// One instance of one attribute, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -287,40 +287,85 @@ fn get_bytes<'a>(buf: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
     take(buf, at, len)
 }
 
+/// One compact value's head: a leaf, or a structure with its child count.
+enum Compact<'a> {
+    Leaf(Leaf<'a>),
+    Structure(u32),
+}
+
+/// Reads one value's head written by [`put_value`] (a structure's children follow it).
+fn get_compact<'a>(buf: &'a [u8], at: &mut usize) -> Option<(Tag, Compact<'a>)> {
+    let (tag, ty) = get_head(buf, at)?;
+    let leaf = match ty {
+        ItemType::Structure => return Some((tag, Compact::Structure(get_varint(buf, at)?))),
+        ItemType::Integer => Leaf::Integer(i32::from_le_bytes(take_array(buf, at)?)),
+        ItemType::Enumeration => Leaf::Enumeration(u32::from_le_bytes(take_array(buf, at)?)),
+        ItemType::Interval => Leaf::Interval(u32::from_le_bytes(take_array(buf, at)?)),
+        ItemType::LongInteger => Leaf::LongInteger(i64::from_le_bytes(take_array(buf, at)?)),
+        ItemType::DateTime => Leaf::DateTime(i64::from_le_bytes(take_array(buf, at)?)),
+        ItemType::DateTimeExtended => {
+            Leaf::DateTimeExtended(i64::from_le_bytes(take_array(buf, at)?))
+        }
+        ItemType::Boolean => match take_array::<1>(buf, at)?[0] {
+            0 => Leaf::Boolean(false),
+            1 => Leaf::Boolean(true),
+            _ => return None,
+        },
+        ItemType::TextString => Leaf::TextString(std::str::from_utf8(get_bytes(buf, at)?).ok()?),
+        ItemType::ByteString => Leaf::ByteString(get_bytes(buf, at)?),
+        ItemType::BigInteger => Leaf::BigInteger(get_bytes(buf, at)?),
+    };
+    Some((tag, Compact::Leaf(leaf)))
+}
+
 /// Reads back one value written by [`put_value`].
 fn get_value(buf: &[u8], at: &mut usize, depth: usize) -> Option<Item> {
-    let (tag, ty) = get_head(buf, at)?;
-    let value = match ty {
-        ItemType::Structure if depth > MAX_DEPTH => return None,
-        ItemType::Structure => {
-            let count = get_varint(buf, at)? as usize;
+    let (tag, compact) = get_compact(buf, at)?;
+    let value = match compact {
+        Compact::Leaf(leaf) => leaf.to_value(),
+        Compact::Structure(_) if depth > MAX_DEPTH => return None,
+        Compact::Structure(count) => {
             // Every child takes at least two bytes: no reservation beyond what the buffer holds.
-            let mut children = Vec::with_capacity(count.min(buf.len() / 2));
+            let mut children = Vec::with_capacity((count as usize).min(buf.len() / 2));
             for _ in 0..count {
                 children.push(get_value(buf, at, depth + 1)?);
             }
             Value::Structure(children)
         }
-        ItemType::Integer => Value::Integer(i32::from_le_bytes(take_array(buf, at)?)),
-        ItemType::Enumeration => Value::Enumeration(u32::from_le_bytes(take_array(buf, at)?)),
-        ItemType::Interval => Value::Interval(u32::from_le_bytes(take_array(buf, at)?)),
-        ItemType::LongInteger => Value::LongInteger(i64::from_le_bytes(take_array(buf, at)?)),
-        ItemType::DateTime => Value::DateTime(i64::from_le_bytes(take_array(buf, at)?)),
-        ItemType::DateTimeExtended => {
-            Value::DateTimeExtended(i64::from_le_bytes(take_array(buf, at)?))
-        }
-        ItemType::Boolean => match take_array::<1>(buf, at)?[0] {
-            0 => Value::Boolean(false),
-            1 => Value::Boolean(true),
-            _ => return None,
-        },
-        ItemType::TextString => {
-            Value::TextString(String::from_utf8(get_bytes(buf, at)?.to_vec()).ok()?)
-        }
-        ItemType::ByteString => Value::ByteString(get_bytes(buf, at)?.to_vec()),
-        ItemType::BigInteger => Value::BigInteger(get_bytes(buf, at)?.to_vec()),
     };
     Some(Item::new(tag, value))
+}
+
+/// Writes one value written by [`put_value`] as TTLV, the value itself (depth 1) under Attribute
+/// Value; Ok(false) when it does not read back (`w` then holds part of it).
+fn write_value(
+    buf: &[u8],
+    at: &mut usize,
+    depth: usize,
+    w: &mut TtlvWriter<'_>,
+) -> Result<bool, EncodeError> {
+    let Some((tag, compact)) = get_compact(buf, at) else {
+        return Ok(false);
+    };
+    let tag = if depth == 1 {
+        Tag::ATTRIBUTE_VALUE
+    } else {
+        tag
+    };
+    match compact {
+        Compact::Leaf(leaf) => w.leaf(tag, leaf)?,
+        Compact::Structure(_) if depth > MAX_DEPTH => return Ok(false),
+        Compact::Structure(count) => {
+            let open = w.begin(tag);
+            for _ in 0..count {
+                if !write_value(buf, at, depth + 1, w)? {
+                    return Ok(false);
+                }
+            }
+            w.end(open)?;
+        }
+    }
+    Ok(true)
 }
 
 /// What the index keys a value by, read from its compact form without decoding it (ordered as
@@ -505,6 +550,25 @@ impl Attributes {
         self.entries()
             .filter(move |e| Some(e.name) == number)
             .map(|e| e.index)
+    }
+
+    /// Writes every instance as a TTLV Attribute (Attribute Name, Attribute Index, Attribute
+    /// Value) straight from the compact form, for a record: no tree is built. An instance that
+    /// does not read back (a bug, caught by `debug_assert`) is left out, as [`Attributes::iter`]
+    /// leaves it out.
+    pub fn write_ttlv(&self, w: &mut TtlvWriter<'_>) -> Result<(), EncodeError> {
+        for e in self.entries() {
+            let open = w.begin(Tag::ATTRIBUTE);
+            w.leaf(Tag::ATTRIBUTE_NAME, Leaf::TextString(&name_of(e.name)))?;
+            w.leaf(Tag::ATTRIBUTE_INDEX, Leaf::Integer(e.index as i32))?;
+            if write_value(&self.0[e.start..e.end], &mut 0, 1, w)? {
+                w.end(open)?;
+            } else {
+                debug_assert!(false, "attribute value does not read back");
+                w.abandon(open);
+            }
+        }
+        Ok(())
     }
 
     /// Every instance still encoded: its name number and its value (for the index: [`scalar`]).
@@ -852,7 +916,7 @@ mod tests {
 
     #[test]
     fn values_are_kept_exactly_as_deep_as_a_record_carries_them() {
-        use crate::store::object::{Change, Kind, encode_change};
+        use crate::store::object::{Change, Kind, write_change};
         let record_of = |v: &Item| {
             let change = Change::AddAttribute {
                 uid: "1".into(),
@@ -860,7 +924,8 @@ mod tests {
                 index: Some(0),
                 value: v.clone(),
             };
-            let body = crate::ttlv::binary::to_vec(&encode_change(&change)).expect("encodes");
+            let mut body = Vec::new();
+            write_change(&change, &mut body).expect("encodes");
             crate::store::decode_record_body(Kind::AddAttribute as u8, &body)
         };
         // Structures down to depth MAX_DEPTH, a leaf below the deepest.

@@ -29,7 +29,7 @@ pub use object::{Attributes, Change, Kind, StoredAttribute, StoredObject, TokenR
 use record::{FILE_HEADER, FLAG_MORE, FileKeys, HeaderError, MAC, RECORD_HEADER};
 pub use secret::SecretBytes;
 
-use crate::ttlv::{Limits, binary};
+use crate::ttlv::Limits;
 
 /// The keystore's file name in the data directory.
 pub const FILE_NAME: &str = "keystore.ksg";
@@ -1150,11 +1150,10 @@ fn undo(idx: &mut Index, before: Vec<(String, Option<StoredObject>)>) {
 
 /// A change's record body, checked against the reader's limit.
 fn encode_record(c: &Change) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-    let item = object::encode_change(c);
-    // Sized exactly: a grown buffer would leave a copy of key material in freed memory.
-    let size = crate::ttlv::tree::encoded_len(&item).unwrap_or(0);
-    let mut plain = Zeroizing::new(Vec::with_capacity(size));
-    binary::encode(&item, &mut plain)
+    // The writer never leaves a copy of key material behind as the buffer grows; most records
+    // fit the first allocation.
+    let mut plain = Zeroizing::new(Vec::with_capacity(1024));
+    object::write_change(c, &mut plain)
         .map_err(|e| StoreError::Invalid(format!("cannot encode a record: {e}")))?;
     // A record the reader would refuse must never be written (it would read as damage).
     if plain.len() > record::MAX_PLAIN {
@@ -1246,8 +1245,7 @@ pub fn compact(
         .collect();
     for (seq, c) in (1u64..).zip(all.iter()) {
         let mut plain = Zeroizing::new(Vec::new());
-        binary::encode(&object::encode_change(c), &mut plain)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        object::write_change(c, &mut plain).map_err(|e| StoreError::Invalid(e.to_string()))?;
         prev = keys.seal(&prev, seq, c.kind() as u8, 0, &plain, &mut body);
     }
     let tmp = data_dir.join(format!("{FILE_NAME}.compact"));

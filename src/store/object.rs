@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 pub use super::attributes::{Attributes, StoredAttribute};
 use super::secret::SecretBytes;
-use crate::ttlv::binary::{self, Leaf, Limits, Node, Walker};
-use crate::ttlv::{Item, Tag, Value};
+use crate::ttlv::binary::{self, Leaf, Limits, Node, Walker, Writer};
+use crate::ttlv::{EncodeError, Item, Tag, Value};
 
 /// Private tags of the record bodies.
 pub mod tags {
@@ -199,98 +199,85 @@ impl Change {
     }
 }
 
-fn text(tag: Tag, s: &str) -> Item {
-    Item::new(tag, Value::TextString(s.to_string()))
+fn text(w: &mut Writer<'_>, tag: Tag, s: &str) -> Result<(), EncodeError> {
+    w.leaf(tag, Leaf::TextString(s))
 }
 
-fn attribute_item(name: &str, index: Option<u32>, value: Option<&Item>) -> Item {
-    let mut c = vec![text(Tag::ATTRIBUTE_NAME, name)];
+fn write_attribute(
+    w: &mut Writer<'_>,
+    name: &str,
+    index: Option<u32>,
+    value: Option<&Item>,
+) -> Result<(), EncodeError> {
+    let open = w.begin(Tag::ATTRIBUTE);
+    text(w, Tag::ATTRIBUTE_NAME, name)?;
     if let Some(i) = index {
-        c.push(Item::new(Tag::ATTRIBUTE_INDEX, Value::Integer(i as i32)));
+        w.leaf(Tag::ATTRIBUTE_INDEX, Leaf::Integer(i as i32))?;
     }
     if let Some(v) = value {
-        c.push(Item {
-            tag: Tag::ATTRIBUTE_VALUE,
-            value: v.value.clone(),
-        });
+        w.item(Tag::ATTRIBUTE_VALUE, &v.value)?;
     }
-    Item::structure(Tag::ATTRIBUTE, c)
+    w.end(open)
 }
 
-/// The record body of a change (may hold key material: the caller zeroes the encoding).
-pub fn encode_change(change: &Change) -> Item {
-    let c = match change {
-        Change::Create(o) => return object_item(o),
-        Change::AddAttribute {
-            uid,
-            name,
-            index,
-            value,
-        } => {
-            vec![
-                text(Tag::UNIQUE_IDENTIFIER, uid),
-                attribute_item(name, *index, Some(value)),
-            ]
+/// Appends the record body of a change to `out`, written straight from the object (no tree is
+/// built). It may hold key material: `out` should zero itself when dropped; the writer leaves
+/// no copy behind as the buffer grows.
+pub fn write_change(change: &Change, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let w = &mut Writer::new(out);
+    let (uid, rest) = match change {
+        Change::Create(o) => return write_object(w, o),
+        Change::UidFloor(n) => {
+            let open = w.begin(tags::CHANGE);
+            w.leaf(tags::NEXT_UID, Leaf::LongInteger(*n as i64))?;
+            return w.end(open);
         }
-        Change::ModifyAttribute {
-            uid,
-            name,
-            index,
-            value,
-        } => {
-            vec![
-                text(Tag::UNIQUE_IDENTIFIER, uid),
-                attribute_item(name, Some(*index), Some(value)),
-            ]
-        }
-        Change::DeleteAttribute { uid, name, index } => {
-            vec![
-                text(Tag::UNIQUE_IDENTIFIER, uid),
-                attribute_item(name, *index, None),
-            ]
-        }
-        Change::State { uid, state } | Change::Destroy { uid, state } => {
-            vec![
-                text(Tag::UNIQUE_IDENTIFIER, uid),
-                Item::new(Tag::STATE, Value::Enumeration(*state)),
-            ]
-        }
-        Change::Erase { uid } => vec![text(Tag::UNIQUE_IDENTIFIER, uid)],
-        Change::UidFloor(n) => vec![Item::new(tags::NEXT_UID, Value::LongInteger(*n as i64))],
+        Change::AddAttribute { uid, .. }
+        | Change::ModifyAttribute { uid, .. }
+        | Change::DeleteAttribute { uid, .. }
+        | Change::State { uid, .. }
+        | Change::Destroy { uid, .. }
+        | Change::Erase { uid } => (uid, change),
     };
-    Item::structure(tags::CHANGE, c)
+    let open = w.begin(tags::CHANGE);
+    text(w, Tag::UNIQUE_IDENTIFIER, uid)?;
+    match rest {
+        Change::AddAttribute {
+            name, index, value, ..
+        } => write_attribute(w, name, *index, Some(value))?,
+        Change::ModifyAttribute {
+            name, index, value, ..
+        } => write_attribute(w, name, Some(*index), Some(value))?,
+        Change::DeleteAttribute { name, index, .. } => write_attribute(w, name, *index, None)?,
+        Change::State { state, .. } | Change::Destroy { state, .. } => {
+            w.leaf(Tag::STATE, Leaf::Enumeration(*state))?;
+        }
+        Change::Erase { .. } | Change::Create(_) | Change::UidFloor(_) => {}
+    }
+    w.end(open)
 }
 
-fn object_item(o: &StoredObject) -> Item {
-    let mut c = vec![
-        text(Tag::UNIQUE_IDENTIFIER, &o.uid),
-        Item::new(Tag::OBJECT_TYPE, Value::Enumeration(o.object_type)),
-        Item::new(Tag::STATE, Value::Enumeration(o.state)),
-        text(tags::HSM_NAME, &o.hsm_name),
-    ];
+fn write_object(w: &mut Writer<'_>, o: &StoredObject) -> Result<(), EncodeError> {
+    let open = w.begin(tags::OBJECT);
+    text(w, Tag::UNIQUE_IDENTIFIER, &o.uid)?;
+    w.leaf(Tag::OBJECT_TYPE, Leaf::Enumeration(o.object_type))?;
+    w.leaf(Tag::STATE, Leaf::Enumeration(o.state))?;
+    text(w, tags::HSM_NAME, &o.hsm_name)?;
     if let Some(owner) = &o.owner {
-        c.push(text(tags::OWNER, owner));
+        text(w, tags::OWNER, owner)?;
     }
-    for a in o.attributes.iter() {
-        c.push(attribute_item(&a.name, Some(a.index), Some(&a.value)));
-    }
+    o.attributes.write_ttlv(w)?;
     if let Some(t) = &o.token_ref {
-        c.push(Item::structure(
-            tags::TOKEN_REFERENCE,
-            vec![
-                Item::new(tags::TOKEN_ID, Value::ByteString(t.id.clone())),
-                Item::new(tags::TOKEN_CLASS, Value::LongInteger(t.class as i64)),
-                text(tags::TOKEN_LABEL, &t.label),
-            ],
-        ));
+        let token = w.begin(tags::TOKEN_REFERENCE);
+        w.leaf(tags::TOKEN_ID, Leaf::ByteString(&t.id))?;
+        w.leaf(tags::TOKEN_CLASS, Leaf::LongInteger(t.class as i64))?;
+        text(w, tags::TOKEN_LABEL, &t.label)?;
+        w.end(token)?;
     }
     if let Some(v) = &o.value {
-        c.push(Item::new(
-            tags::OBJECT_VALUE,
-            Value::ByteString(v.expose().to_vec()),
-        ));
+        w.leaf(tags::OBJECT_VALUE, Leaf::ByteString(v.expose()))?;
     }
-    Item::structure(tags::OBJECT, c)
+    w.end(open)
 }
 
 fn bad(what: &str) -> String {
@@ -576,6 +563,16 @@ mod tests {
         }
     }
 
+    fn text(tag: Tag, s: &str) -> Item {
+        Item::new(tag, Value::TextString(s.to_string()))
+    }
+
+    fn written(change: &Change) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_change(change, &mut out).expect("writes");
+        out
+    }
+
     fn read(body: &Item) -> Result<StoredObject, String> {
         decode_object(&to_vec(body).expect("encodes"), &limits())
     }
@@ -640,8 +637,133 @@ mod tests {
             })),
             value: Some(SecretBytes::new(vec![9; 32])),
         };
-        let body = encode_change(&Change::Create(o.clone()));
-        assert_eq!(read(&body), Ok(o));
+        let body = written(&Change::Create(o.clone()));
+        assert_eq!(decode_object(&body, &limits()), Ok(o));
+    }
+
+    #[test]
+    fn an_object_record_is_written_as_the_ttlv_tree_of_its_fields() {
+        let link = |tag| {
+            Item::structure(
+                tag,
+                vec![
+                    Item::new(Tag::LINK_TYPE, Value::Enumeration(0x103)),
+                    text(Tag::LINKED_OBJECT_IDENTIFIER, "6"),
+                ],
+            )
+        };
+        let attributes = [
+            ("Name", 0, link(Tag::NAME)),
+            ("x-big", 1, value(Value::BigInteger(vec![0x80; 3]))),
+            ("x-when", 2, value(Value::DateTime(-1))),
+            ("x-flag", 0, value(Value::Boolean(false))),
+            ("x-bytes", 0, value(Value::ByteString(vec![7; 9]))),
+            ("x-long", 0, value(Value::LongInteger(-2))),
+            ("x-interval", 0, value(Value::Interval(9))),
+        ];
+        let o = StoredObject {
+            uid: "7".into(),
+            object_type: 2,
+            state: 1,
+            owner: None,
+            hsm_name: "hsm".into(),
+            attributes: Attributes::try_from_instances(
+                attributes.iter().map(|(n, i, v)| (*n, *i, v)),
+            )
+            .expect("kept"),
+            token_ref: None,
+            value: Some(SecretBytes::new(vec![9; 5])),
+        };
+        // Every value goes under Attribute Value whatever its own tag; a big integer is padded
+        // to a multiple of 8 with its sign.
+        let mut expected: Vec<Item> = attributes
+            .iter()
+            .map(|(n, i, v)| {
+                let v = match &v.value {
+                    Value::BigInteger(_) => {
+                        Value::BigInteger(vec![0xFF; 5].into_iter().chain([0x80; 3]).collect())
+                    }
+                    other => other.clone(),
+                };
+                attribute(vec![
+                    name(n),
+                    Item::new(Tag::ATTRIBUTE_INDEX, Value::Integer(*i as i32)),
+                    Item::new(Tag::ATTRIBUTE_VALUE, v),
+                ])
+            })
+            .collect();
+        expected.push(Item::new(tags::OBJECT_VALUE, Value::ByteString(vec![9; 5])));
+        let body = written(&Change::Create(o));
+        assert_eq!(binary::decode(&body, &limits()), Ok(object(expected)));
+    }
+
+    #[test]
+    fn change_records_are_written_as_the_ttlv_tree_of_their_fields() {
+        let uid = || text(Tag::UNIQUE_IDENTIFIER, "7");
+        let change = |c: Vec<Item>| Item::structure(tags::CHANGE, c);
+        let v = Item::new(Tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(128));
+        let cases = [
+            (
+                Change::AddAttribute {
+                    uid: "7".into(),
+                    name: "x-a".into(),
+                    index: None,
+                    value: v.clone(),
+                },
+                change(vec![
+                    uid(),
+                    attribute(vec![name("x-a"), value(Value::Integer(128))]),
+                ]),
+            ),
+            (
+                Change::ModifyAttribute {
+                    uid: "7".into(),
+                    name: "x-a".into(),
+                    index: 2,
+                    value: v,
+                },
+                change(vec![
+                    uid(),
+                    attribute(vec![
+                        name("x-a"),
+                        Item::new(Tag::ATTRIBUTE_INDEX, Value::Integer(2)),
+                        value(Value::Integer(128)),
+                    ]),
+                ]),
+            ),
+            (
+                Change::DeleteAttribute {
+                    uid: "7".into(),
+                    name: "x-a".into(),
+                    index: None,
+                },
+                change(vec![uid(), attribute(vec![name("x-a")])]),
+            ),
+            (
+                Change::Destroy {
+                    uid: "7".into(),
+                    state: 6,
+                },
+                change(vec![uid(), Item::new(Tag::STATE, Value::Enumeration(6))]),
+            ),
+            (Change::Erase { uid: "7".into() }, change(vec![uid()])),
+            (
+                Change::UidFloor(9),
+                change(vec![Item::new(tags::NEXT_UID, Value::LongInteger(9))]),
+            ),
+        ];
+        for (c, expected) in cases {
+            let body = written(&c);
+            assert_eq!(binary::decode(&body, &limits()), Ok(expected), "{c:?}");
+            // A value reads back under Attribute Value, whatever tag it came with.
+            let mut back = c.clone();
+            if let Change::AddAttribute { value, .. } | Change::ModifyAttribute { value, .. } =
+                &mut back
+            {
+                value.tag = Tag::ATTRIBUTE_VALUE;
+            }
+            assert_eq!(decode_change(c.kind(), &body, &limits()), Ok(back));
+        }
     }
 
     #[test]

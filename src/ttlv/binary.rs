@@ -449,7 +449,7 @@ fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
 /// Encodes `item` as TTLV, appending to `out`.
 pub fn encode(item: &Item, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     let start = out.len();
-    let result = encode_item(item, out);
+    let result = Writer::new(out).item(item.tag, &item.value);
     if result.is_err() {
         out.truncate(start);
     }
@@ -463,47 +463,123 @@ pub fn to_vec(item: &Item) -> Result<Vec<u8>, EncodeError> {
     Ok(out)
 }
 
-fn encode_item(item: &Item, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    let tag = item.tag.0.to_be_bytes();
-    out.extend_from_slice(&tag[1..]);
-    out.push(item.value.item_type().code());
-    let len_at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    let body_at = out.len();
-    match &item.value {
-        Value::Structure(children) => {
-            for child in children {
-                encode_item(child, out)?;
-            }
+/// Writes TTLV straight into a buffer, with no tree built first: a structure's length is
+/// patched in when it ends. What is written may be key material, so the buffer never grows by
+/// `realloc` (which would leave a copy in freed memory): it moves to a larger one and the old
+/// one is zeroed.
+#[derive(Debug)]
+pub struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+/// A structure begun by [`Writer::begin`] and not ended yet.
+#[derive(Debug)]
+#[must_use = "a structure's length is written when it ends"]
+pub struct Open {
+    tag: Tag,
+    len_at: usize,
+}
+
+impl<'a> Writer<'a> {
+    /// A writer appending to `out` (which may hold anything already).
+    pub fn new(out: &'a mut Vec<u8>) -> Writer<'a> {
+        Writer { out }
+    }
+
+    fn reserve(&mut self, n: usize) {
+        if self.out.capacity() - self.out.len() >= n {
+            return;
         }
-        Value::Integer(v) => out.extend_from_slice(&v.to_be_bytes()),
-        Value::LongInteger(v) => out.extend_from_slice(&v.to_be_bytes()),
-        Value::BigInteger(v) => {
-            if v.is_empty() || v.len() % 8 != 0 {
-                out.extend_from_slice(&super::canonical_big_integer(v.clone()));
-            } else {
-                out.extend_from_slice(v);
+        let wanted = (self.out.len() + n).max(self.out.capacity() * 2);
+        let mut larger = Vec::with_capacity(wanted);
+        larger.extend_from_slice(self.out);
+        let mut old = std::mem::replace(self.out, larger);
+        zeroize::Zeroize::zeroize(&mut old);
+    }
+
+    fn head(&mut self, tag: Tag, item_type: ItemType, len: usize) -> Result<(), EncodeError> {
+        let len = u32::try_from(len).map_err(|_| EncodeError::TooLong(tag))?;
+        self.reserve(HEADER + (len as usize).div_ceil(8) * 8);
+        self.out.extend_from_slice(&tag.0.to_be_bytes()[1..]);
+        self.out.push(item_type.code());
+        self.out.extend_from_slice(&len.to_be_bytes());
+        Ok(())
+    }
+
+    /// Starts structure `tag`; its children follow until [`Writer::end`].
+    pub fn begin(&mut self, tag: Tag) -> Open {
+        self.reserve(HEADER);
+        self.out.extend_from_slice(&tag.0.to_be_bytes()[1..]);
+        self.out.push(ItemType::Structure.code());
+        let len_at = self.out.len();
+        self.out.extend_from_slice(&[0; 4]);
+        Open { tag, len_at }
+    }
+
+    /// Ends a structure: writes its length (children are padded, so no padding follows).
+    pub fn end(&mut self, open: Open) -> Result<(), EncodeError> {
+        let body_at = open.len_at + 4;
+        let len =
+            u32::try_from(self.out.len() - body_at).map_err(|_| EncodeError::TooLong(open.tag))?;
+        self.out[open.len_at..body_at].copy_from_slice(&len.to_be_bytes());
+        Ok(())
+    }
+
+    /// Drops a structure begun and everything written in it since.
+    pub fn abandon(&mut self, open: Open) {
+        self.out.truncate(open.len_at - 4);
+    }
+
+    /// Writes one leaf, padded.
+    pub fn leaf(&mut self, tag: Tag, leaf: Leaf<'_>) -> Result<(), EncodeError> {
+        match leaf {
+            Leaf::Integer(v) => self.fixed(tag, ItemType::Integer, &v.to_be_bytes()),
+            Leaf::LongInteger(v) => self.fixed(tag, ItemType::LongInteger, &v.to_be_bytes()),
+            Leaf::Enumeration(v) => self.fixed(tag, ItemType::Enumeration, &v.to_be_bytes()),
+            Leaf::Interval(v) => self.fixed(tag, ItemType::Interval, &v.to_be_bytes()),
+            Leaf::Boolean(v) => self.fixed(tag, ItemType::Boolean, &u64::from(v).to_be_bytes()),
+            Leaf::DateTime(v) => self.fixed(tag, ItemType::DateTime, &v.to_be_bytes()),
+            Leaf::DateTimeExtended(v) => {
+                self.fixed(tag, ItemType::DateTimeExtended, &v.to_be_bytes())
             }
-        }
-        Value::Enumeration(v) => out.extend_from_slice(&v.to_be_bytes()),
-        Value::Boolean(v) => out.extend_from_slice(&u64::from(*v).to_be_bytes()),
-        Value::TextString(v) => out.extend_from_slice(v.as_bytes()),
-        Value::ByteString(v) => out.extend_from_slice(v),
-        Value::DateTime(v) | Value::DateTimeExtended(v) => out.extend_from_slice(&v.to_be_bytes()),
-        Value::Interval(v) => out.extend_from_slice(&v.to_be_bytes()),
-        Value::Placeholder(_, name) => {
-            return Err(EncodeError::Placeholder {
-                name: name.clone(),
-                tag: item.tag,
-            });
+            Leaf::TextString(t) => self.fixed(tag, ItemType::TextString, t.as_bytes()),
+            Leaf::ByteString(b) => self.fixed(tag, ItemType::ByteString, b),
+            Leaf::BigInteger(b) if b.is_empty() || b.len() % 8 != 0 => {
+                let canonical = super::canonical_big_integer(b.to_vec());
+                self.fixed(tag, ItemType::BigInteger, &canonical)
+            }
+            Leaf::BigInteger(b) => self.fixed(tag, ItemType::BigInteger, b),
         }
     }
-    let len = u32::try_from(out.len() - body_at).map_err(|_| EncodeError::TooLong(item.tag))?;
-    out[len_at..body_at].copy_from_slice(&len.to_be_bytes());
-    // Padding counts from the value's start: `out` may hold anything before the item.
-    let padded = body_at + (out.len() - body_at).div_ceil(8) * 8;
-    out.resize(padded, 0);
-    Ok(())
+
+    fn fixed(&mut self, tag: Tag, item_type: ItemType, bytes: &[u8]) -> Result<(), EncodeError> {
+        self.head(tag, item_type, bytes.len())?;
+        self.out.extend_from_slice(bytes);
+        let padded = bytes.len().div_ceil(8) * 8;
+        self.out.resize(self.out.len() + padded - bytes.len(), 0);
+        Ok(())
+    }
+
+    /// Writes `value` under `tag`, a structure with all its children.
+    pub fn item(&mut self, tag: Tag, value: &Value) -> Result<(), EncodeError> {
+        match value {
+            Value::Structure(children) => {
+                let open = self.begin(tag);
+                for child in children {
+                    self.item(child.tag, &child.value)?;
+                }
+                self.end(open)
+            }
+            Value::Placeholder(_, name) => Err(EncodeError::Placeholder {
+                name: name.clone(),
+                tag,
+            }),
+            leaf => self.leaf(
+                tag,
+                Leaf::of(leaf).expect("neither a structure nor a placeholder"),
+            ),
+        }
+    }
 }
 
 #[cfg(test)]
