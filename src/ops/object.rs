@@ -219,44 +219,24 @@ pub fn new_object(
             "{object_type:?} objects are switched off"
         )));
     }
-    let mut obj = StoredObject {
-        uid: String::new(),
-        object_type: object_type.to_u32(),
-        state: State::PreActive.to_u32(),
-        owner: ctx.identity.map(Arc::from),
-        hsm_name: Arc::from(ctx.hsm_name()),
-        attributes: Attributes::new(),
-        token_ref: None,
-        value: None,
-    };
+    // Gathered first and encoded once: adding them one by one re-encodes the set each time.
+    let mut list = NewAttributes::default();
     for a in client {
         let Some(v) = &a.value else { continue };
-        add(&mut obj, &a.name, v.clone())?;
+        list.add(&a.name, v.clone());
     }
     // What the server adds: single-instance attributes only when not set already (the client's
     // value or an earlier one wins), every instance of a multi-instance one.
     for (name, v) in extra {
         let multi = attributes::rule_of(name).is_some_and(|r| r.multi);
         let given = client.iter().any(|a| a.name == name);
-        if (multi && !given) || !obj.attributes.has(name, None) {
-            add(&mut obj, name, attributes::value(v))?;
+        if (multi && !given) || !list.has(name) {
+            list.add(name, attributes::value(v));
         }
     }
-    add(
-        &mut obj,
-        "Initial Date",
-        attributes::value(Value::DateTime(ctx.now)),
-    )?;
-    add(
-        &mut obj,
-        "Last Change Date",
-        attributes::value(Value::DateTime(ctx.now)),
-    )?;
-    add(
-        &mut obj,
-        "Original Creation Date",
-        attributes::value(Value::DateTime(ctx.now)),
-    )?;
+    for name in ["Initial Date", "Last Change Date", "Original Creation Date"] {
+        list.add(name, attributes::value(Value::DateTime(ctx.now)));
+    }
     if is_key_like(object_type.to_u32()) {
         // KMIP 1.4 key-protection attributes, with their defaults, on every cryptographic object.
         let sensitive = attributes::find_bool(client, "Sensitive").unwrap_or(false);
@@ -267,21 +247,66 @@ pub fn new_object(
             ("Extractable", extractable),
             ("Never Extractable", !extractable),
         ] {
-            if !obj.attributes.has(name, None) {
-                add(&mut obj, name, attributes::value(Value::Boolean(v)))?;
+            if !list.has(name) {
+                list.add(name, attributes::value(Value::Boolean(v)));
             }
         }
-    }
-    if is_key_like(object_type.to_u32()) {
-        add(
-            &mut obj,
+        list.add(
             "Lease Time",
             attributes::value(Value::Interval(super::obtain_lease::LEASE_SECONDS)),
-        )?;
+        );
     }
-    add(&mut obj, "Fresh", attributes::value(Value::Boolean(true)))?;
+    list.add("Fresh", attributes::value(Value::Boolean(true)));
+    let mut obj = StoredObject {
+        uid: String::new(),
+        object_type: object_type.to_u32(),
+        state: State::PreActive.to_u32(),
+        owner: ctx.identity.map(Arc::from),
+        hsm_name: Arc::from(ctx.hsm_name()),
+        attributes: list.encode()?,
+        token_ref: None,
+        value: None,
+    };
     obj.state = state_at(&obj, ctx.now);
     Ok(obj)
+}
+
+/// A new object's attribute instances, each with the next index of its name, before they are
+/// encoded together.
+#[derive(Debug, Default)]
+struct NewAttributes<'a> {
+    instances: Vec<(&'a str, u32, Item)>,
+}
+
+impl<'a> NewAttributes<'a> {
+    fn has(&self, name: &str) -> bool {
+        self.instances.iter().any(|(n, ..)| *n == name)
+    }
+
+    fn add(&mut self, name: &'a str, mut value: Item) {
+        value.tag = Tag::ATTRIBUTE_VALUE;
+        let index = self.instances.iter().filter(|(n, ..)| *n == name).count() as u32;
+        self.instances.push((name, index, value));
+    }
+
+    /// Encodes them all; a value the keystore cannot hold is refused, naming its attribute.
+    fn encode(&self) -> Result<Attributes, Error> {
+        let all = self.instances.iter().map(|(n, i, v)| (*n, *i, v));
+        Attributes::try_from_instances(all).ok_or_else(|| {
+            let refused = self
+                .instances
+                .iter()
+                .find(|(n, i, v)| !Attributes::new().push(n, *i, v))
+                .map_or("an attribute", |(n, ..)| n);
+            unstorable(refused)
+        })
+    }
+}
+
+fn unstorable(name: &str) -> Error {
+    Error::InvalidField(format!(
+        "{name}: the value cannot be stored (an unresolved placeholder, or nested too deep)"
+    ))
 }
 
 /// Appends an attribute instance with the next index. A value the keystore cannot hold (an
@@ -293,9 +318,7 @@ pub fn add(obj: &mut StoredObject, name: &str, mut value: Item) -> Result<(), Er
     if obj.attributes.push(name, index, &value) {
         Ok(())
     } else {
-        Err(Error::InvalidField(format!(
-            "{name}: the value cannot be stored (an unresolved placeholder, or nested too deep)"
-        )))
+        Err(unstorable(name))
     }
 }
 

@@ -308,6 +308,9 @@ fn zeros_to_end(r: &mut impl Read, mut skip: usize) -> std::io::Result<bool> {
 /// which made it ~25 % faster here. Opening a store reads an all-zero tail as such room.
 const SPARE: u64 = 1 << 20;
 
+/// The largest write buffer kept for the next batch (a batch of a few dozen records fits).
+const KEPT_WRITE_BUFFER: usize = 256 << 10;
+
 /// Bytes of file per object assumed when sizing the index before a scan: smaller than any
 /// object record (a bare key's is ~600 bytes), so that the tables rarely grow while a store
 /// opens.
@@ -682,6 +685,9 @@ pub struct OpenReport {
 
 struct LogState {
     pending: Vec<u8>,
+    /// The buffer of the last write, emptied, to seal the next records into: a batch's records
+    /// then go into room already there instead of growing a new buffer record by record.
+    spare: Vec<u8>,
     next_seq: u64,
     prev_mac: [u8; 32],
     durable_len: u64,
@@ -838,6 +844,7 @@ impl Store {
         };
         let log = LogState {
             pending: Vec::new(),
+            spare: Vec::new(),
             next_seq: s.next_seq,
             prev_mac: s.prev_mac,
             durable_len: s.good_len,
@@ -1039,7 +1046,8 @@ impl Store {
                 continue;
             }
             log.leader = true;
-            let buf = std::mem::take(&mut log.pending);
+            let spare = std::mem::take(&mut log.spare);
+            let mut buf = std::mem::replace(&mut log.pending, spare);
             let upto = log.next_seq - 1;
             let last_mac = log.prev_mac;
             let start_len = log.durable_len;
@@ -1068,6 +1076,11 @@ impl Store {
                 }
             };
             wake_after_write(&mut log.waiters, answered);
+            // Kept unless a large batch grew it (sealed records only: nothing secret).
+            if buf.capacity() <= KEPT_WRITE_BUFFER {
+                buf.clear();
+                log.spare = buf;
+            }
         }
     }
 

@@ -153,6 +153,7 @@ impl FileKeys {
         let tag = self.header_tag(prev, &head[..16]);
         head[16..].copy_from_slice(&tag);
         let start = out.len();
+        out.reserve(RECORD_HEADER + body_len + MAC);
         out.extend_from_slice(&head);
         let mut nonce = [0u8; NONCE];
         // A fresh random nonce per record: sequence numbers can repeat after a failed write.

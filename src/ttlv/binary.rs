@@ -71,7 +71,8 @@ fn build(walker: &mut Walker, tag: Tag, node: Node<'_>) -> Result<Item, DecodeEr
     let value = match node {
         Node::Leaf(leaf) => leaf.to_value(),
         Node::Structure(mut inner) => {
-            let mut children = Vec::new();
+            // Sized once: growing by pushes cost a reallocation or two per structure.
+            let mut children = Vec::with_capacity(inner.count_hint().min(walker.items_left()));
             while !inner.is_empty() {
                 let (tag, node) = walker.next(&mut inner)?;
                 children.push(build(walker, tag, node)?);
@@ -252,6 +253,20 @@ impl Cursor<'_> {
     pub fn is_empty(&self) -> bool {
         self.reader.buf.is_empty()
     }
+
+    /// How many items are left, counted by hopping from header to header without checking
+    /// them (the walk does that): a size for the vector that will hold them. Never more than
+    /// the bytes left allow, since every item takes at least 8.
+    pub fn count_hint(&self) -> usize {
+        let buf = self.reader.buf;
+        let (mut at, mut count) = (0usize, 0usize);
+        while let Some(head) = buf.get(at..at + HEADER) {
+            let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
+            count += 1;
+            at = at.saturating_add(HEADER + len.div_ceil(8) * 8);
+        }
+        count
+    }
 }
 
 /// What follows the item [`Walker::root`] read.
@@ -293,6 +308,11 @@ impl Walker {
             limits: *limits,
             items: 0,
         }
+    }
+
+    /// How many more items the item-count limit lets the walk read.
+    pub fn items_left(&self) -> usize {
+        self.limits.max_items.saturating_sub(self.items)
     }
 
     /// The item at the start of `input`, and what follows it: [`Rest::finish`] checks that
@@ -645,6 +665,33 @@ mod tests {
             item = Item::structure(Tag(0x420021), vec![item]);
         }
         item
+    }
+
+    #[test]
+    fn a_structure_is_sized_by_its_children_headers_and_never_past_its_bytes() {
+        let children_of = |body: &[u8]| {
+            let mut bytes = vec![0x42, 0x00, 0x01, 0x01];
+            bytes.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(body);
+            let mut walker = Walker::new(&Limits::default());
+            match walker.root(&bytes).expect("a structure").1 {
+                Node::Structure(c) => c.count_hint(),
+                Node::Leaf(_) => unreachable!("a structure"),
+            }
+        };
+        let three = to_vec(&Item::structure(
+            Tag(0x420001),
+            vec![
+                Item::new(Tag(0x420002), Value::TextString("seventeen letters".into())),
+                nested(),
+                Item::new(Tag(0x420003), Value::Boolean(true)),
+            ],
+        ))
+        .expect("encodes");
+        assert_eq!(children_of(&three[8..]), 3);
+        // Headers claiming more than is there: one item, not a count from the claims.
+        assert_eq!(children_of(&[0xFF; 24]), 1);
+        assert_eq!(children_of(&[0; 24]), 3);
     }
 
     #[test]
