@@ -224,7 +224,16 @@ fn write_attribute(
 /// built). It may hold key material: `out` should zero itself when dropped; the writer leaves
 /// no copy behind as the buffer grows.
 pub fn write_change(change: &Change, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    let w = &mut Writer::new(out);
+    let start = out.len();
+    let written = write_change_fields(change, &mut Writer::new(out));
+    if written.is_err() {
+        // As `binary::encode`: nothing of a change that cannot be written is left behind.
+        out.truncate(start);
+    }
+    written
+}
+
+fn write_change_fields(change: &Change, w: &mut Writer<'_>) -> Result<(), EncodeError> {
     let (uid, rest) = match change {
         Change::Create(o) => return write_object(w, o),
         Change::UidFloor(n) => {

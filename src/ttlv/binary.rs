@@ -29,6 +29,10 @@ impl Default for Limits {
 
 const HEADER: usize = 8;
 
+/// The most children a structure's vector is sized for before they are read (a structure with
+/// more grows as usual).
+const MAX_CHILDREN_HINT: usize = 256;
+
 /// Why an 8-byte TTLV header cannot start an acceptable message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrameError {
@@ -71,8 +75,13 @@ fn build(walker: &mut Walker, tag: Tag, node: Node<'_>) -> Result<Item, DecodeEr
     let value = match node {
         Node::Leaf(leaf) => leaf.to_value(),
         Node::Structure(mut inner) => {
-            // Sized once: growing by pushes cost a reallocation or two per structure.
-            let mut children = Vec::with_capacity(inner.count_hint().min(walker.items_left()));
+            // Sized once: growing by pushes cost a reallocation or two per structure. The
+            // headers are not checked yet, so hostile ones get no more than a small start.
+            let hint = inner
+                .count_hint()
+                .min(walker.items_left())
+                .min(MAX_CHILDREN_HINT);
+            let mut children = Vec::with_capacity(hint);
             while !inner.is_empty() {
                 let (tag, node) = walker.next(&mut inner)?;
                 children.push(build(walker, tag, node)?);
@@ -260,10 +269,15 @@ impl Cursor<'_> {
     pub fn count_hint(&self) -> usize {
         let buf = self.reader.buf;
         let (mut at, mut count) = (0usize, 0usize);
-        while let Some(head) = buf.get(at..at + HEADER) {
-            let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        while let Some(head) = at.checked_add(HEADER).and_then(|end| buf.get(at..end)) {
+            let len = u64::from(u32::from_be_bytes([head[4], head[5], head[6], head[7]]));
             count += 1;
-            at = at.saturating_add(HEADER + len.div_ceil(8) * 8);
+            // In u64: a length near 4 GiB must not overflow a 32-bit target's usize.
+            let next = at as u64 + HEADER as u64 + len.div_ceil(8) * 8;
+            let Ok(next) = usize::try_from(next) else {
+                break;
+            };
+            at = next;
         }
         count
     }
