@@ -380,10 +380,23 @@ fn fixed_numbers() -> &'static [u32; 3] {
 /// numbers (no second copy of the text); any other (from an older store or another tool) as text.
 #[derive(Debug, Default)]
 struct UidMap {
-    /// The gateway hands these out (a client cannot pick them): FNV, not SipHash.
+    /// The slot of number `n` at `dense[n]` ([`NO_SLOT`] where there is none). The gateway hands
+    /// numbers out in order, so a table indexed by number is no larger than a hashed one and
+    /// is filled in order while a store opens (a hashed table took a cache miss per object).
+    dense: Vec<u32>,
+    /// Entries of `dense` that hold a slot.
+    dense_count: usize,
+    /// Numbers too far past the dense table's end to stretch it (a few, if any): FNV, not
+    /// SipHash, since the gateway hands them out (a client cannot pick them).
     numbers: HashMap<u64, u32, std::hash::BuildHasherDefault<Fnv>>,
     texts: HashMap<String, u32>,
 }
+
+/// An empty entry of [`UidMap::dense`] (slots are far fewer).
+const NO_SLOT: u32 = u32::MAX;
+
+/// How far past its end the dense table stretches for a number regardless of how full it is.
+const DENSE_REACH: usize = 1 << 16;
 
 /// The number a decimal Unique Identifier spells, when it spells exactly one (no sign, no
 /// leading zero), so that text and number map one to one.
@@ -396,47 +409,85 @@ fn uid_number(uid: &str) -> Option<u64> {
 }
 
 impl UidMap {
+    fn dense_slot(&self, n: u64) -> Option<u32> {
+        let slot = *self.dense.get(usize::try_from(n).ok()?)?;
+        (slot != NO_SLOT).then_some(slot)
+    }
+
+    fn number(&self, n: u64) -> Option<u32> {
+        self.dense_slot(n).or_else(|| self.numbers.get(&n).copied())
+    }
+
     fn get(&self, uid: &str) -> Option<u32> {
         match uid_number(uid) {
-            Some(n) => self.numbers.get(&n).copied(),
+            Some(n) => self.number(n),
             None => self.texts.get(uid).copied(),
         }
+    }
+
+    /// Whether number `n` belongs in the dense table: inside it, or near enough its end that
+    /// stretching it keeps it at most about twice the numbers it holds.
+    fn fits_dense(&self, n: u64) -> bool {
+        let reach = self.dense.len().max(self.len() * 2) + DENSE_REACH;
+        usize::try_from(n).is_ok_and(|n| n < reach)
     }
 
     /// Maps `uid` to `slot` unless it is mapped already (then false, nothing changed).
     fn insert_new(&mut self, uid: &str, slot: u32) -> bool {
         use std::collections::hash_map::Entry;
-        fn put<K>(e: Entry<'_, K, u32>, slot: u32) -> bool {
-            match e {
+        let Some(n) = uid_number(uid) else {
+            return match self.texts.entry(uid.to_string()) {
                 Entry::Occupied(_) => false,
                 Entry::Vacant(v) => {
                     v.insert(slot);
                     true
                 }
+            };
+        };
+        if self.number(n).is_some() {
+            return false;
+        }
+        if self.fits_dense(n) {
+            let at = n as usize;
+            if at >= self.dense.len() {
+                self.dense.resize(at + 1, NO_SLOT);
             }
+            self.dense[at] = slot;
+            self.dense_count += 1;
+        } else {
+            self.numbers.insert(n, slot);
         }
-        match uid_number(uid) {
-            Some(n) => put(self.numbers.entry(n), slot),
-            None => put(self.texts.entry(uid.to_string()), slot),
-        }
+        true
     }
 
     fn remove(&mut self, uid: &str) -> Option<u32> {
-        match uid_number(uid) {
-            Some(n) => self.numbers.remove(&n),
-            None => self.texts.remove(uid),
+        let Some(n) = uid_number(uid) else {
+            return self.texts.remove(uid);
+        };
+        match self.dense_slot(n) {
+            Some(slot) => {
+                self.dense[n as usize] = NO_SLOT;
+                self.dense_count -= 1;
+                Some(slot)
+            }
+            None => self.numbers.remove(&n),
         }
     }
 
     fn len(&self) -> usize {
-        self.numbers.len() + self.texts.len()
+        self.dense_count + self.numbers.len() + self.texts.len()
     }
 
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    fn reserve(&mut self, objects: usize) {
+        let _ = self.dense.try_reserve(objects);
+    }
+
     fn shrink_to_fit(&mut self) {
+        self.dense.shrink_to_fit();
         self.numbers.shrink_to_fit();
         self.texts.shrink_to_fit();
     }
@@ -484,7 +535,7 @@ impl Index {
     pub fn reserve(&mut self, objects: usize) {
         // Only a hint: where the memory is not to be had, the tables grow as they fill.
         let _ = self.slots.try_reserve(objects);
-        let _ = self.by_uid.numbers.try_reserve(objects);
+        self.by_uid.reserve(objects);
         // About one distinct text per object (its Name); a few integers shared by many.
         let _ = self.others.try_reserve(objects);
     }
@@ -939,6 +990,47 @@ impl Index {
 mod tests {
     use super::*;
     use crate::store::attributes::Attributes;
+
+    #[test]
+    fn numbered_identifiers_find_their_slots_in_order_far_apart_or_as_text() {
+        let mut m = UidMap::default();
+        assert!(m.insert_new("1", 10));
+        assert!(m.insert_new("2", 11));
+        assert!(!m.insert_new("2", 12), "a taken identifier is refused");
+        assert!(m.insert_new("0", 14));
+        assert!(
+            m.insert_new("007", 15),
+            "not a canonical number: kept as text"
+        );
+        assert!(m.insert_new("18446744073709551615", 16));
+        assert!(
+            m.insert_new("150000", 17),
+            "beyond the table's reach: hashed"
+        );
+        assert!(m.dense.len() < 150_000);
+        for (uid, slot) in [("1", 10), ("2", 11), ("0", 14), ("007", 15), ("150000", 17)] {
+            assert_eq!(m.get(uid), Some(slot), "{uid}");
+        }
+        assert_eq!((m.get("7"), m.get("3"), m.len()), (None, None, 6));
+        // The table grows in order past a number hashed while it was far: still one entry.
+        for n in 3..160_000u32 {
+            let uid = n.to_string();
+            assert_eq!(m.insert_new(&uid, n), n != 150_000, "{uid}");
+        }
+        assert_eq!(m.get("150000"), Some(17));
+        assert_eq!(m.len(), 6 + 160_000 - 3 - 1);
+        assert_eq!(m.remove("150000"), Some(17));
+        assert_eq!((m.remove("150000"), m.get("150000")), (None, None));
+        assert_eq!(m.remove("2"), Some(11));
+        assert_eq!(m.get("2"), None);
+        assert!(
+            m.insert_new("2", 18),
+            "a removed identifier's entry is free again"
+        );
+        assert_eq!(m.get("2"), Some(18));
+        assert_eq!(m.remove("007"), Some(15));
+        assert_eq!(m.len(), 6 + 160_000 - 3 - 1 - 2);
+    }
 
     #[test]
     fn numeric_and_other_unique_identifiers_find_their_objects() {
