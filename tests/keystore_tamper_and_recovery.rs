@@ -68,6 +68,12 @@ fn records(dir: &Path) -> Vec<(usize, usize)> {
     out
 }
 
+/// Where the last record starts and ends, and the whole file (room ahead included).
+fn last_record(dir: &Path) -> (usize, usize, Vec<u8>) {
+    let (last, total) = *records(dir).last().expect("records");
+    (last, last + total, std::fs::read(file(dir)).expect("read"))
+}
+
 /// The keystore file's length, room included.
 fn file_len(dir: &Path) -> usize {
     std::fs::metadata(file(dir)).expect("meta").len() as usize
@@ -166,8 +172,8 @@ fn a_truncated_middle_a_removed_record_and_reordered_records_are_detected() {
 fn a_torn_tail_is_cut_and_nothing_before_it_is_lost() {
     let d = TempDir::new("ks-torn");
     let uids = populated(&d.0);
-    let (last, total) = *records(&d.0).last().expect("records");
-    let original = std::fs::read(file(&d.0)).expect("read")[..last + total].to_vec();
+    let (last, end, bytes) = last_record(&d.0);
+    let original = bytes[..end].to_vec();
     // From the whole length field on (its first bytes are zeros, which read as room ahead).
     for cut in [last + 4, last + 30, original.len() - 1] {
         std::fs::write(file(&d.0), &original[..cut]).expect("write");
@@ -302,9 +308,7 @@ fn name_is(text: &str) -> Criterion {
 fn the_writer_makes_room_ahead_in_zeros_which_a_reopen_keeps_and_writes_over() {
     let d = TempDir::new("ks-room");
     populated(&d.0);
-    let (last, total) = *records(&d.0).last().expect("records");
-    let end = last + total;
-    let bytes = std::fs::read(file(&d.0)).expect("read");
+    let (_, end, bytes) = last_record(&d.0);
     assert!(bytes.len() > end, "room made ahead of the records");
     assert!(bytes[end..].iter().all(|&b| b == 0), "the room is zeros");
     let (s, report) = reopen(&d.0, false).expect("reopen");
@@ -360,9 +364,7 @@ fn in_the_room_an_unfinished_last_record_is_torn_and_a_spoiled_one_is_damage() {
 fn the_log_ends_at_a_header_of_zeros_whatever_a_live_copy_caught_after_it() {
     let d = TempDir::new("ks-live-copy");
     populated(&d.0);
-    let (last, total) = *records(&d.0).last().expect("records");
-    let end = last + total;
-    let original = std::fs::read(file(&d.0)).expect("read");
+    let (_, end, original) = last_record(&d.0);
     // A copy that read the room before a commit landed in it, and the rest after: zeros where
     // the next record begins, then part of it.
     let mut bytes = original.clone();
@@ -380,8 +382,8 @@ fn the_log_ends_at_a_header_of_zeros_whatever_a_live_copy_caught_after_it() {
 fn zero_tails_of_any_length_are_room_not_torn_writes() {
     let d = TempDir::new("ks-zero-tails");
     populated(&d.0);
-    let (last, total) = *records(&d.0).last().expect("records");
-    let original = std::fs::read(file(&d.0)).expect("read")[..last + total].to_vec();
+    let (_, end, bytes) = last_record(&d.0);
+    let original = bytes[..end].to_vec();
     for zeros in [0, 10, 24, 25, 300] {
         let mut bytes = original.clone();
         bytes.extend_from_slice(&vec![0u8; zeros]);

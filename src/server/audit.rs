@@ -62,28 +62,30 @@ impl AuditLog {
     }
 }
 
+/// Appends `text` quoted, or `-` when there is none.
+fn quoted_or_dash(out: &mut String, text: Option<&str>) {
+    use std::fmt::Write as _;
+    match text {
+        // Writing to a String cannot fail.
+        Some(t) => {
+            let _ = write!(out, "{t:?}");
+        }
+        None => out.push('-'),
+    }
+}
+
 /// Appends one audit line to `out`.
 fn line(out: &mut String, time: &str, peer: SocketAddr, identity: Option<&str>, r: &AuditRecord) {
     use std::fmt::Write as _;
     // Writing to a String cannot fail.
     let _ = write!(out, "{time} peer={peer} identity=");
-    match identity {
-        Some(i) => {
-            let _ = write!(out, "{i:?}");
-        }
-        None => out.push('-'),
-    }
+    quoted_or_dash(out, identity);
     let _ = write!(
         out,
         " operation={} uid=",
         crate::ops::operation_name(r.operation)
     );
-    match &r.uid {
-        Some(u) => {
-            let _ = write!(out, "{u:?}");
-        }
-        None => out.push('-'),
-    }
+    quoted_or_dash(out, r.uid.as_deref());
     let _ = write!(out, " result={:?}", r.status);
     if let Some(reason) = &r.reason {
         let _ = write!(out, " reason={reason}");

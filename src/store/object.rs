@@ -234,23 +234,14 @@ pub fn write_change(change: &Change, out: &mut Vec<u8>) -> Result<(), EncodeErro
 }
 
 fn write_change_fields(change: &Change, w: &mut Writer<'_>) -> Result<(), EncodeError> {
-    let (uid, rest) = match change {
-        Change::Create(o) => return write_object(w, o),
-        Change::UidFloor(n) => {
-            let open = w.begin(tags::CHANGE);
-            w.leaf(tags::NEXT_UID, Leaf::LongInteger(*n as i64))?;
-            return w.end(open);
-        }
-        Change::AddAttribute { uid, .. }
-        | Change::ModifyAttribute { uid, .. }
-        | Change::DeleteAttribute { uid, .. }
-        | Change::State { uid, .. }
-        | Change::Destroy { uid, .. }
-        | Change::Erase { uid } => (uid, change),
-    };
+    if let Change::Create(o) = change {
+        return write_object(w, o);
+    }
     let open = w.begin(tags::CHANGE);
-    text(w, Tag::UNIQUE_IDENTIFIER, uid)?;
-    match rest {
+    if let Some(uid) = change.uid() {
+        text(w, Tag::UNIQUE_IDENTIFIER, uid)?;
+    }
+    match change {
         Change::AddAttribute {
             name, index, value, ..
         } => write_attribute(w, name, *index, Some(value))?,
@@ -261,7 +252,9 @@ fn write_change_fields(change: &Change, w: &mut Writer<'_>) -> Result<(), Encode
         Change::State { state, .. } | Change::Destroy { state, .. } => {
             w.leaf(Tag::STATE, Leaf::Enumeration(*state))?;
         }
-        Change::Erase { .. } | Change::Create(_) | Change::UidFloor(_) => {}
+        Change::UidFloor(n) => w.leaf(tags::NEXT_UID, Leaf::LongInteger(*n as i64))?,
+        // Erase carries its identifier alone; Create was written above.
+        Change::Erase { .. } | Change::Create(_) => {}
     }
     w.end(open)
 }

@@ -531,23 +531,21 @@ impl<'a> Writer<'a> {
         zeroize::Zeroize::zeroize(&mut old);
     }
 
-    fn head(&mut self, tag: Tag, item_type: ItemType, len: usize) -> Result<(), EncodeError> {
-        let len = u32::try_from(len).map_err(|_| EncodeError::TooLong(tag))?;
+    /// Writes an item's header, with room made for its padded value.
+    fn head(&mut self, tag: Tag, item_type: ItemType, len: u32) {
         self.reserve(HEADER + (len as usize).div_ceil(8) * 8);
         self.out.extend_from_slice(&tag.0.to_be_bytes()[1..]);
         self.out.push(item_type.code());
         self.out.extend_from_slice(&len.to_be_bytes());
-        Ok(())
     }
 
     /// Starts structure `tag`; its children follow until [`Writer::end`].
     pub fn begin(&mut self, tag: Tag) -> Open {
-        self.reserve(HEADER);
-        self.out.extend_from_slice(&tag.0.to_be_bytes()[1..]);
-        self.out.push(ItemType::Structure.code());
-        let len_at = self.out.len();
-        self.out.extend_from_slice(&[0; 4]);
-        Open { tag, len_at }
+        self.head(tag, ItemType::Structure, 0);
+        Open {
+            tag,
+            len_at: self.out.len() - 4,
+        }
     }
 
     /// Ends a structure: writes its length (children are padded, so no padding follows).
@@ -587,7 +585,8 @@ impl<'a> Writer<'a> {
     }
 
     fn fixed(&mut self, tag: Tag, item_type: ItemType, bytes: &[u8]) -> Result<(), EncodeError> {
-        self.head(tag, item_type, bytes.len())?;
+        let len = u32::try_from(bytes.len()).map_err(|_| EncodeError::TooLong(tag))?;
+        self.head(tag, item_type, len);
         self.out.extend_from_slice(bytes);
         let padded = bytes.len().div_ceil(8) * 8;
         self.out.resize(self.out.len() + padded - bytes.len(), 0);
