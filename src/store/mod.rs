@@ -17,7 +17,7 @@ pub mod secret;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::thread::{self, Thread};
 
@@ -150,6 +150,27 @@ impl Scan {
             io_error: None,
         }
     }
+
+    /// Takes a verified, decoded record: applied with the rest of its batch when it is the
+    /// batch's last.
+    fn accept(&mut self, batch: &mut Vec<Change>, change: Change, at: &Placed) {
+        self.by_kind[usize::from(at.kind).min(8)] += 1;
+        batch.push(change);
+        if at.more {
+            return;
+        }
+        let end = at.end();
+        for c in batch.drain(..) {
+            if let Err(e) = self.index.apply(c) {
+                self.inconsistent
+                    .push(format!("record before byte {end}: {e}"));
+            }
+            self.records += 1;
+        }
+        self.good_len = end;
+        self.prev_mac = at.mac;
+        self.next_seq = at.seq + 1;
+    }
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> StoreError {
@@ -181,6 +202,30 @@ pub fn scan(
     recover: bool,
     create: bool,
 ) -> Result<Scan, StoreError> {
+    let when_idle = HandOver {
+        buffers: MAX_HANDED_BUFFERS,
+        only_when_idle: true,
+    };
+    scan_with(path, store_key, hsm_name, recover, create, when_idle)
+}
+
+/// When the reading stage of [`scan`] hands buffers of opened records over for decoding.
+#[derive(Clone, Copy)]
+struct HandOver {
+    /// At most this many buffers at once (none: the reader decodes everything).
+    buffers: usize,
+    /// Only while the applying stage has nothing queued (else: whenever a buffer is free).
+    only_when_idle: bool,
+}
+
+fn scan_with(
+    path: &Path,
+    store_key: &Key256,
+    hsm_name: &str,
+    recover: bool,
+    create: bool,
+    hand_over: HandOver,
+) -> Result<Scan, StoreError> {
     let file = match File::open(path) {
         Ok(f) => Some(f),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -209,63 +254,81 @@ pub fn scan(
     let mut s = Scan::empty(hsm_name, keys, &header, false);
     s.index.reserve(expected_objects(file_len));
     // Two stages on two cores: one thread reads, verifies, decrypts and decodes records; this
-    // one applies them to the index (the two halves of the work are about equal).
+    // one applies them to the index. Decoding is the part that moves: when this stage has
+    // caught up, the reader hands it whole buffers of opened records to decode (no copy), so
+    // neither core waits while the other has work.
     // 16 groups of 256: about as many decoded records waiting as before grouping.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(16);
+    let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Zeroizing<Vec<u8>>>();
+    let queued = AtomicUsize::new(0);
     let producer_keys = s.keys.clone();
     let start = s.prev_mac;
     let mut outcome: Option<Result<(), Damage>> = None;
     // Records of an unfinished batch wait here until its last record arrives.
     let mut batch: Vec<Change> = Vec::new();
     thread::scope(|scope| {
+        let queued = &queued;
         scope.spawn(move || {
-            // Handed over in batches: one wake-up per record cost more than the record.
+            // Handed over in groups: one wake-up per record cost more than the record.
             let mut pending = Vec::with_capacity(EVENTS_PER_HANDOVER);
             let mut send = |e: Event| {
+                // Anything but a decoded record goes at once: the applying stage may be
+                // waiting for it, and an opened buffer must come back for reuse.
+                let now = !matches!(e, Event::Record { .. });
                 pending.push(e);
-                pending.len() < EVENTS_PER_HANDOVER
-                    || tx
-                        .send(std::mem::replace(
-                            &mut pending,
-                            Vec::with_capacity(EVENTS_PER_HANDOVER),
-                        ))
-                        .is_ok()
-            };
-            produce(path, r, &producer_keys, start, file_len, &mut send);
-            let _ = tx.send(pending);
-        });
-        for event in rx.into_iter().flatten() {
-            match event {
-                Event::Record {
-                    change,
-                    kind,
-                    more,
-                    end,
-                    mac,
-                    next_seq,
-                } => {
-                    s.by_kind[usize::from(kind).min(8)] += 1;
-                    batch.push(change);
-                    if !more {
-                        for c in batch.drain(..) {
-                            if let Err(e) = s.index.apply(c) {
-                                s.inconsistent
-                                    .push(format!("record before byte {end}: {e}"));
-                            }
-                            s.records += 1;
-                        }
-                        s.good_len = end;
-                        s.prev_mac = mac;
-                        s.next_seq = next_seq;
-                    }
+                if pending.len() < EVENTS_PER_HANDOVER && !now {
+                    return true;
                 }
-                Event::Torn(bytes) => s.torn_bytes = bytes,
-                Event::Room(bytes) => s.spare_bytes = bytes,
-                Event::Damaged(d) => outcome = Some(Err(d)),
-                Event::Failed(e) => {
-                    outcome = Some(Ok(()));
-                    s.inconsistent.push(e.to_string());
-                    s.io_error = Some(e);
+                queued.fetch_add(1, Ordering::Relaxed);
+                let group =
+                    std::mem::replace(&mut pending, Vec::with_capacity(EVENTS_PER_HANDOVER));
+                tx.send(group).is_ok()
+            };
+            let mut buffers = Buffers {
+                returned: spare_rx,
+                made: 0,
+                most: hand_over.buffers,
+                applier_idle: &|| !hand_over.only_when_idle || queued.load(Ordering::Relaxed) == 0,
+            };
+            produce(
+                path,
+                r,
+                &producer_keys,
+                start,
+                file_len,
+                &mut buffers,
+                &mut send,
+            );
+            if !pending.is_empty() {
+                let _ = tx.send(pending);
+            }
+        });
+        'events: for group in rx {
+            queued.fetch_sub(1, Ordering::Relaxed);
+            for event in group {
+                match event {
+                    Event::Record { change, at } => s.accept(&mut batch, change, &at),
+                    Event::Opened { buffer, records } => {
+                        for (plain, at) in records {
+                            match decode_body(at.kind, &buffer[plain]) {
+                                Ok(change) => s.accept(&mut batch, change, &at),
+                                Err(e) => {
+                                    outcome = Some(Err(at.damage(e, file_len)));
+                                    // Dropping the receiver stops the reader.
+                                    break 'events;
+                                }
+                            }
+                        }
+                        let _ = spare_tx.send(buffer);
+                    }
+                    Event::Torn(bytes) => s.torn_bytes = bytes,
+                    Event::Room(bytes) => s.spare_bytes = bytes,
+                    Event::Damaged(d) => outcome = Some(Err(d)),
+                    Event::Failed(e) => {
+                        outcome = Some(Ok(()));
+                        s.inconsistent.push(e.to_string());
+                        s.io_error = Some(e);
+                    }
                 }
             }
         }
@@ -325,16 +388,46 @@ fn expected_objects(file_len: u64) -> usize {
     objects.min(MAX_RESERVED_OBJECTS) as usize
 }
 
+/// Where a verified record lies in the file and what its header says.
+#[derive(Clone, Copy)]
+struct Placed {
+    kind: u8,
+    /// More records of its batch follow.
+    more: bool,
+    /// Offset of its first byte.
+    offset: u64,
+    /// Its whole length.
+    len: u64,
+    seq: u64,
+    mac: [u8; 32],
+}
+
+impl Placed {
+    /// The offset just past it.
+    fn end(&self) -> u64 {
+        self.offset + self.len
+    }
+
+    /// The chain breaks at this record (its body does not decode).
+    fn damage(&self, what: String, file_len: u64) -> Damage {
+        Damage {
+            offset: self.offset,
+            seq: self.seq,
+            what,
+            dropped_bytes: file_len - self.offset,
+        }
+    }
+}
+
 /// What the reading stage of [`scan`] hands to the applying stage.
 enum Event {
     /// A verified, decoded record.
-    Record {
-        change: Change,
-        kind: u8,
-        more: bool,
-        end: u64,
-        mac: [u8; 32],
-        next_seq: u64,
+    Record { change: Change, at: Placed },
+    /// Verified records, decrypted in place in `buffer` but left for the applying stage to
+    /// decode (it was idle); the buffer goes back to the reader afterwards.
+    Opened {
+        buffer: Zeroizing<Vec<u8>>,
+        records: Vec<(std::ops::Range<usize>, Placed)>,
     },
     /// The file ends in this many bytes of an unfinished write.
     Torn(u64),
@@ -345,6 +438,36 @@ enum Event {
     /// Reading failed.
     Failed(StoreError),
 }
+
+/// Read buffers for the reading stage beyond its own: the ones the applying stage gave back,
+/// then new ones up to `most`.
+struct Buffers<'a> {
+    returned: std::sync::mpsc::Receiver<Zeroizing<Vec<u8>>>,
+    made: usize,
+    most: usize,
+    /// Whether the applying stage has nothing queued.
+    applier_idle: &'a dyn Fn() -> bool,
+}
+
+impl Buffers<'_> {
+    /// A buffer to swap in when the current one is handed over, if the applying stage is idle
+    /// and one is free.
+    fn for_hand_over(&mut self) -> Option<Zeroizing<Vec<u8>>> {
+        if !(self.applier_idle)() {
+            return None;
+        }
+        if let Ok(b) = self.returned.try_recv() {
+            return Some(b);
+        }
+        (self.made < self.most).then(|| {
+            self.made += 1;
+            Zeroizing::new(vec![0; READ_CHUNK])
+        })
+    }
+}
+
+/// Read buffers handed to the applying stage at most at once (bounds the memory an open takes).
+const MAX_HANDED_BUFFERS: usize = 3;
 
 /// Records the reading stage of [`scan`] hands over at a time.
 const EVENTS_PER_HANDOVER: usize = 256;
@@ -397,6 +520,34 @@ impl Input {
         Ok(())
     }
 
+    /// Whether the whole record at the reading position is in the buffer.
+    fn holds_record(&self) -> bool {
+        let unread = &self.buf[self.at..self.end];
+        unread.len() >= RECORD_HEADER
+            && record::parse_head(&unread[..RECORD_HEADER])
+                .is_some_and(|h| h.total() <= unread.len())
+    }
+
+    /// Hands the buffer over with the opened `records` in it, reading on in `next` (which
+    /// takes the unread bytes).
+    fn hand_over(
+        &mut self,
+        mut next: Zeroizing<Vec<u8>>,
+        records: Vec<(std::ops::Range<usize>, Placed)>,
+    ) -> Event {
+        let unread = self.end - self.at;
+        if next.len() < unread.max(READ_CHUNK) {
+            next = Zeroizing::new(vec![0; unread.max(READ_CHUNK)]);
+        }
+        next[..unread].copy_from_slice(&self.buf[self.at..self.end]);
+        self.at = 0;
+        self.end = unread;
+        Event::Opened {
+            buffer: std::mem::replace(&mut self.buf, next),
+            records,
+        }
+    }
+
     /// Whether every byte from `skip` bytes past the reading position to the end of the file
     /// is zero (true when the file ends before). Reads on only as far as the first other byte,
     /// into the buffer it has.
@@ -413,13 +564,15 @@ impl Input {
 }
 
 /// Reads, verifies, decrypts and decodes every record after the header, in order, giving each
-/// to `send` (false: stop).
+/// to `send` (false: stop). While the applying stage is idle, the records of the current read
+/// buffer are left for it to decode, and the buffer goes to it whole.
 fn produce(
     path: &Path,
     file: File,
     keys: &FileKeys,
     start: [u8; 32],
     file_len: u64,
+    buffers: &mut Buffers<'_>,
     send: &mut impl FnMut(Event) -> bool,
 ) {
     let mut offset = FILE_HEADER as u64;
@@ -431,78 +584,83 @@ fn produce(
         at: 0,
         end: 0,
     };
-    loop {
+    // Opened records of the current buffer left to the applying stage, and the buffer that
+    // takes its place when it goes.
+    let mut left: Vec<(std::ops::Range<usize>, Placed)> = Vec::new();
+    let mut swap_in: Option<Zeroizing<Vec<u8>>> = None;
+    let last = loop {
+        if let Some(next) = swap_in.take_if(|_| !input.holds_record()) {
+            // The next record is not all here: reading on would move the bytes `left` points to.
+            if !send(input.hand_over(next, std::mem::take(&mut left))) {
+                return;
+            }
+        }
         if offset == file_len {
-            return;
+            break None;
         }
         let remaining = file_len - offset;
         if remaining < RECORD_HEADER as u64 {
-            send(match input.zeros_after(0) {
+            break Some(match input.zeros_after(0) {
                 Ok(true) => Event::Room(remaining),
                 Ok(false) => Event::Torn(remaining),
                 Err(e) => Event::Failed(io(path, e)),
             });
-            return;
         }
-        let damage = |what: String| {
-            Event::Damaged(Damage {
-                offset,
-                seq,
-                what,
-                dropped_bytes: file_len - offset,
-            })
+        let position = Position {
+            seq,
+            offset,
+            file_len,
         };
-        let (h, mac, plain) = match open_next(
-            &mut input,
-            keys,
-            &prev,
-            Position {
-                seq,
-                offset,
-                file_len,
-            },
-        ) {
+        let (h, mac, plain) = match open_next(&mut input, keys, &prev, position) {
             Ok(Ok(opened)) => opened,
             Ok(Err(Unopened::Damaged(what))) => {
-                send(damage(what));
-                return;
+                break Some(Event::Damaged(Damage {
+                    offset,
+                    seq,
+                    what,
+                    dropped_bytes: remaining,
+                }));
             }
-            Ok(Err(Unopened::Torn)) => {
-                send(Event::Torn(remaining));
-                return;
-            }
-            Ok(Err(Unopened::Room)) => {
-                send(Event::Room(remaining));
-                return;
-            }
-            Err(e) => {
-                send(Event::Failed(io(path, e)));
-                return;
-            }
+            Ok(Err(Unopened::Torn)) => break Some(Event::Torn(remaining)),
+            Ok(Err(Unopened::Room)) => break Some(Event::Room(remaining)),
+            Err(e) => break Some(Event::Failed(io(path, e))),
         };
-        let rec = &input.buf[input.at..input.at + h.total()];
-        let change = match decode_body(h.kind, &rec[plain]) {
-            Ok(c) => c,
-            Err(e) => {
-                send(damage(e));
-                return;
-            }
+        let at = Placed {
+            kind: h.kind,
+            more: h.flags & FLAG_MORE != 0,
+            offset,
+            len: h.total() as u64,
+            seq,
+            mac,
         };
+        let plain = input.at + plain.start..input.at + plain.end;
         input.at += h.total();
         prev = mac;
         seq += 1;
-        offset += h.total() as u64;
-        let more = h.flags & FLAG_MORE != 0;
-        if !send(Event::Record {
-            change,
-            kind: h.kind,
-            more,
-            end: offset,
-            mac,
-            next_seq: seq,
-        }) {
+        offset = at.end();
+        if swap_in.is_none() && left.is_empty() {
+            swap_in = buffers.for_hand_over();
+        }
+        if swap_in.is_some() {
+            left.push((plain, at));
+            continue;
+        }
+        let change = match decode_body(h.kind, &input.buf[plain]) {
+            Ok(c) => c,
+            Err(e) => break Some(Event::Damaged(at.damage(e, file_len))),
+        };
+        if !send(Event::Record { change, at }) {
             return;
         }
+    };
+    if let Some(next) = swap_in
+        && !left.is_empty()
+        && !send(input.hand_over(next, left))
+    {
+        return;
+    }
+    if let Some(event) = last {
+        send(event);
     }
 }
 
@@ -1348,6 +1506,115 @@ mod tests {
             .clone()
             .expect("uid");
         (dir, store, kept)
+    }
+
+    /// A key named `name` with a 32-byte value, like the objects of a real store.
+    fn named_key(name: &str) -> StoredObject {
+        let mut o = bare_key();
+        let name = crate::ttlv::Item::structure(
+            crate::ttlv::Tag::ATTRIBUTE_VALUE,
+            vec![
+                crate::ttlv::Item::new(
+                    crate::ttlv::Tag::NAME_VALUE,
+                    crate::ttlv::Value::TextString(name.into()),
+                ),
+                crate::ttlv::Item::new(
+                    crate::ttlv::Tag::NAME_TYPE,
+                    crate::ttlv::Value::Enumeration(1),
+                ),
+            ],
+        );
+        assert!(o.attributes.push("Name", 0, &name));
+        o.value = Some(SecretBytes::new(vec![0x5A; 32]));
+        o
+    }
+
+    #[test]
+    fn records_open_the_same_whichever_stage_decodes_them_up_to_a_body_that_does_not_decode() {
+        let dir = std::env::temp_dir().join(format!("ksg-unit-hand-over-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store_key = Key256([7; 32]);
+        let (store, _) = Store::open(&dir, &store_key, "test", false).expect("open");
+        // Several read buffers' worth, in batches (some records carry FLAG_MORE).
+        for from in (0..16000).step_by(1000) {
+            let batch = (from..from + 1000).map(|i| Change::Create(named_key(&format!("k{i}"))));
+            store.commit(batch.collect()).expect("batch");
+        }
+        drop(store);
+        let path = dir.join(FILE_NAME);
+        let policies = [
+            HandOver {
+                buffers: 0,
+                only_when_idle: true,
+            },
+            HandOver {
+                buffers: 2,
+                only_when_idle: false,
+            },
+            HandOver {
+                buffers: MAX_HANDED_BUFFERS,
+                only_when_idle: true,
+            },
+        ];
+        let open = |policy: HandOver| {
+            let s = scan_with(&path, &store_key, "test", true, false, policy).expect("scan");
+            let mut objects: Vec<StoredObject> = s.index.all().cloned().collect();
+            objects.sort_by(|a, b| a.uid.cmp(&b.uid));
+            let summary = (s.records, s.by_kind, s.good_len, s.prev_mac, s.next_seq);
+            (summary, s.spare_bytes, s.damage, objects)
+        };
+        let whole = open(policies[0]);
+        assert_eq!((whole.0.0, whole.3.len()), (16000, 16000));
+        assert!(
+            whole.0.2 > 3 * READ_CHUNK as u64,
+            "records straddle read buffers"
+        );
+        assert!(whole.2.is_none());
+        for policy in &policies[1..] {
+            assert!(open(*policy) == whole, "the same store, the same index");
+        }
+        // Seal a record whose body is not a change, then a good one after it, over the room
+        // the writer left: the chain verifies through both; the first does not decode.
+        let mut bytes = std::fs::read(&path).expect("read");
+        let keys = record::open_header(&store_key, &bytes[..FILE_HEADER]).expect("keys");
+        let (good_len, prev, seq) = (whole.0.2 as usize, whole.0.3, whole.0.4);
+        let mut tail = Vec::new();
+        let mac = keys.seal(
+            &prev,
+            seq,
+            Kind::Create as u8,
+            0,
+            b"not a change",
+            &mut tail,
+        );
+        let mut good = Zeroizing::new(Vec::new());
+        object::write_change(&Change::Create(named_key("after")), &mut good).expect("encode");
+        keys.seal(&mac, seq + 1, Kind::Create as u8, 0, &good, &mut tail);
+        bytes[good_len..good_len + tail.len()].copy_from_slice(&tail);
+        std::fs::write(&path, &bytes).expect("write");
+        let expected = Damage {
+            offset: good_len as u64,
+            seq,
+            what: String::new(),
+            dropped_bytes: (bytes.len() - good_len) as u64,
+        };
+        for policy in policies {
+            let (summary, _, damage, objects) = open(policy);
+            assert!(
+                summary == whole.0 && objects == whole.3,
+                "nothing after the damage"
+            );
+            let damage = damage.expect("damage");
+            assert!(!damage.what.is_empty());
+            assert_eq!(
+                Damage {
+                    what: String::new(),
+                    ..damage
+                },
+                expected
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Makes a write fail (as another writer's would) when this thread's next commit has
