@@ -168,6 +168,16 @@ fn main() {
     let if_keygen = || {
         black_box(token.generate_key(&mech, &t).expect("keygen"));
     };
+    // The very key the gateway makes (its template: label, ID, private, sensitive, each usage
+    // flag set), generated through raw cryptoki.
+    let same_template = ksg::token::pkcs11::template(&t);
+    let raw_keygen_same = |session: &cryptoki::session::Session| {
+        black_box(
+            session
+                .generate_key(&Mechanism::AesKeyGen, &same_template)
+                .expect("raw keygen, the gateway's template"),
+        );
+    };
     type Row<'a> = (&'static str, Box<dyn Fn() -> (f64, f64) + 'a>);
     let rows: Vec<Row> = vec![
         (
@@ -235,6 +245,13 @@ fn main() {
         (
             "generate AES-256 token key, 1 thread",
             Box::new(|| (rate(secs, || raw_keygen(&session)), rate(secs, if_keygen))),
+        ),
+        (
+            "same, the gateway's template, 1 thread",
+            Box::new(|| {
+                let raw = rate(secs, || raw_keygen_same(&session));
+                (raw, rate(secs, if_keygen))
+            }),
         ),
         (
             "generate AES-256 token key, 8 threads",

@@ -886,7 +886,9 @@ fn to_cryptoki(a: &Attr) -> Attribute {
     }
 }
 
-fn template(t: &[Attr]) -> Vec<Attribute> {
+/// A template as cryptoki attributes: what the gateway hands the module (also what the token
+/// bench's raw loop sends, to generate the very same key).
+pub fn template(t: &[Attr]) -> Vec<Attribute> {
     t.iter().map(to_cryptoki).collect()
 }
 
