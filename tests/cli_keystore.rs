@@ -69,7 +69,9 @@ fn verify_dump_and_compact_from_the_command_line() {
     let out = ksg(&["keystore", "verify"], &confs, &data);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
-        text(&out).contains("records verified: 3") && text(&out).contains("chain: OK"),
+        text(&out).contains("records verified: 3")
+            && text(&out).contains("chain: OK")
+            && text(&out).contains("format version: 2\n"),
         "{}",
         text(&out)
     );

@@ -88,6 +88,15 @@ fn verify(c: &Config, data: &Path) -> Result<i32, String> {
     let path = data.join(store::FILE_NAME);
     let s = store::scan(&path, &key, &c.ksg.hsm_name, true, false).map_err(|e| e.to_string())?;
     println!("keystore {}", path.display());
+    let version = s.format_version();
+    if version < store::record::VERSION {
+        println!(
+            "format version: {version} (`ksg keystore compact` rewrites it as version {}, which opens faster)",
+            store::record::VERSION
+        );
+    } else {
+        println!("format version: {version}");
+    }
     println!("records verified: {}", s.records);
     for (i, n) in s.by_kind.iter().enumerate().filter(|(_, n)| **n > 0) {
         let kind = store::Kind::from_byte(i as u8).map_or("?", |k| k.name());

@@ -133,6 +133,11 @@ pub struct Scan {
 }
 
 impl Scan {
+    /// The file's format version (see `record.rs`).
+    pub fn format_version(&self) -> u32 {
+        self.keys.version
+    }
+
     fn empty(hsm_name: &str, keys: FileKeys, header: &[u8; FILE_HEADER], created: bool) -> Scan {
         Scan {
             index: Index::new(hsm_name),
@@ -1614,6 +1619,66 @@ mod tests {
                 expected
             );
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_version_1_file_is_read_and_appended_to_as_such_until_compaction_makes_it_version_2() {
+        let dir = std::env::temp_dir().join(format!("ksg-unit-version-1-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let store_key = Key256([7; 32]);
+        let path = dir.join(FILE_NAME);
+        let version_of = || {
+            let bytes = std::fs::read(&path).expect("read");
+            u32::from_be_bytes(bytes[8..12].try_into().expect("4 bytes"))
+        };
+        let v1 =
+            FileKeys::new_of_version(&store_key, record::VERSION_WHOLE_BODY_MAC).expect("keys");
+        let header = v1.file_header();
+        let mut prev = v1.chain_start(&header);
+        let mut records = Vec::new();
+        for (seq, name) in (1u64..).zip(["a", "b", "c"]) {
+            let mut o = named_key(name);
+            o.uid = seq.to_string();
+            let c = Change::Create(o);
+            let mut plain = Zeroizing::new(Vec::new());
+            object::write_change(&c, &mut plain).expect("encode");
+            prev = v1.seal(&prev, seq, c.kind() as u8, 0, &plain, &mut records);
+        }
+        write_new_file(&path, &header, &records).expect("write");
+        let names = |store: &Store| {
+            let mut n: Vec<String> = store
+                .read()
+                .iter()
+                .filter_map(|o| o.attributes.first("Name"))
+                .map(|v| format!("{v:?}"))
+                .collect();
+            n.sort();
+            n
+        };
+        let (store, report) = Store::open(&dir, &store_key, "test", false).expect("open v1");
+        assert_eq!(report.objects, 3);
+        store
+            .commit(vec![Change::Create(named_key("d"))])
+            .expect("append");
+        let before = names(&store);
+        drop(store);
+        assert_eq!(
+            version_of(),
+            record::VERSION_WHOLE_BODY_MAC,
+            "appended as version 1"
+        );
+        let (store, report) = Store::open(&dir, &store_key, "test", false).expect("reopen v1");
+        assert_eq!((report.objects, report.records), (4, 4));
+        assert_eq!(names(&store), before);
+        drop(store);
+        compact(&dir, &store_key, false, 0).expect("compact");
+        assert_eq!(version_of(), record::VERSION);
+        let (store, report) = Store::open(&dir, &store_key, "test", false).expect("open v2");
+        assert_eq!(report.objects, 4);
+        assert_eq!(names(&store), before);
+        drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
