@@ -20,3 +20,6 @@ pub mod store;
 pub mod token;
 pub mod ttlv;
 pub mod x509;
+
+#[cfg(test)]
+mod test_dir;

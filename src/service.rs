@@ -492,8 +492,7 @@ mod tests {
     use super::*;
 
     fn gateway(aux_operations: Option<Vec<u32>>) -> Gateway {
-        let dir = std::env::temp_dir().join(format!("ksg-service-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("mkdir");
+        let dir = crate::test_dir::TempDir::new("service");
         for (f, t) in [
             ("ksg.conf", "[p6ksg-gen]\n"),
             ("p6kmipserver.conf", "[p6kmip-server-gen]\n"),
@@ -636,10 +635,8 @@ mod tests {
     fn gateway_with_store(
         name: &str,
         objects: Option<Vec<u32>>,
-    ) -> (Gateway, Arc<Store>, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("ksg-service-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("mkdir");
+    ) -> (Gateway, Arc<Store>, crate::test_dir::TempDir) {
+        let dir = crate::test_dir::TempDir::new(&format!("service-{name}"));
         let (store, _) =
             Store::open(&dir, &crate::store::key::Key256([7; 32]), "test", false).expect("store");
         let store = Arc::new(store);
@@ -651,7 +648,7 @@ mod tests {
 
     #[test]
     fn an_object_type_switched_off_in_the_conf_is_refused_when_used() {
-        let (g, store, dir) = gateway_with_store("objects", Some(vec![2]));
+        let (g, store, _dir) = gateway_with_store("objects", Some(vec![2]));
         let secret = Item::structure(
             Tag::SECRET_DATA,
             vec![
@@ -687,12 +684,11 @@ mod tests {
             "Secret Data is switched off: Feature Not Supported"
         );
         assert_eq!(store.read().len(), 0);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn an_undo_batch_that_fails_puts_back_what_it_did() {
-        let (g, store, dir) = gateway_with_store("undo", None);
+        let (g, store, _dir) = gateway_with_store("undo", None);
         let attr = |name: &str, v: Value| {
             Item::structure(
                 Tag::ATTRIBUTE,
@@ -734,6 +730,5 @@ mod tests {
             "the Create is undone, the Get failed"
         );
         assert_eq!(store.read().len(), 0, "the created key is gone");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -597,10 +597,8 @@ mod tests {
         std::fs::write(dir.join(AUX_CONF), aux).expect("write");
     }
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ksg-config-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&d).expect("mkdir");
-        d
+    fn temp_dir(name: &str) -> crate::test_dir::TempDir {
+        crate::test_dir::TempDir::new(&format!("config-{name}"))
     }
 
     #[test]

@@ -361,6 +361,23 @@ mod tests {
                 "wrong predecessor"
             );
         }
+        // Two records sealed at the same place (a sequence number is reused after a failed
+        // write) with the same length: one's body under the other's header and MAC is refused,
+        // though its GCM tag is genuine for that header, because the chain covers the tag.
+        for version in [VERSION_WHOLE_BODY_MAC, VERSION] {
+            let keys = FileKeys::new_of_version(&store, version).expect("keys");
+            let start = keys.chain_start(&keys.file_header());
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            keys.seal(&start, 1, 2, 0, b"first  body", &mut a);
+            keys.seal(&start, 1, 2, 0, b"second body", &mut b);
+            let body = RECORD_HEADER..a.len() - MAC;
+            let mut spliced = a.clone();
+            spliced[body.clone()].copy_from_slice(&b[body]);
+            assert!(
+                open_record(&keys, &start, &mut spliced).is_none(),
+                "version {version}: a body spliced from another record"
+            );
+        }
         // The two versions chain differently: a record of one does not verify as the other.
         let v1 = FileKeys::new_of_version(&store, VERSION_WHOLE_BODY_MAC).expect("keys");
         let mut header = v1.file_header();
