@@ -65,6 +65,9 @@ fn a_full_disk_fails_the_request_harms_nothing_and_service_resumes() {
         std::fs::write(confs.join(f), t).expect("conf");
     }
     let mut gw = Gateway::spawn(&confs, dir);
+    // Bound again after the gateway, so it is dropped first (unmounted) and the gateway's
+    // temporary directory, dropped next, can be removed.
+    let _mount = _mount;
     let mut tls = tls_connect(gw.addr, &gw.data());
 
     // Leave about 24 KiB free, then create until the disk is full.
