@@ -185,3 +185,24 @@ fn serve_refuses_the_wrong_store_key_and_opens_damage_only_with_gate_flag_1() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("wrong store key"), "{}", text(&out));
 }
+
+#[test]
+fn verify_and_dump_end_quietly_when_their_reader_stops_early() {
+    let d = TempDir::new("cli-ks-pipe");
+    let (confs, data) = setup(&d.0);
+    for command in ["verify", "dump"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ksg"))
+            .args(["keystore", command, "--confs"])
+            .arg(&confs)
+            .arg("--data")
+            .arg(&data)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run ksg");
+        // The reader goes away before anything is written (as `| head` does when satisfied).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(out.status.code(), Some(0), "{command}: {}", text(&out));
+    }
+}

@@ -84,58 +84,73 @@ fn store_key(c: &Config) -> Result<key::Key256, String> {
 }
 
 fn verify(c: &Config, data: &Path) -> Result<i32, String> {
+    // Printed whole at the end: a reader that stops early (`| head`) ends the output, not the
+    // program.
+    let mut out = String::new();
+    let code = verify_into(c, data, &mut out);
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    code
+}
+
+fn verify_into(c: &Config, data: &Path, out: &mut String) -> Result<i32, String> {
+    use std::fmt::Write as _;
     let key = store_key(c)?;
     let path = data.join(store::FILE_NAME);
     let s = store::scan(&path, &key, &c.ksg.hsm_name, true, false).map_err(|e| e.to_string())?;
-    println!("keystore {}", path.display());
+    let _ = writeln!(out, "keystore {}", path.display());
     let version = s.format_version();
     if version < store::record::VERSION {
-        println!(
+        let _ = writeln!(
+            out,
             "format version: {version} (`ksg keystore compact` rewrites it as version {}, which opens faster)",
             store::record::VERSION
         );
     } else {
-        println!("format version: {version}");
+        let _ = writeln!(out, "format version: {version}");
     }
-    println!("records verified: {}", s.records);
+    let _ = writeln!(out, "records verified: {}", s.records);
     for (i, n) in s.by_kind.iter().enumerate().filter(|(_, n)| **n > 0) {
         let kind = store::Kind::from_byte(i as u8).map_or("?", |k| k.name());
-        println!("  {kind}: {n}");
+        let _ = writeln!(out, "  {kind}: {n}");
     }
     let destroyed = s.index.iter().filter(|o| matches!(o.state, 5 | 6)).count();
-    println!(
+    let _ = writeln!(
+        out,
         "objects ({}): {} ({} destroyed)",
         c.ksg.hsm_name,
         s.index.len(),
         destroyed
     );
-    println!("objects of other HSM_names: {}", s.index.foreign_len());
-    println!("next unique identifier: {}", s.index.next_uid());
+    let _ = writeln!(out, "objects of other HSM_names: {}", s.index.foreign_len());
+    let _ = writeln!(out, "next unique identifier: {}", s.index.next_uid());
     if s.torn_bytes > 0 && s.damage.is_none() {
-        println!(
+        let _ = writeln!(
+            out,
             "torn tail: {} bytes (an unfinished write; cut at the next open)",
             s.torn_bytes
         );
     }
     if s.spare_bytes > 0 {
-        println!(
+        let _ = writeln!(
+            out,
             "room after the last record: {} bytes (zeros the writer made ahead)",
             s.spare_bytes
         );
     }
     for i in &s.inconsistent {
-        println!("warning: {i}");
+        let _ = writeln!(out, "warning: {i}");
     }
     match s.damage {
         Some(d) => {
-            println!(
+            let _ = writeln!(
+                out,
                 "DAMAGED: at byte {} (record {}): {}; {} bytes after the last good record cannot be trusted",
                 d.offset, d.seq, d.what, d.dropped_bytes
             );
             Ok(1)
         }
         None => {
-            println!("chain: OK");
+            let _ = writeln!(out, "chain: OK");
             Ok(0)
         }
     }
@@ -191,7 +206,8 @@ fn dump(c: &Config, data: &Path) -> Result<i32, String> {
     let s = store::scan(&path, &key, &c.ksg.hsm_name, true, false).map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     for o in s.index.all() {
-        let _ = writeln!(
+        // A reader that stops early (`| head`) ends the dump.
+        let head = writeln!(
             out,
             "{} type={} state={} owner={} hsm={}{}{}",
             o.uid,
@@ -214,6 +230,9 @@ fn dump(c: &Config, data: &Path) -> Result<i32, String> {
                 ""
             }
         );
+        if head.is_err() {
+            break;
+        }
         for a in o.attributes.iter() {
             let _ = writeln!(
                 out,
