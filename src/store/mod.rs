@@ -1425,8 +1425,16 @@ pub fn compact(
     let header = keys.file_header();
     let mut prev = keys.chain_start(&header);
     let mut body = Vec::new();
+    // In identifier order (numbers first, as made): compaction reads every object as another
+    // HSM_name's, kept in a hashed table, and a store written in that table's order opened
+    // ~10 % slower at a million objects (its identifier table filled out of order).
+    let mut objects: Vec<&StoredObject> = s.index.all().collect();
+    objects.sort_unstable_by(|a, b| {
+        let number = |o: &StoredObject| o.uid.parse::<u64>().unwrap_or(u64::MAX);
+        number(a).cmp(&number(b)).then_with(|| a.uid.cmp(&b.uid))
+    });
     let all: Vec<Change> = std::iter::once(Change::UidFloor(s.index.next_uid()))
-        .chain(s.index.all().cloned().map(Change::Create))
+        .chain(objects.into_iter().cloned().map(Change::Create))
         .collect();
     for (seq, c) in (1u64..).zip(all.iter()) {
         let mut plain = Zeroizing::new(Vec::new());
