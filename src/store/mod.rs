@@ -292,8 +292,8 @@ fn scan_with(
             let mut buffers = Buffers {
                 returned: spare_rx,
                 made: 0,
-                most: hand_over.buffers,
-                applier_idle: &|| !hand_over.only_when_idle || queued.load(Ordering::Relaxed) == 0,
+                policy: hand_over,
+                queued,
             };
             produce(
                 path,
@@ -425,6 +425,9 @@ impl Placed {
     }
 }
 
+/// Records opened in place in a read buffer: where each one's plaintext lies, and the record.
+type OpenedRecords = Vec<(std::ops::Range<usize>, Placed)>;
+
 /// What the reading stage of [`scan`] hands to the applying stage.
 enum Event {
     /// A verified, decoded record.
@@ -433,7 +436,7 @@ enum Event {
     /// decode (it was idle); the buffer goes back to the reader afterwards.
     Opened {
         buffer: Zeroizing<Vec<u8>>,
-        records: Vec<(std::ops::Range<usize>, Placed)>,
+        records: OpenedRecords,
     },
     /// The file ends in this many bytes of an unfinished write.
     Torn(u64),
@@ -446,20 +449,20 @@ enum Event {
 }
 
 /// Read buffers for the reading stage beyond its own: the ones the applying stage gave back,
-/// then new ones up to `most`.
+/// then new ones up to the policy's number.
 struct Buffers<'a> {
     returned: std::sync::mpsc::Receiver<Zeroizing<Vec<u8>>>,
     made: usize,
-    most: usize,
-    /// Whether the applying stage has nothing queued.
-    applier_idle: &'a dyn Fn() -> bool,
+    policy: HandOver,
+    /// Groups of events sent and not yet taken by the applying stage.
+    queued: &'a AtomicUsize,
 }
 
 impl Buffers<'_> {
-    /// A buffer to swap in when the current one is handed over, if the applying stage is idle
+    /// A buffer to swap in when the current one is handed over, if the policy allows it now
     /// and one is free.
     fn for_hand_over(&mut self) -> Option<Zeroizing<Vec<u8>>> {
-        if !(self.applier_idle)() {
+        if self.policy.only_when_idle && self.queued.load(Ordering::Relaxed) > 0 {
             return None;
         }
         while let Ok(b) = self.returned.try_recv() {
@@ -470,7 +473,7 @@ impl Buffers<'_> {
             // stay chunk-sized (a new one may take its place).
             self.made -= 1;
         }
-        (self.made < self.most).then(|| {
+        (self.made < self.policy.buffers).then(|| {
             self.made += 1;
             Zeroizing::new(vec![0; READ_CHUNK])
         })
@@ -541,11 +544,7 @@ impl Input {
 
     /// Hands the buffer over with the opened `records` in it, reading on in `next` (which
     /// takes the unread bytes).
-    fn hand_over(
-        &mut self,
-        mut next: Zeroizing<Vec<u8>>,
-        records: Vec<(std::ops::Range<usize>, Placed)>,
-    ) -> Event {
+    fn hand_over(&mut self, mut next: Zeroizing<Vec<u8>>, records: OpenedRecords) -> Event {
         let unread = self.end - self.at;
         if next.len() < unread.max(READ_CHUNK) {
             next = Zeroizing::new(vec![0; unread.max(READ_CHUNK)]);
@@ -595,14 +594,13 @@ fn produce(
         at: 0,
         end: 0,
     };
-    // Opened records of the current buffer left to the applying stage, and the buffer that
-    // takes its place when it goes.
-    let mut left: Vec<(std::ops::Range<usize>, Placed)> = Vec::new();
-    let mut swap_in: Option<Zeroizing<Vec<u8>>> = None;
+    // While handing over: the buffer that takes the current one's place when it goes, and the
+    // opened records of the current one left to the applying stage.
+    let mut handing: Option<(Zeroizing<Vec<u8>>, OpenedRecords)> = None;
     let last = loop {
-        if let Some(next) = swap_in.take_if(|_| !input.holds_record()) {
+        if let Some((next, left)) = handing.take_if(|_| !input.holds_record()) {
             // The next record is not all here: reading on would move the bytes `left` points to.
-            if !send(input.hand_over(next, std::mem::take(&mut left))) {
+            if !send(input.hand_over(next, left)) {
                 return;
             }
         }
@@ -649,10 +647,10 @@ fn produce(
         prev = mac;
         seq += 1;
         offset = at.end();
-        if swap_in.is_none() && left.is_empty() {
-            swap_in = buffers.for_hand_over();
+        if handing.is_none() {
+            handing = buffers.for_hand_over().map(|next| (next, Vec::new()));
         }
-        if swap_in.is_some() {
+        if let Some((_, left)) = &mut handing {
             left.push((plain, at));
             continue;
         }
@@ -664,8 +662,7 @@ fn produce(
             return;
         }
     };
-    if let Some(next) = swap_in
-        && !left.is_empty()
+    if let Some((next, left)) = handing
         && !send(input.hand_over(next, left))
     {
         return;
