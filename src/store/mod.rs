@@ -1244,12 +1244,24 @@ impl Store {
                     None
                 }
             };
-            wake_after_write(&mut log.waiters, answered);
+            let woken = answered_waiters(&mut log.waiters, answered);
             // Kept unless a large batch grew it (sealed records only: nothing secret).
             if buf.capacity() <= KEPT_WRITE_BUFFER {
                 buf.clear();
                 log.spare = buf;
             }
+            // The leader's records were in its write: they stand or fall with it.
+            let outcome = match answered {
+                Some(_) => Ok(()),
+                None => Err(StoreError::WriteFailed(log.failure.clone())),
+            };
+            // Woken after the lock is let go: each wake is a system call, and committers wait
+            // for this lock while they hold the index's, which every reader then waits for.
+            drop(log);
+            for t in woken {
+                t.unpark();
+            }
+            return outcome;
         }
     }
 
@@ -1381,14 +1393,15 @@ pub struct CompactReport {
     pub damaged_copy: Option<PathBuf>,
 }
 
-/// Wakes the committers a leader's write has answered: those whose records it made durable
-/// (`durable_upto`), or all of them when it failed. If any are left, one is woken to lead the
-/// write of their records, which are queued already.
-fn wake_after_write(waiters: &mut Vec<(u64, Thread)>, durable_upto: Option<u64>) {
+/// Takes out the committers a leader's write has answered, to be woken: those whose records
+/// it made durable (`durable_upto`), or all of them when it failed. If any are left, one is
+/// taken too, to lead the write of their records, which are queued already.
+fn answered_waiters(waiters: &mut Vec<(u64, Thread)>, durable_upto: Option<u64>) -> Vec<Thread> {
+    let mut woken = Vec::with_capacity(waiters.len().min(16) + 1);
     let mut next_leader: Option<Thread> = None;
     waiters.retain(|(seq, t)| {
         if durable_upto.is_none_or(|upto| *seq <= upto) {
-            t.unpark();
+            woken.push(t.clone());
             false
         } else if next_leader.is_none() {
             next_leader = Some(t.clone());
@@ -1397,9 +1410,8 @@ fn wake_after_write(waiters: &mut Vec<(u64, Thread)>, durable_upto: Option<u64>)
             true
         }
     });
-    if let Some(t) = next_leader {
-        t.unpark();
-    }
+    woken.extend(next_leader);
+    woken
 }
 
 /// Rewrites the keystore as one record per live object (under a fresh salt), swapping it in
