@@ -938,10 +938,11 @@ impl LogFile {
         self.file.sync_data()
     }
 
-    /// Takes back a failed write: the file ends after the durable records.
-    fn cut(&mut self, at: u64) {
+    /// Takes back a failed write: the file ends after the durable records. If that fails too,
+    /// the next write still zero-fills from `at` before its records (`allocated` says so).
+    fn cut(&mut self, at: u64) -> std::io::Result<()> {
         self.allocated = at;
-        let _ = self.file.set_len(at).and_then(|()| self.file.sync_all());
+        self.file.set_len(at).and_then(|()| self.file.sync_all())
     }
 }
 
@@ -1223,12 +1224,18 @@ impl Store {
             drop(log);
             let result = {
                 let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-                let r = f.write_durable(start_len, &buf);
-                if r.is_err() {
-                    // Take back whatever part reached the file, so the chain stays whole.
-                    f.cut(start_len);
-                }
-                r
+                // Take back whatever part of a failed write reached the file, so the chain stays
+                // whole; a failure to do so is told with the write's.
+                f.write_durable(start_len, &buf)
+                    .map_err(|e| match f.cut(start_len) {
+                        Ok(()) => e,
+                        Err(cut) => std::io::Error::new(
+                            e.kind(),
+                            format!(
+                                "{e}; cutting the file back to {start_len} bytes failed too: {cut}"
+                            ),
+                        ),
+                    })
             };
             log = self.log.lock().unwrap_or_else(|p| p.into_inner());
             log.leader = false;
@@ -1751,6 +1758,34 @@ mod tests {
         assert!(report.inconsistent.is_empty(), "{:?}", report.inconsistent);
         assert_eq!(store.with_object(&kept, |o| o.state), Some(1));
         drop(store);
+    }
+
+    #[test]
+    fn a_write_that_fails_and_cannot_be_cut_back_says_so_and_the_store_goes_on() {
+        let (dir, store, kept) = store_with_one_key("uncut");
+        let change_state = |state| {
+            vec![Change::State {
+                uid: kept.clone(),
+                state,
+            }]
+        };
+        // A handle that can neither write nor truncate: the write fails, and so does the cut.
+        let read_only = File::open(&store.path).expect("open read-only");
+        let writable = std::mem::replace(&mut store.file.lock().expect("file").file, read_only);
+        let refused = store.commit(change_state(2));
+        assert!(
+            matches!(refused, Err(StoreError::WriteFailed(ref m)) if m.contains("cutting the file back")),
+            "{refused:?}"
+        );
+        store.file.lock().expect("file").file = writable;
+        store
+            .commit(change_state(3))
+            .expect("a commit after the failure");
+        drop(store);
+        let (store, report) = Store::open(&dir, &Key256([7; 32]), "test", false).expect("reopen");
+        assert_eq!((report.objects, report.records), (1, 2));
+        assert_eq!(report.torn_bytes, 0);
+        assert_eq!(store.with_object(&kept, |o| o.state), Some(3));
     }
 
     #[test]
