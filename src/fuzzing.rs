@@ -214,5 +214,8 @@ fn fresh_gateway() -> Gateway {
     }
     let config = Config::load(&dir, &dir).expect("the fuzz configuration");
     let (store, _) = Store::open(&dir, &Key256([9; 32]), "fuzz", false).expect("a keystore");
+    // Removed at once: the open keystore file works on unlinked, and a fuzzer that exits (or
+    // is killed) leaves nothing behind.
+    let _ = std::fs::remove_dir_all(&dir);
     Gateway::new(Arc::new(config), Some(Arc::new(store)), None)
 }

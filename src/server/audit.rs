@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn requests_writing_at_once_leave_whole_lines_in_request_order_per_thread() {
-        let dir = std::env::temp_dir().join(format!("ksg-audit-{}", std::process::id()));
+        let dir = crate::test_dir::TempDir::new("audit");
         let path = dir.join("audit.log");
         let log = AuditLog::open(&path).expect("open");
         let peer: SocketAddr = "127.0.0.1:4000".parse().expect("addr");
@@ -124,7 +124,6 @@ mod tests {
             }
         });
         let text = std::fs::read_to_string(&path).expect("read");
-        let _ = std::fs::remove_dir_all(&dir);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), threads * requests * 2);
         let mut next = vec![0usize; threads];

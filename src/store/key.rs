@@ -194,8 +194,7 @@ mod tests {
 
     #[test]
     fn generated_key_is_private_and_reads_back() {
-        let dir = std::env::temp_dir().join(format!("ksg-key-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::test_dir::TempDir::new("key");
         let base = dir.join("ksgbaseKey.txt");
         let (k1, src) = load(None, &base).expect("generate");
         assert!(matches!(src, KeySource::Generated(_)));
@@ -218,6 +217,5 @@ mod tests {
                 .expect_err("missing")
                 .starts_with("customerKeyPath")
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

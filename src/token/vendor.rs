@@ -126,8 +126,7 @@ mod tests {
 
     #[test]
     fn the_kek_file_is_32_private_bytes() {
-        let dir = std::env::temp_dir().join(format!("ksg-kek-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("mkdir");
+        let dir = crate::test_dir::TempDir::new("kek");
         let p = dir.join("aes256.key");
         std::fs::write(&p, [7u8; 32]).expect("write");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
@@ -149,6 +148,5 @@ mod tests {
             Vendor::from_hsm_type(1).unwrap_locally(&kek, &wrapped),
             Some(vec![1u8; 32])
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
