@@ -761,11 +761,12 @@ impl Index {
     pub fn apply(&mut self, change: Change) -> Result<Option<u32>, ApplyError> {
         let change = match change {
             Change::Create(mut o) if *o.hsm_name != *self.hsm_name => {
-                self.note_uid(&o.uid);
-                self.intern_object(&mut o);
+                // Refused before its names are interned: a refused record leaves nothing behind.
                 if self.is_foreign(&o.uid) || self.by_uid.get(&o.uid).is_some() {
                     return Err(ApplyError::Exists(o.uid));
                 }
+                self.note_uid(&o.uid);
+                self.intern_object(&mut o);
                 self.foreign.insert(o.uid.clone(), o);
                 return Ok(None);
             }
@@ -1135,6 +1136,32 @@ mod tests {
             index: None,
             value,
         })
+    }
+
+    #[test]
+    fn a_refused_record_of_another_hsm_name_leaves_no_names_behind() {
+        let mut idx = Index::new("h");
+        let foreign = |uid: &str, hsm: &str, owner: &str| StoredObject {
+            hsm_name: hsm.into(),
+            owner: Some(owner.into()),
+            ..object(uid)
+        };
+        idx.apply(Change::Create(foreign("5", "other", "alice")))
+            .expect("kept aside");
+        idx.apply(Change::Create(object("6"))).expect("own");
+        let interned = idx.interned.len();
+        for refused in [foreign("5", "third", "bob"), foreign("5", "other", "carol")] {
+            assert!(matches!(
+                idx.apply(Change::Create(refused)),
+                Err(ApplyError::Exists(_))
+            ));
+        }
+        assert!(matches!(
+            idx.apply(Change::Create(foreign("6", "other", "dave"))),
+            Err(ApplyError::Exists(_))
+        ));
+        assert_eq!(idx.interned.len(), interned, "{:?}", idx.interned);
+        assert_eq!(idx.foreign_len(), 1);
     }
 
     #[test]
