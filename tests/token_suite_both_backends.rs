@@ -717,6 +717,52 @@ fn a_device_reset_behind_the_gateways_back_is_recovered_from() {
     );
 }
 
+/// Session objects are made on one long-lived "anchor" session. The login ended behind the
+/// gateway's back (C_Logout on another session of the process, which logs out every session):
+/// the next session object made re-initialises the library, gets a new anchor, logged in, and
+/// succeeds, as pooled calls recover from a lost session.
+#[test]
+fn a_lost_anchor_session_is_replaced_when_the_next_session_object_is_made() {
+    with_softhsm(
+        "a_lost_anchor_session_is_replaced_when_the_next_session_object_is_made",
+        |f| {
+            let session_key = || {
+                vec![
+                    Attr::Class(Class::SecretKey),
+                    Attr::KeyType(KeyType::Aes),
+                    Attr::Token(false),
+                    Attr::Private(true),
+                    Attr::Value(vec![6u8; 32]),
+                    Attr::Encrypt(true),
+                    Attr::Decrypt(true),
+                ]
+            };
+            let cbc = Mech::AesCbcPad([4; 16]);
+            let first = f
+                .token
+                .create_object(&session_key())
+                .expect("on the anchor");
+            let before = f.token.encrypt(first, &cbc, b"anchor").expect("C_Encrypt");
+            let generation = f.token.generation();
+            let elsewhere = f
+                .token
+                .context()
+                .open_ro_session(f.token.slot())
+                .expect("C_OpenSession");
+            elsewhere.logout().expect("C_Logout");
+            let again = f
+                .token
+                .create_object(&session_key())
+                .expect("made after the anchor was lost");
+            assert!(f.token.generation() > generation, "re-initialised");
+            assert_eq!(
+                f.token.encrypt(again, &cbc, b"anchor").expect("C_Encrypt"),
+                before
+            );
+        },
+    );
+}
+
 #[test]
 fn resets_under_concurrent_calls_never_hang_and_never_use_another_key() {
     with_softhsm(

@@ -666,7 +666,10 @@ impl Pkcs11Token {
     }
 
     /// [`Pkcs11Token::run`] for a call that makes an object; a session object is made on the
-    /// anchor session, where it lives until a re-initialisation.
+    /// anchor session, where it lives until a re-initialisation. An anchor that was lost, or a
+    /// token that stopped answering, gets the library re-initialised (a new anchor, and every
+    /// handle to the old one's objects dropped with the generation) and the call tried once
+    /// more.
     fn run_making<T>(
         &self,
         function: &'static str,
@@ -678,16 +681,34 @@ impl Pkcs11Token {
             return self.run(function, mech, f);
         }
         self.check_outage()?;
-        let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
-        let anchor = self.anchor.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(session) = anchor.as_ref() else {
-            return Err(TokenError::Unavailable(format!(
-                "{function}: the token is being re-initialised"
-            )));
-        };
-        self.traced(function, session, mech, &f)
-            .0
-            .map_err(|e| call_err(function, e))
+        let mut reinitialised = false;
+        loop {
+            let seen = self.generation.load(Ordering::Acquire);
+            let (result, rv) = {
+                let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
+                let anchor = self.anchor.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(session) = anchor.as_ref() else {
+                    return Err(TokenError::Unavailable(format!(
+                        "{function}: the token is being re-initialised"
+                    )));
+                };
+                self.traced(function, session, mech, &f)
+            };
+            let e = match result {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let lost = rv
+                .is_some_and(|rv| session_lost(rv) || (token_suspect(rv) && !self.token_answers()));
+            if !lost || reinitialised {
+                return Err(call_err(function, e));
+            }
+            log::warn(&format!(
+                "PKCS#11: {function} failed with {rv:?} on the anchor session; re-initialising"
+            ));
+            reinitialised = true;
+            self.reinitialise(seen)?;
+        }
     }
 
     /// Runs `f` on `session`, traced: its result and return value.
