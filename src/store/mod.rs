@@ -913,10 +913,8 @@ impl LogFile {
         let end = at + records.len() as u64;
         if end > self.allocated {
             let room = (end + SPARE).div_ceil(4096) * 4096;
-            let zeros = vec![0u8; (room - self.allocated) as usize];
             match self
-                .file
-                .write_all_at(&zeros, self.allocated)
+                .write_zeros(self.allocated, room)
                 .and_then(|()| self.file.sync_all())
             {
                 Ok(()) => self.allocated = room,
@@ -936,6 +934,21 @@ impl LogFile {
         self.file.write_all_at(records, at)?;
         self.allocated = self.allocated.max(end);
         self.file.sync_data()
+    }
+
+    /// Writes zeros over `from..to` from one static block: a fresh 1 MiB buffer for each room
+    /// raised glibc's mmap threshold once freed, so the later ones came from the heap and their
+    /// holes stayed resident (~6 MB after 110,000 creates).
+    fn write_zeros(&self, from: u64, to: u64) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(ZEROS.len() as u64) as usize;
+            self.file.write_all_at(&ZEROS[..n], at)?;
+            at += n as u64;
+        }
+        Ok(())
     }
 
     /// Takes back a failed write: the file ends after the durable records. If that fails too,
