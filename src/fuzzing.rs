@@ -215,7 +215,8 @@ fn fresh_gateway() -> Gateway {
     let config = Config::load(&dir, &dir).expect("the fuzz configuration");
     let (store, _) = Store::open(&dir, &Key256([9; 32]), "fuzz", false).expect("a keystore");
     // Removed at once: the open keystore file works on unlinked, and a fuzzer that exits (or
-    // is killed) leaves nothing behind.
+    // is killed) leaves nothing behind. (A failed write would make the store rebuild from its
+    // path, which is gone: a full disk under the fuzzer fails every later change.)
     let _ = std::fs::remove_dir_all(&dir);
     Gateway::new(Arc::new(config), Some(Arc::new(store)), None)
 }

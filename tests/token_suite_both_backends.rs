@@ -750,6 +750,8 @@ fn a_lost_anchor_session_is_replaced_when_the_next_session_object_is_made() {
                 .open_ro_session(f.token.slot())
                 .expect("C_OpenSession");
             elsewhere.logout().expect("C_Logout");
+            // Closed now: its handle number may be given again after the re-initialisation.
+            drop(elsewhere);
             let again = f
                 .token
                 .create_object(&session_key())

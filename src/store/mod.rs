@@ -933,6 +933,10 @@ impl LogFile {
         }
         self.file.write_all_at(records, at)?;
         self.allocated = self.allocated.max(end);
+        #[cfg(test)]
+        if tests::injected(&tests::FAIL_SYNC) {
+            return Err(std::io::Error::other("injected sync failure"));
+        }
         self.file.sync_data()
     }
 
@@ -951,11 +955,23 @@ impl LogFile {
         Ok(())
     }
 
-    /// Takes back a failed write: the file ends after the durable records. If that fails too,
-    /// the next write still zero-fills from `at` before its records (`allocated` says so).
-    fn cut(&mut self, at: u64) -> std::io::Result<()> {
+    /// Takes back a failed write of `at..written_to`: the file ends after the durable records.
+    /// If that fails too, the failed records are zeroed where they may stand, so that neither
+    /// the rebuild after the failure nor the next open reads them back as changes that were
+    /// refused; and the next write zero-fills from `at` before its records (`allocated`).
+    fn cut(&mut self, at: u64, written_to: u64) -> std::io::Result<()> {
         self.allocated = at;
-        self.file.set_len(at).and_then(|()| self.file.sync_all())
+        #[cfg(test)]
+        let cut = if tests::injected(&tests::FAIL_CUT) {
+            Err(std::io::Error::other("injected truncate failure"))
+        } else {
+            self.file.set_len(at)
+        };
+        #[cfg(not(test))]
+        let cut = self.file.set_len(at);
+        cut.and_then(|()| self.file.sync_all()).inspect_err(|_| {
+            let _ = self.write_zeros(at, written_to);
+        })
     }
 }
 
@@ -1239,8 +1255,8 @@ impl Store {
                 let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
                 // Take back whatever part of a failed write reached the file, so the chain stays
                 // whole; a failure to do so is told with the write's.
-                f.write_durable(start_len, &buf)
-                    .map_err(|e| match f.cut(start_len) {
+                f.write_durable(start_len, &buf).map_err(|e| {
+                    match f.cut(start_len, start_len + buf.len() as u64) {
                         Ok(()) => e,
                         Err(cut) => std::io::Error::new(
                             e.kind(),
@@ -1248,7 +1264,8 @@ impl Store {
                                 "{e}; cutting the file back to {start_len} bytes failed too: {cut}"
                             ),
                         ),
-                    })
+                    }
+                })
             };
             log = self.log.lock().unwrap_or_else(|p| p.into_inner());
             log.leader = false;
@@ -1417,7 +1434,10 @@ pub struct CompactReport {
 /// it made durable (`durable_upto`), or all of them when it failed. If any are left, one is
 /// taken too, to lead the write of their records, which are queued already.
 fn answered_waiters(waiters: &mut Vec<(u64, Thread)>, durable_upto: Option<u64>) -> Vec<Thread> {
-    let mut woken = Vec::with_capacity(waiters.len().min(16) + 1);
+    if waiters.is_empty() {
+        return Vec::new();
+    }
+    let mut woken = Vec::with_capacity(waiters.len());
     let mut next_leader: Option<Thread> = None;
     waiters.retain(|(seq, t)| {
         if durable_upto.is_none_or(|upto| *seq <= upto) {
@@ -1498,7 +1518,7 @@ pub const RECORD_OVERHEAD: usize = RECORD_HEADER + MAC;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
 
     /// What a test injects between a commit's apply and its seal.
     type Hook = Box<dyn FnOnce(&Store)>;
@@ -1506,6 +1526,15 @@ mod tests {
     thread_local! {
         /// Runs on this thread between a commit's apply and its seal, once.
         static BEFORE_SEAL: RefCell<Option<Hook>> = RefCell::new(None);
+        /// The next `sync_data` of a write led by this thread fails, once.
+        pub(super) static FAIL_SYNC: Cell<bool> = const { Cell::new(false) };
+        /// The next cut back of a failed write led by this thread fails, once.
+        pub(super) static FAIL_CUT: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Whether a failure was injected into `flag` on this thread; it is taken.
+    pub(super) fn injected(flag: &'static thread::LocalKey<Cell<bool>>) -> bool {
+        flag.with(|f| f.replace(false))
     }
 
     pub(super) fn before_seal(store: &Store) {
@@ -1799,6 +1828,35 @@ mod tests {
         assert_eq!((report.objects, report.records), (1, 2));
         assert_eq!(report.torn_bytes, 0);
         assert_eq!(store.with_object(&kept, |o| o.state), Some(3));
+    }
+
+    #[test]
+    fn records_of_a_failed_write_that_could_not_be_cut_back_are_not_read_back() {
+        let (dir, store, kept) = store_with_one_key("uncut-written");
+        // The records reach the file, their sync fails, and so does the truncate.
+        FAIL_SYNC.with(|f| f.set(true));
+        FAIL_CUT.with(|f| f.set(true));
+        let refused = store.commit(vec![Change::State {
+            uid: kept.clone(),
+            state: 2,
+        }]);
+        assert!(
+            matches!(refused, Err(StoreError::WriteFailed(ref m)) if m.contains("cutting the file back")),
+            "{refused:?}"
+        );
+        // The next commit rebuilds memory from the file: the refused change is not in it.
+        store
+            .commit(vec![Change::Create(bare_key())])
+            .expect("a commit after the failure");
+        assert_eq!(store.with_object(&kept, |o| o.state), Some(1));
+        drop(store);
+        let (store, report) = Store::open(&dir, &Key256([7; 32]), "test", false).expect("reopen");
+        assert_eq!(
+            (report.objects, report.records, report.torn_bytes),
+            (2, 2, 0)
+        );
+        assert!(report.inconsistent.is_empty(), "{:?}", report.inconsistent);
+        assert_eq!(store.with_object(&kept, |o| o.state), Some(1));
     }
 
     #[test]

@@ -683,16 +683,18 @@ impl Pkcs11Token {
         self.check_outage()?;
         let mut reinitialised = false;
         loop {
-            let seen = self.generation.load(Ordering::Acquire);
-            let (result, rv) = {
+            let (seen, result, rv) = {
                 let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
+                // Read under the gate: the generation of the anchor this attempt uses.
+                let seen = self.generation.load(Ordering::Acquire);
                 let anchor = self.anchor.lock().unwrap_or_else(|p| p.into_inner());
                 let Some(session) = anchor.as_ref() else {
                     return Err(TokenError::Unavailable(format!(
                         "{function}: the token is being re-initialised"
                     )));
                 };
-                self.traced(function, session, mech, &f)
+                let (result, rv) = self.traced(function, session, mech, &f);
+                (seen, result, rv)
             };
             let e = match result {
                 Ok(v) => return Ok(v),
