@@ -966,17 +966,19 @@ impl LogFile {
     /// refused; and the next write zero-fills from `at` before its records (`allocated`).
     fn cut(&mut self, at: u64, written_to: u64) -> std::io::Result<()> {
         self.allocated = at;
+        self.truncate(at)
+            .and_then(|()| self.file.sync_all())
+            .inspect_err(|_| {
+                let _ = self.write_zeros(at, written_to);
+            })
+    }
+
+    fn truncate(&self, at: u64) -> std::io::Result<()> {
         #[cfg(test)]
-        let cut = if tests::injected(&tests::FAIL_CUT) {
-            Err(std::io::Error::other("injected truncate failure"))
-        } else {
-            self.file.set_len(at)
-        };
-        #[cfg(not(test))]
-        let cut = self.file.set_len(at);
-        cut.and_then(|()| self.file.sync_all()).inspect_err(|_| {
-            let _ = self.write_zeros(at, written_to);
-        })
+        if tests::injected(&tests::FAIL_CUT) {
+            return Err(std::io::Error::other("injected truncate failure"));
+        }
+        self.file.set_len(at)
     }
 }
 
@@ -1593,6 +1595,22 @@ mod tests {
         (dir, store, kept)
     }
 
+    /// The change of `uid`'s State to `state`, as a commit takes it.
+    fn set_state(uid: &str, state: u32) -> Vec<Change> {
+        vec![Change::State {
+            uid: uid.to_string(),
+            state,
+        }]
+    }
+
+    /// Checks that a commit was refused as a failed write whose message has `text`.
+    fn assert_write_failed<T: std::fmt::Debug>(r: Result<T, StoreError>, text: &str) {
+        assert!(
+            matches!(r, Err(StoreError::WriteFailed(ref m)) if m.contains(text)),
+            "{r:?}"
+        );
+    }
+
     /// A key named `name` with a 32-byte value, like the objects of a real store.
     fn named_key(name: &str) -> StoredObject {
         let mut o = bare_key();
@@ -1787,14 +1805,7 @@ mod tests {
         let (dir, store, kept) = store_with_one_key("failed-gen");
         // Another writer's write fails after this commit applied its change, before it seals.
         fail_a_write_before_the_next_seal();
-        let refused = store.commit(vec![Change::State {
-            uid: kept.clone(),
-            state: 2,
-        }]);
-        assert!(
-            matches!(refused, Err(StoreError::WriteFailed(ref m)) if m.contains("injected")),
-            "{refused:?}"
-        );
+        assert_write_failed(store.commit(set_state(&kept, 2)), "injected");
         assert_eq!(store.with_object(&kept, |o| o.state), Some(1), "undone");
         // The next commit rebuilds memory from the file and goes on.
         store
@@ -1811,23 +1822,13 @@ mod tests {
     #[test]
     fn a_write_that_fails_and_cannot_be_cut_back_says_so_and_the_store_goes_on() {
         let (dir, store, kept) = store_with_one_key("uncut");
-        let change_state = |state| {
-            vec![Change::State {
-                uid: kept.clone(),
-                state,
-            }]
-        };
         // A handle that can neither write nor truncate: the write fails, and so does the cut.
         let read_only = File::open(&store.path).expect("open read-only");
         let writable = std::mem::replace(&mut store.file.lock().expect("file").file, read_only);
-        let refused = store.commit(change_state(2));
-        assert!(
-            matches!(refused, Err(StoreError::WriteFailed(ref m)) if m.contains("cutting the file back")),
-            "{refused:?}"
-        );
+        assert_write_failed(store.commit(set_state(&kept, 2)), "cutting the file back");
         store.file.lock().expect("file").file = writable;
         store
-            .commit(change_state(3))
+            .commit(set_state(&kept, 3))
             .expect("a commit after the failure");
         drop(store);
         let (store, report) = Store::open(&dir, &Key256([7; 32]), "test", false).expect("reopen");
@@ -1842,14 +1843,7 @@ mod tests {
         // The records reach the file, their sync fails, and so does the truncate.
         FAIL_SYNC.with(|f| f.set(true));
         FAIL_CUT.with(|f| f.set(true));
-        let refused = store.commit(vec![Change::State {
-            uid: kept.clone(),
-            state: 2,
-        }]);
-        assert!(
-            matches!(refused, Err(StoreError::WriteFailed(ref m)) if m.contains("cutting the file back")),
-            "{refused:?}"
-        );
+        assert_write_failed(store.commit(set_state(&kept, 2)), "cutting the file back");
         // The next commit rebuilds memory from the file: the refused change is not in it.
         store
             .commit(vec![Change::Create(bare_key())])
@@ -1872,16 +1866,10 @@ mod tests {
         // follows reads a file that never saw that number.
         let in_flight = store.reserve_uid().expect("a number");
         fail_a_write_before_the_next_seal();
-        let change_state = || {
-            vec![Change::State {
-                uid: kept.clone(),
-                state: 2,
-            }]
-        };
-        assert!(store.commit(change_state()).is_err());
+        assert!(store.commit(set_state(&kept, 2)).is_err());
         // This commit reloads memory from the file; the Create after it reserves its number.
         store
-            .commit(change_state())
+            .commit(set_state(&kept, 2))
             .expect("a commit after the failure");
         let next: u64 = store
             .commit(vec![Change::Create(bare_key())])

@@ -602,11 +602,7 @@ impl Pkcs11Token {
                 Attempt::Done(v)
             }
             Err(e) => {
-                let health = match rv {
-                    Some(rv) if session_lost(rv) => Health::SessionLost,
-                    Some(rv) if token_suspect(rv) && !self.token_answers() => Health::TokenGone,
-                    _ => Health::Good,
-                };
+                let health = self.health_after(rv);
                 if health == Health::Good {
                     self.checkin(session);
                 } else {
@@ -614,6 +610,15 @@ impl Pkcs11Token {
                 }
                 Attempt::Failed(e, rv, health)
             }
+        }
+    }
+
+    /// What a call that failed with `rv` says of its session and the token.
+    fn health_after(&self, rv: Option<RvError>) -> Health {
+        match rv {
+            Some(rv) if session_lost(rv) => Health::SessionLost,
+            Some(rv) if token_suspect(rv) && !self.token_answers() => Health::TokenGone,
+            _ => Health::Good,
         }
     }
 
@@ -700,9 +705,7 @@ impl Pkcs11Token {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
-            let lost = rv
-                .is_some_and(|rv| session_lost(rv) || (token_suspect(rv) && !self.token_answers()));
-            if !lost || reinitialised {
+            if self.health_after(rv) == Health::Good || reinitialised {
                 return Err(call_err(function, e));
             }
             log::warn(&format!(
