@@ -468,6 +468,11 @@ pub fn run_python(script: &str, args: &[String]) -> (bool, String) {
 /// KEK imported with `ksg pkcs11 import-kek` and named by KEKKeyPath; mutual TLS with the
 /// development PKI when `tls`, else plain TCP.
 pub fn softhsm_gateway(name: &str, tls: bool) -> Gateway {
+    softhsm_gateway_with(name, tls, "")
+}
+
+/// [`softhsm_gateway`] with `extra` lines added to its `ksg.conf` (`pkcs11Trace = info`, say).
+pub fn softhsm_gateway_with(name: &str, tls: bool, extra: &str) -> Gateway {
     let dir = TempDir::new(name);
     let conf = super::softhsm_token(&dir.0, "ksg-conf", "1234");
     let data = dir.0.join("data");
@@ -508,7 +513,7 @@ pub fn softhsm_gateway(name: &str, tls: bool) -> Gateway {
     let confs = dir.0.join("confs");
     std::fs::create_dir_all(&confs).expect("mkdir");
     let ksg_conf = format!(
-        "[p6ksg-gen]\ngateFlags = 0\nHSM_pin = \"1234\"\nKEKKeyPath = \"{}\"\n",
+        "[p6ksg-gen]\ngateFlags = 0\nHSM_pin = \"1234\"\nKEKKeyPath = \"{}\"\n{extra}",
         kek.display()
     );
     for (file, text) in [
