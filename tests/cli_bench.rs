@@ -61,6 +61,14 @@ fn every_load_runs_clean_and_reports_its_figures() {
             "{op}: {text}"
         );
         assert!(text.contains("server resident memory"), "{op}: {text}");
+        let client_cpu = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("load generator CPU: "))
+            .and_then(|l| l.split(' ').next()?.parse::<f64>().ok());
+        assert!(
+            client_cpu.is_some_and(|us| us > 0.0),
+            "{op}: the load generator's own CPU per request: {text}"
+        );
     }
 
     // The lifecycle load against two servers (here the same gateway under two names), at two
@@ -115,5 +123,16 @@ fn every_load_runs_clean_and_reports_its_figures() {
         "a header and one line per run:\n{lines}"
     );
     assert!(lines.starts_with("op,connections,encoding,batch,"));
+    assert!(
+        lines
+            .lines()
+            .next()
+            .is_some_and(|h| h.ends_with(",server,client_cpu_us_per_op")),
+        "{lines}"
+    );
+    for line in lines.lines().skip(1) {
+        let client_cpu = line.rsplit(',').next().and_then(|v| v.parse::<f64>().ok());
+        assert!(client_cpu.is_some_and(|us| us > 0.0), "{line}");
+    }
     assert_eq!(lines.matches("lifecycle,").count(), 4, "{lines}");
 }

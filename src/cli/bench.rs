@@ -42,6 +42,7 @@ second, latency percentiles (p50, p90, p99, max) and errors.
   --server-pid PID     the server's process (with several servers, one per --server, in the
                        same order): report its CPU time per request (from /proc/PID/stat, with
                        its child processes') and sample its resident memory every second
+                       (the load generator's own CPU per request is reported either way)
   --rss-csv FILE       write those memory samples (seconds, KiB) to FILE
   --plot FILE.svg      draw throughput against connections, a line per server
 
@@ -130,6 +131,9 @@ struct Measured {
     latencies_us: Vec<u32>,
     first_error: Option<String>,
     cpu_us_per_op: Option<f64>,
+    /// This process's own CPU per request: on a machine it shares with the server, what the
+    /// load generator takes from it.
+    client_cpu_us_per_op: Option<f64>,
     rss: Vec<(u64, u64)>,
 }
 
@@ -258,6 +262,7 @@ fn measure(
     drop(setup);
 
     let cpu_before = pid.and_then(cpu_ticks);
+    let own_cpu_before = cpu_ticks(std::process::id());
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = pid.map(|p| {
         let stop = stop.clone();
@@ -282,6 +287,7 @@ fn measure(
     let elapsed = started.elapsed();
     stop.store(true, Ordering::SeqCst);
     let cpu_after = pid.and_then(cpu_ticks);
+    let own_cpu_after = cpu_ticks(std::process::id());
     let rss = sampler.and_then(|h| h.join().ok()).unwrap_or_default();
 
     let mut m = Measured {
@@ -293,6 +299,7 @@ fn measure(
         latencies_us: Vec::new(),
         first_error: None,
         cpu_us_per_op: None,
+        client_cpu_us_per_op: None,
         rss,
     };
     for r in results {
@@ -303,11 +310,14 @@ fn measure(
         m.first_error = m.first_error.or(w.first_error);
     }
     m.latencies_us.sort_unstable();
-    if let (Some(b), Some(a)) = (cpu_before, cpu_after)
-        && m.ops > 0
-    {
-        m.cpu_us_per_op = Some((a - b) as f64 * 1e6 / clock_ticks_per_second() / m.ops as f64);
-    }
+    let per_op = |before: Option<u64>, after: Option<u64>| match (before, after) {
+        (Some(b), Some(a)) if m.ops > 0 => {
+            Some(a.saturating_sub(b) as f64 * 1e6 / clock_ticks_per_second() / m.ops as f64)
+        }
+        _ => None,
+    };
+    m.cpu_us_per_op = per_op(cpu_before, cpu_after);
+    m.client_cpu_us_per_op = per_op(own_cpu_before, own_cpu_after);
     Ok(m)
 }
 
@@ -345,6 +355,9 @@ fn report(args: &Args, plan: &Plan, m: &Measured) -> Result<(), Failure> {
     if let Some(us) = m.cpu_us_per_op {
         println!("  server CPU: {us:.1} µs per operation");
     }
+    if let Some(us) = m.client_cpu_us_per_op {
+        println!("  load generator CPU: {us:.1} µs per operation");
+    }
     if let (Some(first), Some(last)) = (m.rss.first(), m.rss.last()) {
         let max = m.rss.iter().map(|r| r.1).max().unwrap_or(0);
         println!(
@@ -367,10 +380,10 @@ fn report(args: &Args, plan: &Plan, m: &Measured) -> Result<(), Failure> {
             .map_err(|e| Failure::Run(format!("{path}: {e}")))?;
         let mut line = String::new();
         if new {
-            line.push_str("op,connections,encoding,batch,seconds,ops_per_s,p50_us,p90_us,p99_us,max_us,errors,server_cpu_us_per_op,server\n");
+            line.push_str("op,connections,encoding,batch,seconds,ops_per_s,p50_us,p90_us,p99_us,max_us,errors,server_cpu_us_per_op,server,client_cpu_us_per_op\n");
         }
         line.push_str(&format!(
-            "{op_name},{},{encoding},{},{:.1},{:.0},{},{},{},{},{},{},{}\n",
+            "{op_name},{},{encoding},{},{:.1},{:.0},{},{},{},{},{},{},{},{}\n",
             m.connections,
             plan.batch,
             m.elapsed.as_secs_f64(),
@@ -381,7 +394,9 @@ fn report(args: &Args, plan: &Plan, m: &Measured) -> Result<(), Failure> {
             m.latencies_us.last().copied().unwrap_or(0),
             m.errors,
             m.cpu_us_per_op.map_or(String::new(), |c| format!("{c:.1}")),
-            m.server
+            m.server,
+            m.client_cpu_us_per_op
+                .map_or(String::new(), |c| format!("{c:.1}"))
         ));
         f.write_all(line.as_bytes())
             .map_err(|e| Failure::Run(format!("{path}: {e}")))?;
