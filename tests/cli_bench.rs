@@ -135,4 +135,24 @@ fn every_load_runs_clean_and_reports_its_figures() {
         assert!(client_cpu.is_some_and(|us| us > 0.0), "{line}");
     }
     assert_eq!(lines.matches("lifecycle,").count(), 4, "{lines}");
+
+    // A CSV file begun by a ksg bench with other columns is refused before any load runs.
+    let old = gw.dir.0.join("old.csv");
+    let old_text = "op,connections,encoding,batch,seconds,ops_per_s,p50_us,p90_us,p99_us,max_us,errors,server_cpu_us_per_op,server\nget,1,ttlv,1,1.0,100,1,1,1,1,0,,x\n";
+    std::fs::write(&old, old_text).expect("old csv");
+    let out = Command::new(env!("CARGO_BIN_EXE_ksg"))
+        .args(["bench", "--server", &addr, "--op", "get", "--duration", "1"])
+        .args(pki(&tls))
+        .arg("--csv")
+        .arg(&old)
+        .output()
+        .expect("ksg bench");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("give a new file"), "{err}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("ops/s"),
+        "no load ran"
+    );
+    assert_eq!(std::fs::read_to_string(&old).expect("old csv"), old_text);
 }

@@ -214,6 +214,9 @@ fn bench(args: &Args) -> Result<(), Failure> {
             servers.len()
         )));
     }
+    if let Some(path) = args.value("csv") {
+        check_csv_header(path)?;
+    }
     let mut all = Vec::new();
     for (i, server) in servers.iter().enumerate() {
         let (label, address) = server.split_once('=').unwrap_or((server, server));
@@ -311,8 +314,9 @@ fn measure(
     }
     m.latencies_us.sort_unstable();
     let per_op = |before: Option<u64>, after: Option<u64>| match (before, after) {
-        (Some(b), Some(a)) if m.ops > 0 => {
-            Some(a.saturating_sub(b) as f64 * 1e6 / clock_ticks_per_second() / m.ops as f64)
+        // Less after than before: a child process went away unreaped; no figure then.
+        (Some(b), Some(a)) if m.ops > 0 && a >= b => {
+            Some((a - b) as f64 * 1e6 / clock_ticks_per_second() / m.ops as f64)
         }
         _ => None,
     };
@@ -372,7 +376,7 @@ fn report(args: &Args, plan: &Plan, m: &Measured) -> Result<(), Failure> {
         std::fs::write(path, text).map_err(|e| Failure::Run(format!("{path}: {e}")))?;
     }
     if let Some(path) = args.value("csv") {
-        let new = !std::path::Path::new(path).exists();
+        let new = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -380,7 +384,8 @@ fn report(args: &Args, plan: &Plan, m: &Measured) -> Result<(), Failure> {
             .map_err(|e| Failure::Run(format!("{path}: {e}")))?;
         let mut line = String::new();
         if new {
-            line.push_str("op,connections,encoding,batch,seconds,ops_per_s,p50_us,p90_us,p99_us,max_us,errors,server_cpu_us_per_op,server,client_cpu_us_per_op\n");
+            line.push_str(CSV_HEADER);
+            line.push('\n');
         }
         line.push_str(&format!(
             "{op_name},{},{encoding},{},{:.1},{:.0},{},{},{},{},{},{},{},{}\n",
@@ -402,6 +407,26 @@ fn report(args: &Args, plan: &Plan, m: &Measured) -> Result<(), Failure> {
             .map_err(|e| Failure::Run(format!("{path}: {e}")))?;
     }
     Ok(())
+}
+
+const CSV_HEADER: &str = "op,connections,encoding,batch,seconds,ops_per_s,p50_us,p90_us,p99_us,max_us,errors,server_cpu_us_per_op,server,client_cpu_us_per_op";
+
+/// Refuses, before any load runs, a CSV file whose header is not this version's: its lines
+/// would not have the columns their header names.
+fn check_csv_header(path: &str) -> Result<(), Failure> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Failure::Run(format!("{path}: {e}"))),
+    };
+    match text.lines().next() {
+        None => Ok(()),
+        Some(header) if header == CSV_HEADER => Ok(()),
+        Some(_) => Err(Failure::Usage(format!(
+            "--csv {path}: its header names other columns than this ksg bench writes \
+             ({CSV_HEADER}); give a new file"
+        ))),
+    }
 }
 
 /// The closing comparison of several servers under the same load: each against the first.
