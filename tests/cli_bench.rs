@@ -136,6 +136,24 @@ fn every_load_runs_clean_and_reports_its_figures() {
     }
     assert_eq!(lines.matches("lifecycle,").count(), 4, "{lines}");
 
+    // A --server-pid that names no process: the run goes on and says why it has no CPU figure.
+    let out = Command::new(env!("CARGO_BIN_EXE_ksg"))
+        .args(["bench", "--server", &addr, "--op", "get", "--duration", "1"])
+        .args(pki(&tls))
+        .args(["--server-pid", "4000000000"])
+        .output()
+        .expect("ksg bench");
+    let (text, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{text}{err}");
+    assert!(!text.contains("server CPU"), "{text}");
+    assert!(
+        err.contains("process 4000000000 was not there when the load began"),
+        "{err}"
+    );
+
     // A CSV file begun by a ksg bench with other columns is refused before any load runs.
     let old = gw.dir.0.join("old.csv");
     let old_text = "op,connections,encoding,batch,seconds,ops_per_s,p50_us,p90_us,p99_us,max_us,errors,server_cpu_us_per_op,server\nget,1,ttlv,1,1.0,100,1,1,1,1,0,,x\n";

@@ -321,6 +321,19 @@ fn measure(
         _ => None,
     };
     m.cpu_us_per_op = per_op(cpu_before, cpu_after);
+    if let Some(p) = pid
+        && m.cpu_us_per_op.is_none()
+    {
+        // Said, not silently left out: a wrong or restarted PID is a mistake in the set-up.
+        eprintln!(
+            "ksg bench: no CPU figure for {server}: process {p} {}",
+            match (cpu_before, cpu_after) {
+                (None, _) => "was not there when the load began",
+                (_, None) => "was gone when the load ended",
+                _ => "used less CPU at the end than at the start (a child went unreaped)",
+            }
+        );
+    }
     m.client_cpu_us_per_op = per_op(own_cpu_before, own_cpu_after);
     Ok(m)
 }
