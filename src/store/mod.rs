@@ -255,6 +255,7 @@ fn scan_with(
         Err(HeaderError::NotAKeystore(m)) => {
             return Err(StoreError::NotAKeystore(format!("{}: {m}", path.display())));
         }
+        Err(HeaderError::NoRandom(m)) => return Err(io(path, m)),
     };
     let mut s = Scan::empty(hsm_name, keys, &header, false);
     s.index.reserve(expected_objects(file_len));

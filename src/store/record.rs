@@ -72,17 +72,18 @@ struct Nonces {
 }
 
 impl Nonces {
-    fn new() -> Nonces {
+    /// No generator, no keys: a start made up without one (the clock, say) could meet another
+    /// open's, and a GCM nonce must never repeat under its key.
+    fn new() -> Result<Nonces, String> {
         let mut start = [0u8; 16];
-        if getrandom::fill(&mut start[4..]).is_err() {
-            // No generator: the clock, in nanoseconds, keeps two opens apart.
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            start[4..].copy_from_slice(&t.to_be_bytes()[4..]);
-        }
+        getrandom::fill(&mut start[4..])
+            .map_err(|e| format!("no random numbers for record nonces: {e}"))?;
+        Ok(Nonces::starting_at(u128::from_be_bytes(start)))
+    }
+
+    fn starting_at(start: u128) -> Nonces {
         Nonces {
-            start: u128::from_be_bytes(start),
+            start,
             taken: AtomicU64::new(0),
         }
     }
@@ -136,7 +137,7 @@ impl FileKeys {
         wrapping_key(store_key, &salt)
             .wrap_key(&data_key.0, &mut wrapped)
             .map_err(|e| e.to_string())?;
-        Ok(FileKeys::from_data_key(&data_key, wrapped, salt, version))
+        FileKeys::from_data_key(&data_key, wrapped, salt, version)
     }
 
     fn from_data_key(
@@ -144,20 +145,20 @@ impl FileKeys {
         wrapped: [u8; 40],
         salt: [u8; 32],
         version: u32,
-    ) -> FileKeys {
+    ) -> Result<FileKeys, String> {
         let enc = data_key.derive("enc", &salt);
         let mac = data_key.derive("mac", &salt);
-        FileKeys {
+        Ok(FileKeys {
             enc: LessSafeKey::new(
                 UnboundKey::new(&AES_256_GCM, &enc.0).expect("a 32-byte AES-256-GCM key"),
             ),
-            nonces: Arc::new(Nonces::new()),
+            nonces: Arc::new(Nonces::new()?),
             mac: <HmacSha256 as KeyInit>::new_from_slice(&mac.0)
                 .expect("HMAC takes any key length"),
             wrapped,
             salt,
             version,
-        }
+        })
     }
 
     fn hmac(&self) -> HmacSha256 {
@@ -253,6 +254,8 @@ pub enum HeaderError {
     NotAKeystore(String),
     /// The data key does not unwrap: sealed with another store key.
     WrongKey,
+    /// The operating system's random generator failed (the keys need it for record nonces).
+    NoRandom(String),
 }
 
 /// Checks a file header against the store key and returns the file's keys.
@@ -276,7 +279,7 @@ pub fn open_header(store_key: &Key256, header: &[u8]) -> Result<FileKeys, Header
     wrapping_key(store_key, &salt)
         .unwrap_key(&wrapped, &mut data_key.0)
         .map_err(|_| HeaderError::WrongKey)?;
-    Ok(FileKeys::from_data_key(&data_key, wrapped, salt, version))
+    FileKeys::from_data_key(&data_key, wrapped, salt, version).map_err(HeaderError::NoRandom)
 }
 
 /// A parsed record header.
@@ -428,6 +431,18 @@ mod tests {
             open_header(&store, &unknown),
             Err(HeaderError::NotAKeystore(m)) if m.contains("version 3")
         ));
+    }
+
+    /// Counting past the top of the 96-bit nonce space wraps to its bottom, still distinct.
+    #[test]
+    fn nonces_wrap_within_96_bits() {
+        let top = (1u128 << 96) - 2;
+        let n = Nonces::starting_at(top);
+        let got: Vec<[u8; NONCE]> = (0..4).map(|_| n.next()).collect();
+        let mut expected = vec![[0xff; NONCE], [0xff; NONCE], [0; NONCE], [0; NONCE]];
+        expected[0][NONCE - 1] = 0xfe;
+        expected[3][NONCE - 1] = 1;
+        assert_eq!(got, expected);
     }
 
     fn nonce_of(record: &[u8]) -> [u8; NONCE] {
