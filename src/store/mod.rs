@@ -1411,17 +1411,38 @@ fn open_locked(path: &Path, store_key: &Key256) -> Result<File, StoreError> {
         let keys = FileKeys::new(store_key).map_err(StoreError::Io)?;
         write_new_file(path, &keys.file_header(), &[])?;
     }
-    // Written at explicit offsets (records overwrite the zeros made ahead), not appended.
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| io(path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(path.to_path_buf())),
-        Err(std::fs::TryLockError::Error(e)) => Err(io(path, e)),
+    // A compaction renames its new file over the path: one that did so between this open and
+    // this lock would leave the lock, and every later write, on the file it replaced, while the
+    // scan reads the new one. So the locked file must still be the one the path names.
+    for _ in 0..3 {
+        // Written at explicit offsets (records overwrite the zeros made ahead), not appended.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| io(path, e))?;
+        #[cfg(test)]
+        tests::between_open_and_lock(path);
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked(path.to_path_buf()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(path, e)),
+        }
+        if still_at(path, &file).map_err(|e| io(path, e))? {
+            return Ok(file);
+        }
     }
+    // Replaced under us each time: another process is at work on it.
+    Err(StoreError::Locked(path.to_path_buf()))
+}
+
+/// Whether `path` still names `file` (the same device and inode).
+fn still_at(path: &Path, file: &File) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let (named, held) = (std::fs::metadata(path)?, file.metadata()?);
+    Ok(named.dev() == held.dev() && named.ino() == held.ino())
 }
 
 /// What compaction did.
@@ -1531,10 +1552,13 @@ mod tests {
 
     /// What a test injects between a commit's apply and its seal.
     type Hook = Box<dyn FnOnce(&Store)>;
+    type PathHook = Box<dyn FnOnce(&Path)>;
 
     thread_local! {
         /// Runs on this thread between a commit's apply and its seal, once.
         static BEFORE_SEAL: RefCell<Option<Hook>> = RefCell::new(None);
+        /// Runs on this thread between opening the keystore file and locking it, once.
+        static BETWEEN_OPEN_AND_LOCK: RefCell<Option<PathHook>> = RefCell::new(None);
         /// The next `sync_data` of a write led by this thread fails, once.
         pub(super) static FAIL_SYNC: Cell<bool> = const { Cell::new(false) };
         /// The next cut back of a failed write led by this thread fails, once.
@@ -1544,6 +1568,53 @@ mod tests {
     /// Whether a failure was injected into `flag` on this thread; it is taken.
     pub(super) fn injected(flag: &'static thread::LocalKey<Cell<bool>>) -> bool {
         flag.with(|f| f.replace(false))
+    }
+
+    pub(super) fn between_open_and_lock(path: &Path) {
+        if let Some(f) = BETWEEN_OPEN_AND_LOCK.with(|h| h.borrow_mut().take()) {
+            f(path);
+        }
+    }
+
+    /// A compaction's rename lands between the gateway's open of the file and its lock: the
+    /// gateway locks and writes the new file, so what it commits is there when it opens again
+    /// (before, the lock and the writes stayed on the replaced file, and were lost with it).
+    #[test]
+    fn a_keystore_replaced_between_open_and_lock_is_opened_anew() {
+        let (dir, store, _) = store_with_one_key("replaced-old");
+        drop(store);
+        // The replacement holds one object more than the file it replaces.
+        let (other, other_store, _) = store_with_one_key("replaced-new");
+        let only_new = other_store
+            .commit(vec![Change::Create(bare_key())])
+            .expect("create")[0]
+            .uid
+            .clone()
+            .expect("uid");
+        drop(other_store);
+        let replacement = other.join(FILE_NAME);
+        BETWEEN_OPEN_AND_LOCK.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move |path: &Path| {
+                std::fs::rename(&replacement, path).expect("rename over");
+            }));
+        });
+        let (store, _) = Store::open(&dir, &Key256([7; 32]), "test", false).expect("open");
+        assert!(
+            store.with_object(&only_new, |_| ()).is_some(),
+            "the replacement was read"
+        );
+        let added = store
+            .commit(vec![Change::Create(bare_key())])
+            .expect("create")[0]
+            .uid
+            .clone()
+            .expect("uid");
+        drop(store);
+        let (store, _) = Store::open(&dir, &Key256([7; 32]), "test", false).expect("reopen");
+        assert!(
+            store.with_object(&added, |_| ()).is_some(),
+            "the create after the replacement is in the file the path names"
+        );
     }
 
     pub(super) fn before_seal(store: &Store) {
