@@ -1585,12 +1585,7 @@ mod tests {
         drop(store);
         // The replacement holds one object more than the file it replaces.
         let (other, other_store, _) = store_with_one_key("replaced-new");
-        let only_new = other_store
-            .commit(vec![Change::Create(bare_key())])
-            .expect("create")[0]
-            .uid
-            .clone()
-            .expect("uid");
+        let only_new = create_bare_key(&other_store);
         drop(other_store);
         let replacement = other.join(FILE_NAME);
         BETWEEN_OPEN_AND_LOCK.with(|h| {
@@ -1603,12 +1598,7 @@ mod tests {
             store.with_object(&only_new, |_| ()).is_some(),
             "the replacement was read"
         );
-        let added = store
-            .commit(vec![Change::Create(bare_key())])
-            .expect("create")[0]
-            .uid
-            .clone()
-            .expect("uid");
+        let added = create_bare_key(&store);
         drop(store);
         let (store, _) = Store::open(&dir, &Key256([7; 32]), "test", false).expect("reopen");
         assert!(
@@ -1658,13 +1648,18 @@ mod tests {
     fn store_with_one_key(test: &str) -> (crate::test_dir::TempDir, Store, String) {
         let dir = crate::test_dir::TempDir::new(test);
         let (store, _) = Store::open(&dir, &Key256([7; 32]), "test", false).expect("open");
-        let kept = store
+        let kept = create_bare_key(&store);
+        (dir, store, kept)
+    }
+
+    /// Commits a new bare key; its Unique Identifier.
+    fn create_bare_key(store: &Store) -> String {
+        store
             .commit(vec![Change::Create(bare_key())])
             .expect("create")[0]
             .uid
             .clone()
-            .expect("uid");
-        (dir, store, kept)
+            .expect("uid")
     }
 
     /// The change of `uid`'s State to `state`, as a commit takes it.
