@@ -265,7 +265,7 @@ fn measure(
     drop(setup);
 
     let cpu_before = pid.and_then(cpu_ticks);
-    let own_cpu_before = cpu_ticks(std::process::id());
+    let own_cpu_before = own_cpu_ticks();
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = pid.map(|p| {
         let stop = stop.clone();
@@ -290,7 +290,7 @@ fn measure(
     let elapsed = started.elapsed();
     stop.store(true, Ordering::SeqCst);
     let cpu_after = pid.and_then(cpu_ticks);
-    let own_cpu_after = cpu_ticks(std::process::id());
+    let own_cpu_after = own_cpu_ticks();
     let rss = sampler.and_then(|h| h.join().ok()).unwrap_or_default();
 
     let mut m = Measured {
@@ -849,13 +849,8 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
         .ok()?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|p| {
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-            // Fields after the parenthesised command name: state is field 3, ppid 4, utime 14,
-            // stime 15, cutime 16, cstime 17.
-            let rest = stat.rsplit_once(')')?.1;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
-            Some((p, n(1)? as u32, n(11)? + n(12)? + n(13)? + n(14)?))
+            let (ppid, ticks) = stat_ticks(&p.to_string())?;
+            Some((p, ppid, ticks))
         })
         .collect();
     all.iter().find(|(p, _, _)| *p == pid)?;
@@ -872,6 +867,22 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
         }
     }
     Some(total)
+}
+
+/// This process's own CPU time in clock ticks (it has no children to count).
+fn own_cpu_ticks() -> Option<u64> {
+    stat_ticks("self").map(|(_, ticks)| ticks)
+}
+
+/// (parent, utime + stime + cutime + cstime) of `/proc/PROC/stat`.
+fn stat_ticks(proc: &str) -> Option<(u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{proc}/stat")).ok()?;
+    // Fields after the parenthesised command name: state is field 3, ppid 4, utime 14,
+    // stime 15, cutime 16, cstime 17.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    Some((n(1)? as u32, n(11)? + n(12)? + n(13)? + n(14)?))
 }
 
 /// Clock ticks per second (USER_HZ, 100 on Linux).
